@@ -1,0 +1,30 @@
+"""The pure-Python packet core: the readable reference a learner studies.
+
+Every name here has a twin of the same name in the compiled core
+``netlab._core`` (built from ``src_c/``), giving the same results and raising
+the same errors. Read these modules to learn how the bytes are laid out; run
+the compiled twin when you need speed. ``netlab.packet`` picks one at import.
+"""
+from netlab._pycore.checksum import internet_checksum, pseudo_header_sum
+from netlab._pycore.headers import (
+    TCP_FLAG_NAMES,
+    decode_ipv4,
+    decode_packet,
+    decode_tcp,
+    decode_udp,
+    tcp_flag_names,
+)
+
+BACKEND = "python"
+
+__all__ = [
+    "BACKEND",
+    "TCP_FLAG_NAMES",
+    "decode_ipv4",
+    "decode_packet",
+    "decode_tcp",
+    "decode_udp",
+    "internet_checksum",
+    "pseudo_header_sum",
+    "tcp_flag_names",
+]

@@ -1,0 +1,1 @@
+"""One module per command; each offers ``register(subparsers)`` (see netlab.cli)."""

@@ -1,0 +1,89 @@
+"""The public packet API: one import, the fastest backend available.
+
+The backend is chosen once, at import:
+
+* ``netlab._core``, compiled from ``src_c/`` by Cython, when it is built;
+* ``netlab._pycore``, the pure-Python twin, when ``NETLAB_PURE_PYTHON=1`` is
+  set or the compiled core is missing.
+
+Both expose the same names with the same results, so code written against
+``netlab.packet`` runs unchanged on either. ``BACKEND`` says which is live
+(``"cython"`` or ``"python"``) and ``BACKEND_REASON`` why.
+"""
+from __future__ import annotations
+
+import os
+from types import ModuleType
+
+from netlab.errors import DecodeError
+
+__all__ = [
+    "BACKEND",
+    "BACKEND_REASON",
+    "DecodeError",
+    "TCP_FLAG_NAMES",
+    "backends",
+    "decode_ipv4",
+    "decode_packet",
+    "decode_tcp",
+    "decode_udp",
+    "internet_checksum",
+    "load_backend",
+    "pseudo_header_sum",
+    "tcp_flag_names",
+]
+
+OPT_OUT = "NETLAB_PURE_PYTHON"
+
+
+def pure_python_requested() -> bool:
+    """True when the environment asks for the pure-Python core."""
+    return os.environ.get(OPT_OUT, "").strip() not in ("", "0")
+
+
+def load_backend(name: str) -> ModuleType:
+    """Import one backend by name: ``"cython"`` or ``"python"``."""
+    if name == "cython":
+        from netlab import _core
+
+        return _core
+    if name == "python":
+        from netlab import _pycore
+
+        return _pycore
+    raise ValueError(f"unknown backend {name!r}: choose 'cython' or 'python'")
+
+
+def backends() -> dict:
+    """Every backend that can be imported here, by name (for side-by-side runs)."""
+    found = {}
+    for name in ("cython", "python"):
+        try:
+            found[name] = load_backend(name)
+        except ImportError:
+            pass
+    return found
+
+
+def _choose() -> tuple:
+    if pure_python_requested():
+        return load_backend("python"), f"{OPT_OUT} is set"
+    try:
+        return load_backend("cython"), "compiled core loaded"
+    except ImportError as exc:
+        return load_backend("python"), (
+            f"compiled core not built ({exc}); rebuild with: python setup.py build_ext --inplace"
+        )
+
+
+_impl, BACKEND_REASON = _choose()
+BACKEND: str = _impl.BACKEND
+
+internet_checksum = _impl.internet_checksum
+pseudo_header_sum = _impl.pseudo_header_sum
+decode_ipv4 = _impl.decode_ipv4
+decode_tcp = _impl.decode_tcp
+decode_udp = _impl.decode_udp
+decode_packet = _impl.decode_packet
+tcp_flag_names = _impl.tcp_flag_names
+TCP_FLAG_NAMES = _impl.TCP_FLAG_NAMES

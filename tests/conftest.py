@@ -1,0 +1,88 @@
+"""Shared fixtures: both packet backends, the real CLI, free ports."""
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+
+import pytest
+
+from netlab.packet import backends, pure_python_requested
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+_BACKENDS = backends()
+_IDS = {"cython": "c", "python": "py"}
+
+
+@pytest.fixture(params=["cython", "python"], ids=lambda n: _IDS[n])
+def core(request):
+    """Each packet backend in turn: the compiled core ``[c]`` and its twin ``[py]``.
+
+    The compiled core is skipped only when NETLAB_PURE_PYTHON=1 asked for it;
+    otherwise its absence is a failure (test_backend makes it loud).
+    """
+    name = request.param
+    if name not in _BACKENDS:
+        if pure_python_requested():
+            pytest.skip("NETLAB_PURE_PYTHON=1: compiled core not built")
+        pytest.fail("the compiled core netlab._core did not import; "
+                    "rebuild with: python setup.py build_ext --inplace")
+    return _BACKENDS[name]
+
+
+@pytest.fixture(scope="session")
+def both_cores():
+    """Both backends at once, for differential tests (skips under the opt-out)."""
+    if "cython" not in _BACKENDS:
+        if pure_python_requested():
+            pytest.skip("NETLAB_PURE_PYTHON=1: compiled core not built")
+        pytest.fail("the compiled core netlab._core did not import")
+    return _BACKENDS["cython"], _BACKENDS["python"]
+
+
+def run_netlab(*args, input=None, timeout=60, env=None, check=False):
+    """Run the real CLI (``python -m netlab ARGS``) and return the CompletedProcess."""
+    full_env = dict(os.environ)
+    full_env.pop("NETLAB_DEBUG", None)
+    if env:
+        full_env.update(env)
+    return subprocess.run(
+        [sys.executable, "-m", "netlab", *map(str, args)],
+        input=input,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=full_env,
+        check=check,
+        cwd=ROOT,
+    )
+
+
+@pytest.fixture
+def netlab_cli():
+    """The real command line as a function: ``netlab_cli("info", "--json")``."""
+    return run_netlab
+
+
+def free_port(kind: int = socket.SOCK_STREAM, host: str = "127.0.0.1") -> int:
+    """A port the OS just handed out as free for ``kind`` on ``host``."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, kind) as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def free_port_both(host: str = "127.0.0.1") -> int:
+    """A port number free for TCP *and* UDP on ``host`` (tried a few times)."""
+    for _ in range(50):
+        port = free_port(socket.SOCK_STREAM, host)
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        with socket.socket(family, socket.SOCK_DGRAM) as u:
+            try:
+                u.bind((host, port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no port free for both TCP and UDP after 50 tries")
