@@ -55,16 +55,21 @@ def extensions():
     except ImportError as exc:
         raise SystemExit(f"{HINT}\n  cause: Cython is not installed ({exc})") from exc
     here = os.path.dirname(os.path.abspath(__file__))
-    src = os.path.join("src_c", "_core.pyx")
-    ext = Extension(
-        "netlab._core",
-        sources=[src],
-        include_dirs=[os.path.join(here, "src_c")],
-        extra_compile_args=["-O3"],
-    )
+    # Every src_c/_NAME.pyx becomes the extension module netlab._NAME
+    # (netlab._core is the packet core; others hold socket fast paths).
+    exts = [
+        Extension(
+            f"netlab.{name[:-4]}",
+            sources=[os.path.join("src_c", name)],
+            include_dirs=[os.path.join(here, "src_c")],
+            extra_compile_args=["-O3"],
+        )
+        for name in sorted(os.listdir(os.path.join(here, "src_c")))
+        if name.startswith("_") and name.endswith(".pyx")
+    ]
     try:
         return cythonize(
-            [ext],
+            exts,
             compiler_directives={
                 "language_level": "3",
                 "boundscheck": False,

@@ -1,0 +1,74 @@
+"""Binding a port, and explaining in plain words why it failed.
+
+Every server, relay and demo in netlab binds through :func:`bind_socket`, so a
+learner always gets the same clear answer: the port in use (and how to find the
+owner), a port below ``ip_unprivileged_port_start`` without privilege (and what
+to use instead), an address that is not on this machine.
+"""
+from __future__ import annotations
+
+import errno
+import socket
+
+from netlab import sysinfo
+from netlab.errors import NetlabError
+
+__all__ = ["bind_socket", "explain_bind_error", "family_for"]
+
+
+def family_for(host: str) -> int:
+    """AF_INET6 for an IPv6 literal such as ``::1``, AF_INET otherwise."""
+    return socket.AF_INET6 if ":" in host else socket.AF_INET
+
+
+def explain_bind_error(exc: OSError, proto: str, host: str, port: int) -> str:
+    """One line naming why binding ``proto`` ``host``:``port`` failed and the way out."""
+    where = f"{proto}://{'[' + host + ']' if ':' in host else host}:{port}"
+    start = sysinfo.unprivileged_port_start()
+    if exc.errno == errno.EADDRINUSE:
+        return (f"cannot bind {where}: port {port}/{proto} is already in use "
+                f"(find the owner with 'netlab netstat --listening' or 'ss -lnp'; "
+                f"or choose another port, 0 lets the OS pick)")
+    if exc.errno in (errno.EACCES, errno.EPERM):
+        if port < start:
+            alt = 7000 + port if 7000 + port <= 65535 else 0
+            return (f"cannot bind {where}: ports below {start} "
+                    f"(net.ipv4.ip_unprivileged_port_start on this machine) need root or "
+                    f"CAP_NET_BIND_SERVICE; run as root or use port {alt} instead")
+        return f"cannot bind {where}: permission denied ({exc.strerror})"
+    if exc.errno == errno.EADDRNOTAVAIL:
+        return (f"cannot bind {where}: {host} is not an address of this machine "
+                f"(use 127.0.0.1 or ::1 for loopback)")
+    name = errno.errorcode.get(exc.errno or 0, "error")
+    return f"cannot bind {where}: {exc.strerror or exc} ({name})"
+
+
+def bind_socket(proto: str, host: str, port: int, *, backlog: int = 128,
+                reuse_address: bool = True) -> socket.socket:
+    """Create a TCP (listening) or UDP socket bound to ``host``:``port``.
+
+    ``proto`` is ``"tcp"`` or ``"udp"``. TCP sockets get SO_REUSEADDR (so a
+    restarted server is not blocked by old TIME_WAIT connections) and are put
+    in listening state. Failures raise :class:`NetlabError` with an explanation.
+    """
+    kind = socket.SOCK_STREAM if proto == "tcp" else socket.SOCK_DGRAM
+    try:
+        sock = socket.socket(family_for(host), kind)
+    except OSError as exc:
+        raise NetlabError(f"cannot create a {proto} socket for {host}: {exc.strerror}") from None
+    try:
+        if proto == "tcp" and reuse_address:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if family_for(host) == socket.AF_INET6:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        sock.bind((host, port))
+        if proto == "tcp":
+            sock.listen(backlog)
+    except socket.gaierror as exc:
+        sock.close()
+        raise NetlabError(f"cannot bind {proto}://{host}:{port}: unknown host "
+                          f"({exc.strerror}); use an IP address such as 127.0.0.1") from None
+    except OSError as exc:
+        sock.close()
+        raise NetlabError(explain_bind_error(exc, proto, host, port)) from None
+    return sock
