@@ -27,17 +27,17 @@ __all__ = ["COMMAND_MODULES", "build_parser", "console_main", "main"]
 # Each issue's owner uncomments its line when the module lands.
 COMMAND_MODULES = (
     "netlab.commands.info",
-    # "netlab.commands.serve",        # echo discard chargen daytime time qotd (issue 3)
-    # "netlab.commands.ports",        # ports (issue 4)
-    # "netlab.commands.bindcheck",    # bindcheck (issue 4)
-    # "netlab.commands.independence", # independence (issue 4)
-    # "netlab.commands.netstat",      # netstat (issue 4)
-    # "netlab.commands.scan",         # scan (issue 4)
-    # "netlab.commands.redirect",     # redirect (issue 4, impairments issue 6)
-    # "netlab.commands.dissect",      # dissect and sniff (issue 5)
-    # "netlab.commands.bench",        # bench udp|tcp|echo|parse (issues 5, 6)
-    # "netlab.commands.lab",          # lab list|show|check (issue 7)
-    # "netlab.commands.tour",         # tour (issue 8)
+    "netlab.commands.serve",          # echo discard chargen daytime time qotd (issue 3)
+    "netlab.commands.ports",          # ports (issue 4)
+    "netlab.commands.bindcheck",      # bindcheck (issue 4)
+    "netlab.commands.independence",   # independence (issue 4)
+    "netlab.commands.netstat",        # netstat (issue 4)
+    "netlab.commands.scan",           # scan (issue 4)
+    "netlab.commands.redirect",       # redirect (issue 4, impairments issue 6)
+    "netlab.commands.dissect",        # dissect and sniff (issue 5)
+    "netlab.commands.bench",          # bench udp|tcp|echo|parse (issues 5, 6)
+    "netlab.commands.lab",            # lab list|show|check (issue 7)
+    "netlab.commands.tour",           # tour (issue 8)
 )
 
 

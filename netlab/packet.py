@@ -20,17 +20,28 @@ from netlab.errors import DecodeError
 __all__ = [
     "BACKEND",
     "BACKEND_REASON",
+    "CaptureError",
     "DecodeError",
+    "RECORD_FIELDS",
     "TCP_FLAG_NAMES",
+    "aggregate",
+    "aggregate_records",
     "backends",
+    "capture_info",
+    "decode_frame",
     "decode_ipv4",
     "decode_packet",
     "decode_tcp",
     "decode_udp",
+    "finish_stats",
     "internet_checksum",
+    "iter_records",
     "load_backend",
+    "proto_name",
     "pseudo_header_sum",
     "tcp_flag_names",
+    "tcp_options",
+    "tcp_state_name",
 ]
 
 OPT_OUT = "NETLAB_PURE_PYTHON"
@@ -87,3 +98,15 @@ decode_udp = _impl.decode_udp
 decode_packet = _impl.decode_packet
 tcp_flag_names = _impl.tcp_flag_names
 TCP_FLAG_NAMES = _impl.TCP_FLAG_NAMES
+# Captures (issue 5): records path, stats path, single frames, TCP options.
+CaptureError = _impl.CaptureError
+RECORD_FIELDS = _impl.RECORD_FIELDS
+iter_records = _impl.iter_records
+aggregate = _impl.aggregate
+aggregate_records = _impl.aggregate_records
+finish_stats = _impl.finish_stats
+capture_info = _impl.capture_info
+decode_frame = _impl.decode_frame
+tcp_options = _impl.tcp_options
+proto_name = _impl.proto_name
+tcp_state_name = _impl.tcp_state_name

@@ -14,3 +14,4 @@ BACKEND = "cython"
 
 include "checksum.pxi"
 include "headers.pxi"
+include "capture.pxi"

@@ -1,4 +1,18 @@
-"""The Sphinx docs build with warnings as errors, and their examples run."""
+"""The Sphinx docs build with warnings as errors, in English and Chinese, and match the code.
+
+* ``html`` and ``doctest`` builds with ``-W`` (the doctest builder runs every
+  ``.. doctest::`` block of the lessons against the installed package);
+* the Simplified Chinese build (``-D language=zh_CN``) with ``-W``, and its
+  lesson pages really are in Chinese;
+* the CLI reference lists every command and option of the live parser;
+* the console examples of the lessons marked as checked are run for real.
+"""
+from __future__ import annotations
+
+import argparse
+import html
+import os
+import re
 import subprocess
 import sys
 
@@ -8,12 +22,172 @@ from tests.conftest import ROOT
 
 pytestmark = pytest.mark.slow
 
+DOCS = os.path.join(ROOT, "docs")
 
-@pytest.mark.parametrize("builder", ["html", "doctest"])
-def test_docs_build_cleanly(tmp_path, builder):
-    out = subprocess.run(
+
+def _sphinx(builder, out, *extra):
+    return subprocess.run(
         [sys.executable, "-m", "sphinx", "-W", "--keep-going", "-q", "-b", builder,
-         "docs", str(tmp_path / builder)],
+         *extra, "docs", str(out)],
         capture_output=True, text=True, timeout=600, cwd=ROOT,
     )
-    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+
+
+@pytest.fixture(scope="module")
+def html_en(tmp_path_factory):
+    out = tmp_path_factory.mktemp("html-en")
+    result = _sphinx("html", out)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return out
+
+
+@pytest.fixture(scope="module")
+def html_zh(tmp_path_factory):
+    out = tmp_path_factory.mktemp("html-zh")
+    result = _sphinx("html", out, "-D", "language=zh_CN")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return out
+
+
+def _text(path) -> str:
+    """The visible text of a built HTML page's article, tags stripped."""
+    with open(path, encoding="utf-8") as f:
+        page = f.read()
+    start = page.find("<article")
+    page = page[start:page.find("</article>", start)] if start >= 0 else page
+    text = html.unescape(re.sub(r"<[^>]+>", "", page))
+    # Sphinx turns ' and " into typographic quotes; compare with plain ones.
+    return text.translate(str.maketrans("\u2018\u2019\u201c\u201d", "''\"\""))
+
+
+def test_html_builds_cleanly(html_en):
+    assert (html_en / "index.html").exists()
+    assert (html_en / "searchindex.js").exists()
+
+
+def test_doctests_pass(tmp_path):
+    result = _sphinx("doctest", tmp_path / "doctest")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    report = (tmp_path / "doctest" / "output.txt").read_text(encoding="utf-8")
+    assert "0 failures in tests" in report
+    # The lessons do carry doctests: an empty run would also say "0 failures".
+    assert re.search(r"^\s*[1-9]\d* tests", report, re.M), report[-2000:]
+
+
+LESSONS = ["ports", "tcp-udp", "binding", "services", "handshake", "netstat", "redirect",
+           "scanning", "amplification", "concurrency", "packets", "throughput", "setup"]
+
+
+@pytest.mark.parametrize("page", LESSONS)
+def test_every_lesson_built(html_en, page):
+    assert (html_en / "lessons" / f"{page}.html").exists()
+
+
+def _han(text: str) -> int:
+    return sum(1 for ch in text if "\u4e00" <= ch <= "\u9fff")
+
+
+def test_chinese_build_translates_the_lessons(html_zh, html_en):
+    for page in LESSONS:
+        zh = _text(html_zh / "lessons" / f"{page}.html")
+        en = _text(html_en / "lessons" / f"{page}.html")
+        # Most of the prose is Chinese; commands and output stay as they are.
+        assert _han(zh) > 100, f"lessons/{page}: only {_han(zh)} Chinese characters"
+        assert _han(en) == 0, f"lessons/{page}: the English page has Chinese in it"
+    with open(html_zh / "index.html", encoding="utf-8") as f:
+        index = f.read()
+    assert 'lang="zh-CN"' in index or 'lang="zh_CN"' in index
+
+
+def test_every_catalog_entry_is_translated():
+    """No message of the lesson catalogs is left empty or marked fuzzy."""
+    babel_pofile = pytest.importorskip("babel.messages.pofile")
+    folder = os.path.join(DOCS, "locale", "zh_CN", "LC_MESSAGES", "lessons")
+    names = sorted(n for n in os.listdir(folder) if n.endswith(".po"))
+    assert {n[:-3] for n in names} >= set(LESSONS)
+    for name in names:
+        with open(os.path.join(folder, name), "rb") as f:
+            catalog = babel_pofile.read_po(f)
+        for message in catalog:
+            if not message.id:
+                continue
+            assert message.string, f"{name}: untranslated: {message.id[:60]!r}"
+            assert not message.fuzzy, f"{name}: fuzzy: {message.id[:60]!r}"
+
+
+def _walk(parser: argparse.ArgumentParser):
+    yield parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in dict.fromkeys(action.choices.values()):
+                yield from _walk(sub)
+
+
+def test_cli_reference_matches_the_parser(html_en):
+    from netlab.cli import build_parser
+
+    text = _text(html_en / "reference" / "cli.html")
+    flat = " ".join(text.split())
+    parsers = list(_walk(build_parser()))
+    assert len(parsers) > 2
+    for parser in parsers:
+        assert parser.prog in flat, f"{parser.prog} missing from the CLI reference"
+        usage = " ".join(parser.format_usage().split())
+        assert usage in flat, f"usage of {parser.prog} differs from the parser"
+        for action in parser._actions:
+            for option in action.option_strings:
+                if option in ("-h", "--help"):
+                    continue
+                assert option in flat, f"{parser.prog} {option} missing"
+        if parser.description:
+            assert " ".join(parser.description.split()) in flat
+
+
+# Console examples: a ``$ python -m netlab ...`` line right after a
+# ``.. code-block:: console`` with ``:class: checked`` is run for real, and its
+# output must contain the lines shown that do not vary between runs (lines
+# holding a number that changes, such as a port or a rate, are written with
+# ``...`` where the number goes).
+
+def _checked_examples():
+    found = []
+    folder = os.path.join(DOCS, "lessons")
+    for name in sorted(os.listdir(folder)):
+        if not name.endswith(".rst"):
+            continue
+        with open(os.path.join(folder, name), encoding="utf-8") as f:
+            lines = f.read().splitlines()
+        i = 0
+        while i < len(lines):
+            if lines[i].strip() == ".. code-block:: console" and i + 1 < len(lines) \
+                    and lines[i + 1].strip() == ":class: checked":
+                block = []
+                i += 2
+                while i < len(lines) and (not lines[i].strip() or lines[i].startswith("   ")):
+                    block.append(lines[i][3:])
+                    i += 1
+                while block and not block[-1].strip():
+                    block.pop()
+                while block and not block[0].strip():
+                    block.pop(0)
+                command, output = block[0], block[1:]
+                found.append(pytest.param(command, output, id=f"{name[:-4]}:{command[2:40]}"))
+                continue
+            i += 1
+    return found
+
+
+@pytest.mark.parametrize("command,shown", _checked_examples())
+def test_console_examples_run(netlab_cli, command, shown):
+    assert command.startswith("$ python -m netlab "), command
+    args = command[len("$ python -m netlab "):].split()
+    result = netlab_cli(*args, timeout=60)
+    assert result.returncode == 0, result.stderr
+    actual = [" ".join(line.split()) for line in result.stdout.splitlines()]
+    for line in shown:
+        want = " ".join(line.split())
+        if not want:
+            continue
+        pattern = "^" + ".*".join(re.escape(part) for part in want.split("...")) + "$"
+        assert any(re.match(pattern, got) for got in actual), \
+            f"{command}: shown line not in the output: {want!r}\n" + result.stdout

@@ -9,6 +9,9 @@ import importlib
 
 # Each experiment's owner adds its module when it lands.
 BENCH_MODULES: tuple = (
+    "netlab.bench.udp",
+    "netlab.bench.tcp",
+    "netlab.bench.parse",
 )
 
 

@@ -1,0 +1,221 @@
+"""Capture files as a stream of frames: pcap and pcapng, the readable twin.
+
+Two file formats carry almost every packet capture:
+
+* **pcap** (tcpdump's savefile): a 24-byte file header (magic, version,
+  snaplen, link type), then records of a 16-byte header (seconds, micro- or
+  nanoseconds, captured length, original length) and the frame. The magic
+  ``a1b2c3d4`` (microseconds) or ``a1b23c4d`` (nanoseconds) is written in the
+  writer's byte order, so reading it tells the byte order too.
+* **pcapng** (draft-ietf-opsawg-pcapng, Wireshark's default): a sequence of
+  blocks ``type, total length, body, total length``. A section header block
+  (SHB) sets the byte order, interface description blocks (IDB) give each
+  interface its link type and timestamp resolution, enhanced packet blocks
+  (EPB) carry the frames, naming their interface.
+
+The walk never reads past the end of the buffer: every length is checked
+first. A damaged record raises :class:`CaptureError` naming its byte offset,
+after every good frame before it was delivered. The compiled twin
+(``src_c/walk.h``) follows these rules line by line, with the same messages.
+"""
+from __future__ import annotations
+
+import struct
+from typing import Iterator, Tuple
+
+from netlab.errors import DecodeError
+
+__all__ = ["MAX_CAPLEN", "MAX_INTERFACES", "CaptureError", "capture_info", "iter_frames"]
+
+MAX_CAPLEN = 262144   # what libpcap accepts for one record
+MAX_INTERFACES = 256  # per pcapng section
+_MASK64 = (1 << 64) - 1
+
+
+class CaptureError(DecodeError):
+    """A damaged capture file; ``offset`` is the byte offset of the bad record."""
+
+    def __init__(self, message: str, offset: int) -> None:
+        super().__init__(f"{message} at byte offset {offset}")
+        self.reason = message
+        self.offset = offset
+
+    def __reduce__(self):  # picklable (multiprocessing, pytest-xdist)
+        return (type(self), (self.reason, self.offset))
+
+
+_BE32 = struct.Struct(">I")
+_PCAP_HDR = {"<": struct.Struct("<HHiIII"), ">": struct.Struct(">HHiIII")}
+_PCAP_REC = {"<": struct.Struct("<IIII"), ">": struct.Struct(">IIII")}
+_U32 = {"<": struct.Struct("<I"), ">": struct.Struct(">I")}
+_U16 = {"<": struct.Struct("<H"), ">": struct.Struct(">H")}
+_BLOCK = {"<": struct.Struct("<II"), ">": struct.Struct(">II")}
+_EPB = {"<": struct.Struct("<IIIII"), ">": struct.Struct(">IIIII")}
+_OPB = {"<": struct.Struct("<HHIIII"), ">": struct.Struct(">HHIIII")}
+_OPT = {"<": struct.Struct("<HH"), ">": struct.Struct(">HH")}
+
+_MAGIC = {  # first four bytes read big-endian -> (byte order, fraction multiplier)
+    0xD4C3B2A1: ("<", 1000), 0x4D3CB2A1: ("<", 1),
+    0xA1B2C3D4: (">", 1000), 0xA1B23C4D: (">", 1),
+}
+_SHB = 0x0A0D0D0A
+
+
+def _open(buf) -> Tuple[str, str, int, int, int]:
+    """Recognise the file: (format, byte order, fraction multiplier, snaplen, linktype)."""
+    n = len(buf)
+    if n < 4:
+        raise CaptureError(f"file too short to be a capture: {n} bytes", 0)
+    (magic,) = _BE32.unpack_from(buf, 0)
+    if magic == _SHB:
+        return "pcapng", ">", 0, 0, -1
+    if magic not in _MAGIC:
+        raise CaptureError(f"not a pcap or pcapng file: magic 0x{magic:08x}", 0)
+    order, mult = _MAGIC[magic]
+    if n < 24:
+        raise CaptureError(f"truncated pcap file header: got {n} bytes, need 24", 0)
+    _major, _minor, _zone, _sig, snaplen, network = _PCAP_HDR[order].unpack_from(buf, 4)
+    return "pcap", order, mult, snaplen, network & 0xFFFF
+
+
+def capture_info(buf) -> dict:
+    """What the file says about itself: format, byte order, timestamp unit, link type."""
+    fmt, order, mult, snaplen, linktype = _open(buf)
+    if fmt == "pcapng":
+        return {"format": "pcapng", "byte_order": None, "ts_unit": None,
+                "snaplen": None, "linktype": None}
+    return {"format": "pcap", "byte_order": "little" if order == "<" else "big",
+            "ts_unit": "us" if mult == 1000 else "ns", "snaplen": snaplen, "linktype": linktype}
+
+
+def _ts_to_ns(t: int, res: int) -> int:
+    # if_tsresol: top bit clear = units of 10**-x s, set = units of 2**-x s.
+    if res & 0x80:
+        return ((t * 1_000_000_000) >> (res & 0x7F)) & _MASK64
+    if res <= 9:
+        return (t * 10 ** (9 - res)) & _MASK64
+    return t // 10 ** (res - 9)
+
+
+def _tsres_ok(res: int) -> bool:
+    return (res & 0x7F) <= 63 if res & 0x80 else res <= 18
+
+
+def iter_frames(buf) -> Iterator[tuple]:
+    """Iterate ``(offset, ts_ns, caplen, wirelen, ifid, linktype)``, one per frame.
+
+    A file that is not a capture raises :class:`CaptureError` at once; a
+    damaged record raises it when the walk reaches it.
+
+    ``offset`` is where the frame's bytes start in ``buf``; slice it yourself
+    (``buf[offset:offset + caplen]``) only when you need the bytes.
+    """
+    fmt, order, mult, _snaplen, linktype = _open(buf)  # a bad file header raises now
+    if fmt == "pcap":
+        return _pcap_frames(buf, order, mult, linktype)
+    return _pcapng_frames(buf)
+
+
+def _pcap_frames(buf, order, mult, linktype):
+    rec = _PCAP_REC[order].unpack_from
+    n = len(buf)
+    pos = 24
+    while pos < n:
+        left = n - pos
+        if left < 16:
+            raise CaptureError(f"truncated record header: got {left} bytes, need 16", pos)
+        sec, frac, caplen, wirelen = rec(buf, pos)
+        if caplen > MAX_CAPLEN:
+            raise CaptureError(f"bad record length {caplen} (more than {MAX_CAPLEN})", pos)
+        if caplen > left - 16:
+            raise CaptureError(
+                f"truncated record: header says {caplen} bytes, only {left - 16} left", pos)
+        yield pos + 16, sec * 1_000_000_000 + frac * mult, caplen, wirelen, 0, linktype
+        pos += 16 + caplen
+
+
+def _pcapng_frames(buf):
+    n = len(buf)
+    pos = 0
+    order = ">"
+    links: list = []  # per interface of the current section: (linktype, tsresol)
+    while pos < n:
+        left = n - pos
+        if left < 12:
+            raise CaptureError(f"truncated block header: got {left} bytes, need 12", pos)
+        (btype,) = _BE32.unpack_from(buf, pos)
+        if btype == _SHB:
+            # The section header's type reads the same both ways; its
+            # byte-order magic decides how everything after it is read.
+            (bom,) = _BE32.unpack_from(buf, pos + 8)
+            if bom == 0x1A2B3C4D:
+                order = ">"
+            elif bom == 0x4D3C2B1A:
+                order = "<"
+            else:
+                raise CaptureError(f"bad byte-order magic 0x{bom:08x}", pos)
+        btype, total = _BLOCK[order].unpack_from(buf, pos)
+        if total < 12 or total & 3:
+            raise CaptureError(f"bad block length {total}", pos)
+        if total > left:
+            raise CaptureError(f"truncated block: length {total}, only {left} left", pos)
+        (trailer,) = _U32[order].unpack_from(buf, pos + total - 4)
+        if trailer != total:
+            raise CaptureError(f"block trailer length {trailer} does not match {total}", pos)
+        if btype == _SHB:
+            if total < 28:
+                raise CaptureError(f"bad section header length {total}", pos)
+            (major,) = _U16[order].unpack_from(buf, pos + 12)
+            if major != 1:
+                (minor,) = _U16[order].unpack_from(buf, pos + 14)
+                raise CaptureError(f"unsupported pcapng version {major}.{minor}", pos)
+            links = []  # interfaces are numbered per section
+        elif btype == 1:
+            links.append(_read_idb(buf, pos, total, order, len(links)))
+        elif btype in (6, 2):
+            if total < 32:
+                raise CaptureError(f"bad packet block length {total}", pos)
+            if btype == 6:
+                ifid, hi, lo, caplen, wirelen = _EPB[order].unpack_from(buf, pos + 8)
+            else:
+                ifid, _drops, hi, lo, caplen, wirelen = _OPB[order].unpack_from(buf, pos + 8)
+            if ifid >= len(links):
+                raise CaptureError(
+                    f"packet block names interface {ifid}, only {len(links)} defined", pos)
+            if caplen > total - 32 or caplen > MAX_CAPLEN:
+                raise CaptureError(
+                    f"packet block says {caplen} bytes, its block holds {total - 32}", pos)
+            linktype, res = links[ifid]
+            yield pos + 28, _ts_to_ns((hi << 32) | lo, res), caplen, wirelen, ifid, linktype
+        elif btype == 3:
+            # Simple packet block: interface 0, no timestamp, caplen implied.
+            if total < 16:
+                raise CaptureError(f"bad packet block length {total}", pos)
+            if not links:
+                raise CaptureError("simple packet block before any interface", pos)
+            (wirelen,) = _U32[order].unpack_from(buf, pos + 8)
+            caplen = min(wirelen, total - 16, MAX_CAPLEN)
+            yield pos + 12, 0, caplen, wirelen, 0, links[0][0]
+        # other blocks (statistics, name resolution, custom): skipped
+        pos += total
+
+
+def _read_idb(buf, pos, total, order, count):
+    if total < 20:
+        raise CaptureError(f"bad interface block length {total}", pos)
+    if count >= MAX_INTERFACES:
+        raise CaptureError(f"too many interfaces (more than {MAX_INTERFACES})", pos)
+    res = 6  # microseconds unless if_tsresol (option 9) says otherwise
+    opt = _OPT[order].unpack_from
+    o, end = 16, total - 4
+    while o + 4 <= end:
+        code, olen = opt(buf, pos + o)
+        if code == 0 or o + 4 + olen > end:
+            break  # end of options, or a damaged list: keep the defaults
+        if code == 9 and olen >= 1:
+            res = buf[pos + o + 4]
+        o += 4 + ((olen + 3) & ~3)
+    if not _tsres_ok(res):
+        raise CaptureError(f"unsupported timestamp resolution 0x{res:02x}", pos)
+    (linktype,) = _U16[order].unpack_from(buf, pos + 8)
+    return linktype, res

@@ -1,0 +1,336 @@
+"""``netlab bench parse [FILE]``: packet-parsing speed, every backend on one file.
+
+Two paths through a capture, each timed on every backend, side by side on the
+same file in one run:
+
+* **stats path** - counters over the whole file (per protocol, port, flow,
+  TCP states), no Python object per packet: the compiled core's loop runs in
+  C without the GIL;
+* **records path** - one decoded record (a tuple) per packet handed to a
+  Python ``for`` loop, what ``netlab dissect`` iterates.
+
+Backends: ``cython`` (netlab._core), ``python`` (the pure-Python twin over
+an mmap), ``dpkt`` (the classic pure-Python library, doing the same walk and
+the same counting with its objects) and ``c``: a plain C program
+(``src_c/c/cwalk.c``, compiled here with gcc) running the very walk of the
+compiled core (``src_c/walk.h``) with no Python around it - the ceiling the
+Cython wrapper is measured against. Figures are packets per second, best of
+``repeats`` runs.
+
+Without FILE, the bench writes a realistic file to a temporary directory: the
+real loopback capture shipped in ``netlab/data/samples/handshake.pcap``
+(connect, talk, close, one UDP datagram) repeated with fresh timestamps.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+from typing import Callable, Dict, Optional
+
+from netlab import packet
+from netlab.errors import NetlabError
+from netlab.pcap import open_capture
+
+__all__ = ["DEFAULT_PACKETS", "c_baseline", "make_bench_file", "parse_bench", "register", "run"]
+
+DEFAULT_PACKETS = 200_000
+SAMPLE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                      "data", "samples", "handshake.pcap")
+SRC_C = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+                     "src_c")
+
+
+def make_bench_file(path: str, packets: int = DEFAULT_PACKETS, sample: str = SAMPLE) -> int:
+    """Write ``packets`` frames of ``sample`` (a pcap), repeated, 10 us apart; returns bytes."""
+    frames = []
+    with open_capture(sample) as buf:
+        info = packet.capture_info(buf)
+        if info["format"] != "pcap":
+            raise NetlabError(f"{sample}: the bench sample must be a pcap file")
+        for rec in packet.iter_records(buf):
+            frames.append((bytes(buf[rec[0]:rec[0] + rec[2]]), rec[3]))
+    if not frames:
+        raise NetlabError(f"{sample} holds no packets")
+    rec_head = struct.Struct("<IIII")
+    ts = int(time.time()) * 1_000_000
+    chunks = [struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 262144, info["linktype"])]
+    for i in range(packets):
+        frame, wire = frames[i % len(frames)]
+        ts += 10
+        chunks.append(rec_head.pack(ts // 1_000_000, ts % 1_000_000, len(frame), wire))
+        chunks.append(frame)
+    data = b"".join(chunks)
+    with open(path, "wb") as f:
+        f.write(data)
+    return len(data)
+
+
+def _best(fn: Callable[[], int], repeats: int) -> tuple:
+    best, n = float("inf"), 0
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        n = fn()
+        best = min(best, time.perf_counter() - t0)
+    return n, best
+
+
+def _records_loop(impl, buf) -> Callable[[], int]:
+    def walk() -> int:
+        n = 0
+        for _rec in impl.iter_records(buf):
+            n += 1
+        return n
+    return walk
+
+
+def _stats_call(impl, buf) -> Callable[[], int]:
+    return lambda: impl.aggregate(buf)["packets"]
+
+
+def _dpkt_walk(path: str, records: bool) -> Callable[[], int]:
+    """dpkt doing the same work: decode every packet, then count it or make a record."""
+    import dpkt
+
+    def l3_of(link, buf):
+        if link == 1:
+            return dpkt.ethernet.Ethernet(buf).data
+        if link == 113:
+            return dpkt.sll.SLL(buf).data
+        if link == 276:
+            return dpkt.sll2.SLL2(buf).data
+        if link in (12, 14, 101, 228, 229):
+            return dpkt.ip6.IP6(buf) if buf and buf[0] >> 4 == 6 else dpkt.ip.IP(buf)
+        return None
+
+    def walk() -> int:
+        n = 0
+        protos: dict = {}
+        ports: dict = {}
+        flows: dict = {}
+        out = []
+        with open(path, "rb") as f:
+            head = f.read(4)
+            f.seek(0)
+            reader = dpkt.pcapng.Reader(f) if head == b"\x0a\x0d\x0d\x0a" else dpkt.pcap.Reader(f)
+            link = reader.datalink()
+            for ts, buf in reader:
+                n += 1
+                try:
+                    ip = l3_of(link, buf)
+                except (dpkt.UnpackError, struct.error, IndexError):
+                    continue
+                if isinstance(ip, dpkt.ip.IP):
+                    src, dst = socket.inet_ntoa(ip.src), socket.inet_ntoa(ip.dst)
+                elif isinstance(ip, dpkt.ip6.IP6):
+                    src = socket.inet_ntop(socket.AF_INET6, ip.src)
+                    dst = socket.inet_ntop(socket.AF_INET6, ip.dst)
+                else:
+                    continue
+                proto, l4 = ip.p, ip.data
+                sport = dport = flags = seq = ack = 0
+                if isinstance(l4, (dpkt.tcp.TCP, dpkt.udp.UDP)):
+                    sport, dport = l4.sport, l4.dport
+                    if isinstance(l4, dpkt.tcp.TCP):
+                        flags, seq, ack = l4.flags, l4.seq, l4.ack
+                    plen = len(l4.data)
+                else:
+                    plen = len(l4) if isinstance(l4, bytes) else len(l4.data)
+                if records:
+                    out.append((ts, len(buf), src, dst, proto, sport, dport, flags, seq, ack, plen))
+                    continue
+                protos[proto] = protos.get(proto, 0) + 1
+                if proto in (6, 17):
+                    ports[sport] = ports.get(sport, 0) + 1
+                    ports[dport] = ports.get(dport, 0) + 1
+                    key = (proto, src, sport, dst, dport) if (src, sport) <= (dst, dport) \
+                        else (proto, dst, dport, src, sport)
+                    flows[key] = flows.get(key, 0) | flags
+        return n
+    return walk
+
+
+def c_baseline(path: str, repeats: int = 5, src_dir: str = SRC_C) -> Optional[dict]:
+    """Compile and run the plain C walk; ``{"packets", "seconds", ...}`` or None (no gcc/sources)."""
+    source = os.path.join(src_dir, "c", "cwalk.c")
+    gcc = shutil.which("gcc") or shutil.which("cc")
+    if not gcc or not os.path.exists(source):
+        return None
+    with tempfile.TemporaryDirectory(prefix="netlab-cwalk-") as tmp:
+        exe = os.path.join(tmp, "cwalk")
+        build = subprocess.run([gcc, "-O3", "-I", src_dir, source, "-o", exe],
+                               capture_output=True, text=True, timeout=120)
+        if build.returncode != 0:
+            raise NetlabError(f"compiling the C baseline failed: {build.stderr.strip()[:200]}")
+        run = subprocess.run([exe, path, str(repeats)], capture_output=True, text=True,
+                             timeout=600)
+        if run.returncode != 0:
+            raise NetlabError(f"the C baseline failed: {run.stderr.strip()[:200]}")
+        return json.loads(run.stdout)
+
+
+def parse_bench(path: Optional[str] = None, packets: int = DEFAULT_PACKETS, repeats: int = 3,
+                dpkt: bool = True, progress: Optional[Callable[[str], None]] = None) -> dict:
+    """Time every backend on one capture file; returns the dict ``--json`` prints.
+
+    ``path=None`` generates a file of ``packets`` frames in a temporary
+    directory (removed afterwards).
+    """
+    say = progress or (lambda text: None)
+    tmpdir = None
+    generated = path is None
+    try:
+        if generated:
+            tmpdir = tempfile.mkdtemp(prefix="netlab-bench-parse-")
+            path = os.path.join(tmpdir, "bench.pcap")
+            say(f"writing {packets} packets to {path}")
+            make_bench_file(path, packets)
+        stats: Dict[str, float] = {}
+        records: Dict[str, float] = {}
+        notes = []
+        with open_capture(path) as buf:
+            packet.capture_info(buf)  # not a capture: CaptureError before any timing
+            count = None
+            for name, impl in packet.backends().items():
+                say(f"{name}: stats path")
+                n, dt = _best(_stats_call(impl, buf), repeats if name == "cython" else 1)
+                count = n
+                stats[name] = n / dt if dt > 0 else float("inf")
+                say(f"{name}: records path")
+                n, dt = _best(_records_loop(impl, buf), repeats if name == "cython" else 1)
+                records[name] = n / dt if dt > 0 else float("inf")
+            error = packet.aggregate(buf)["error"]
+        if error:
+            notes.append(f"the file is damaged: {error['message']}; every figure covers "
+                         "the packets before it")
+        if "cython" not in stats:
+            notes.append("the compiled core is not built; rebuild with: "
+                         "python setup.py build_ext --inplace")
+        say("c: plain C loop")
+        c = c_baseline(path, max(repeats, 3))
+        if c is None:
+            notes.append("no gcc or no src_c/ sources here: the plain C baseline was skipped")
+        elif c["seconds"] > 0:
+            stats["c"] = c["packets"] / c["seconds"]
+        if dpkt:
+            try:
+                import dpkt as _dpkt  # noqa: F401
+            except ImportError:
+                notes.append("dpkt is not installed (pip install dpkt): no dpkt figures")
+            else:
+                say("dpkt: stats path")
+                n, dt = _best(_dpkt_walk(path, False), 1)
+                stats["dpkt"] = n / dt
+                say("dpkt: records path")
+                n, dt = _best(_dpkt_walk(path, True), 1)
+                records["dpkt"] = n / dt
+        result = {
+            "file": None if generated else path,
+            "generated": generated,
+            "packets": count,
+            "bytes": os.path.getsize(path),
+            "repeats": repeats,
+            "stats_pps": {k: round(v) for k, v in stats.items()},
+            "records_pps": {k: round(v) for k, v in records.items()},
+            "ratios": _ratios(stats, records),
+            "notes": notes,
+        }
+        return result
+    finally:
+        if tmpdir:
+            shutil.rmtree(tmpdir, ignore_errors=True)
+
+
+def _ratios(stats: dict, records: dict) -> dict:
+    def ratio(a, b):
+        return round(a / b, 2) if a and b else None
+
+    return {
+        "stats_cython_vs_dpkt": ratio(stats.get("cython"), stats.get("dpkt")),
+        "stats_cython_vs_c": ratio(stats.get("cython"), stats.get("c")),
+        "records_cython_vs_dpkt": ratio(records.get("cython"), records.get("dpkt")),
+        "stats_python_vs_dpkt": ratio(stats.get("python"), stats.get("dpkt")),
+        "records_python_vs_dpkt": ratio(records.get("python"), records.get("dpkt")),
+    }
+
+
+# --- command line --------------------------------------------------------------
+
+def _packets(text: str) -> int:
+    try:
+        value = int(text, 10)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid packet count {text!r}: a whole number") from None
+    if not 1 <= value <= 50_000_000:
+        raise argparse.ArgumentTypeError(f"invalid packet count {value}: 1 to 50000000")
+    return value
+
+
+def _repeats(text: str) -> int:
+    try:
+        value = int(text, 10)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid repeat count {text!r}") from None
+    if not 1 <= value <= 100:
+        raise argparse.ArgumentTypeError(f"invalid repeat count {value}: 1 to 100")
+    return value
+
+
+def register(bench_sub) -> None:
+    p = bench_sub.add_parser(
+        "parse",
+        help="packet-parsing speed: compiled core, Python twin, dpkt and plain C, one file",
+        description="Time the stats path (counters, no Python object per packet) and the "
+        "records path (one record per packet) of every packet backend, dpkt and a plain C "
+        "loop, side by side on the same capture file. Without FILE a realistic file is "
+        "generated from a real loopback capture.",
+    )
+    p.add_argument("file", nargs="?", metavar="FILE", help="a pcap or pcapng file")
+    p.add_argument("--packets", type=_packets, default=DEFAULT_PACKETS,
+                   help=f"packets in the generated file (default {DEFAULT_PACKETS})")
+    p.add_argument("--repeats", type=_repeats, default=3,
+                   help="runs of the fast paths; the best counts (default 3)")
+    p.add_argument("--no-dpkt", action="store_true", help="skip the dpkt reference")
+    p.add_argument("--json", action="store_true", help="print machine-readable JSON")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.file is not None and not os.path.isfile(args.file):
+        raise NetlabError(f"no such file: {args.file} (give a pcap/pcapng file, or none "
+                          "to generate one)")
+    progress = None if args.json else (lambda text: print(f"  {text}", file=sys.stderr, flush=True))
+    try:
+        result = parse_bench(args.file, args.packets, args.repeats, not args.no_dpkt, progress)
+    except packet.CaptureError as exc:
+        raise NetlabError(f"{args.file}: {exc} (is it a pcap or pcapng file?)") from None
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return 0
+    print(f"{result['packets']} packets, {result['bytes']} bytes"
+          + (" (generated)" if result["generated"] else f" ({result['file']})"))
+    dpkt_stats = result["stats_pps"].get("dpkt")
+    dpkt_records = result["records_pps"].get("dpkt")
+    rows = []
+    for name in ("c", "cython", "python", "dpkt"):
+        s, r = result["stats_pps"].get(name), result["records_pps"].get(name)
+        if s is None and r is None:
+            continue
+        rows.append((name, f"{s:,}" if s else "-", f"{s / dpkt_stats:.1f}x" if s and dpkt_stats else "-",
+                     f"{r:,}" if r else "-", f"{r / dpkt_records:.1f}x" if r and dpkt_records else "-"))
+    from netlab._cliutil import print_table
+
+    print_table(rows, ["backend", "stats pkt/s", "vs dpkt", "records pkt/s", "vs dpkt"])
+    ratio = result["ratios"]["stats_cython_vs_c"]
+    if ratio:
+        print(f"cython stats path at {ratio:.0%} of the plain C loop")
+    for note in result["notes"]:
+        print(f"note: {note}")
+    return 0

@@ -1,0 +1,159 @@
+"""``netlab bench tcp``: bulk transfer over one connection, every byte checked.
+
+TCP is a phone call: what is said arrives, complete and in order. The sender
+writes a known stream (byte ``k`` is ``k % 251``) in blocks of ``--buffer``
+bytes for ``--seconds``, then closes its half; the receiver reads to the end
+and compares every byte with the stream it expects. ``verified`` is true when
+all bytes sent arrived and none differed.
+
+Both ends are threads of this process: the compiled loops (``netlab._netio``)
+release the GIL, and the Python twin's ``send``/``recv_into`` release it while
+in the kernel, so each end gets a core. The rate is measured at the receiver,
+from the first byte sent to the end of the stream. Ctrl-C stops the sender
+early; the result then covers what was sent until then (exit status 0).
+"""
+from __future__ import annotations
+
+import argparse
+import socket
+import struct
+import threading
+from typing import Any, Dict, Optional
+
+from netlab.binding import bind_socket, family_for
+from netlab.bench import _common
+from netlab.errors import NetlabError, UsageError
+
+__all__ = ["DEFAULT_BUFFER", "DEFAULT_SECONDS", "register", "run", "run_tcp"]
+
+DEFAULT_SECONDS = 3.0
+DEFAULT_BUFFER = 128 * 1024     # the block size iperf3 uses for TCP
+MAX_BUFFER = 16 * 1024 * 1024
+CHUNK_NS = 50_000_000
+
+
+def _timeval(seconds: float) -> bytes:
+    whole = int(seconds)
+    return struct.pack("@ll", whole, int((seconds - whole) * 1e6))
+
+
+def run_tcp(seconds: float = DEFAULT_SECONDS, buffer: int = DEFAULT_BUFFER,
+            backend: Optional[str] = None, host: str = "127.0.0.1",
+            progress: Optional[_common.Progress] = None) -> Dict[str, Any]:
+    """Measure one bulk transfer on loopback; return the result dict (``--json``)."""
+    if not 1 <= buffer <= MAX_BUFFER:
+        raise UsageError(f"invalid --buffer {buffer}: choose 1 to {MAX_BUFFER} bytes")
+    io = _common.netio(backend)
+    progress = progress or _common.Progress(enabled=False)
+    pat = io.pattern(buffer)
+    listener = bind_socket("tcp", host, 0, backlog=1)
+    state: Dict[str, Any] = {"received": 0, "bad": 0, "eof": False, "error": None, "end_ns": None}
+    hard_end = io.monotonic_ns() + int((seconds + 15) * 1e9)
+
+    def receive() -> None:
+        try:
+            listener.settimeout(10)
+            conn, _ = listener.accept()
+            conn.settimeout(None)
+            # Time out inside the kernel (not via Python's poll) so the
+            # compiled loop can look at the clock now and then.
+            conn.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, _timeval(0.1))
+            buf = bytearray(buffer)
+            with conn:
+                while not state["eof"] and io.monotonic_ns() < hard_end:
+                    got, bad, eof = io.tcp_recv(conn, pat, buf, state["received"],
+                                                io.monotonic_ns() + CHUNK_NS)
+                    state["received"] += got
+                    state["bad"] += bad
+                    if eof:
+                        state["eof"] = True
+                        state["end_ns"] = io.monotonic_ns()
+        except OSError as exc:
+            state["error"] = exc
+
+    thread = threading.Thread(target=receive, name="netlab-bench-tcp-receiver", daemon=True)
+    thread.start()
+    sent = 0
+    interrupted = False
+    sock = socket.socket(family_for(host), socket.SOCK_STREAM)
+    try:
+        sock.connect(listener.getsockname()[:2])
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, _timeval(0.1))
+        start = io.monotonic_ns()
+        end = start + int(seconds * 1e9)
+        try:
+            while True:
+                now = io.monotonic_ns()
+                if now >= end:
+                    break
+                sent += io.tcp_send(sock, pat, buffer, sent, min(end, now + CHUNK_NS))
+                elapsed = (io.monotonic_ns() - start) / 1e9
+                progress.update(f"tcp: {_common.si(state['received'])}B received, "
+                                f"{state['received'] * 8 / elapsed / 1e9:.2f} Gbit/s so far")
+        except KeyboardInterrupt:
+            interrupted = True
+        sock.shutdown(socket.SHUT_WR)
+        thread.join(timeout=max((hard_end - io.monotonic_ns()) / 1e9, 1.0))
+    except OSError as exc:
+        raise NetlabError(f"tcp transfer failed: {exc.strerror or exc}") from None
+    finally:
+        sock.close()
+        listener.close()
+        progress.done()
+    if state["error"] is not None:
+        exc = state["error"]
+        raise NetlabError(f"tcp receiver failed: {getattr(exc, 'strerror', None) or exc}")
+    end_ns = state["end_ns"] or io.monotonic_ns()
+    elapsed = max((end_ns - start) / 1e9, 1e-9)
+    received = state["received"]
+    return {
+        "bytes": received,
+        "seconds": round(elapsed, 3),
+        "gbps": round(received * 8 / elapsed / 1e9, 3),
+        "verified": bool(state["eof"] and received == sent and state["bad"] == 0),
+        "sent": sent,
+        "mismatched": state["bad"],
+        "buffer": buffer,
+        "backend": io.BACKEND,
+        "interrupted": interrupted,
+    }
+
+
+COLUMNS = [("bytes", "bytes"), ("seconds", "seconds"), ("gbps", "Gbit/s"),
+           ("verified", "verified"), ("buffer", "buffer"), ("backend", "backend")]
+
+
+def register(sub) -> None:
+    p = sub.add_parser(
+        "tcp",
+        help="bulk TCP transfer on loopback: Gbit/s, every byte verified",
+        description="Send a known byte stream over one TCP connection on loopback for "
+        "--seconds, then check at the receiver that every byte arrived, in order. "
+        "Ctrl-C prints what was measured so far (exit 0).",
+    )
+    _common.add_common_flags(p, DEFAULT_SECONDS)
+    p.add_argument("--buffer", type=_common.positive_int, default=DEFAULT_BUFFER, metavar="BYTES",
+                   help=f"bytes per send/recv call (default {DEFAULT_BUFFER})")
+    p.add_argument("--backend", choices=_common.BACKENDS, default=None,
+                   help="cython: loops with the GIL released; python: the readable reference")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    _common.check_plot_path(args.plot)
+    result = run_tcp(seconds=args.seconds, buffer=args.buffer, backend=args.backend,
+                     progress=_common.Progress())
+    notes = []
+    if result["interrupted"]:
+        notes.append("interrupted: the figures cover the time measured before Ctrl-C")
+    if not result["verified"]:
+        notes.append(f"NOT verified: sent {result['sent']} bytes, received {result['bytes']}, "
+                     f"{result['mismatched']} in blocks that differed")
+    _common.emit(args, [result], COLUMNS, notes)
+    if args.plot:
+        _common.plot(args.plot, f"netlab bench tcp ({result['backend']})", "",
+                     [f"buffer {result['buffer']} B"], [("Gbit/s", [result["gbps"]])],
+                     command=_common.command_line())
+        if not args.json:
+            print(f"plot written to {args.plot}")
+    return 0

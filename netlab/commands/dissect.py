@@ -1,0 +1,178 @@
+"""``netlab dissect FILE`` and ``netlab sniff``: decode captures, capture live."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from netlab import dissect as lib
+from netlab._cliutil import add_json_flag, port_number, print_json, print_table
+from netlab.errors import NetlabError, UsageError
+from netlab.packet import CaptureError
+from netlab.pcap import PcapWriter, open_capture
+from netlab.pfilter import FilterError, compile_filter
+
+__all__ = ["register", "run_dissect", "run_sniff"]
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text, 10)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid count {text!r}: a whole number above 0") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"invalid count {value}: a whole number above 0")
+    return value
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid timeout {text!r}: seconds, e.g. 5 or 0.5") from None
+    if not value > 0 or value != value or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"invalid timeout {text!r}: seconds above 0")
+    return value
+
+
+def register(sub) -> None:
+    p = sub.add_parser(
+        "dissect",
+        help="decode a pcap or pcapng file, one line per packet (or --stats)",
+        description="Decode a capture file (pcap or pcapng, as tcpdump or Wireshark write "
+        "them) one line per packet, with TCP handshakes and teardowns named. --json prints "
+        "one JSON object per line (payload as hex). --stats prints packets and bytes per "
+        "protocol, port and flow, and TCP flow states, counted by the compiled core.",
+    )
+    p.add_argument("file", metavar="FILE", help="the capture file (pcap or pcapng)")
+    add_json_flag(p)
+    p.add_argument("--stats", action="store_true", help="print aggregate tables instead of packets")
+    p.add_argument("--filter", metavar="EXPR", help="keep matching packets: tcp, udp, icmp, "
+                   "port N, host ADDR, joined by and/or/not and parentheses")
+    p.add_argument("--checksums", action="store_true",
+                   help="verify IPv4/TCP/UDP/ICMP checksums (loopback captures usually show "
+                   "them unfilled: the kernel skips them on lo)")
+    p.set_defaults(func=run_dissect)
+
+    s = sub.add_parser(
+        "sniff",
+        help="capture live on loopback and show TCP handshakes (root or CAP_NET_RAW)",
+        description="Capture packets on the loopback interface with a packet socket, show "
+        "each once, and name the TCP handshake (SYN, SYN-ACK, ACK) and teardown (FIN, RST). "
+        "Needs root or CAP_NET_RAW.",
+    )
+    s.add_argument("--port", type=port_number, help="only TCP/UDP packets with this port")
+    s.add_argument("--count", type=_positive, metavar="N", help="stop after N packets")
+    s.add_argument("-w", "--write", metavar="FILE", dest="write",
+                   help="also write the packets to a pcap file (tcpdump -r reads it)")
+    s.add_argument("--timeout", type=_seconds, metavar="S", help="stop after S seconds")
+    s.add_argument("--filter", metavar="EXPR", help="the same filter language as dissect")
+    s.add_argument("--interface", default="lo", help=argparse.SUPPRESS)
+    add_json_flag(s)
+    s.set_defaults(func=run_sniff)
+
+
+def _compile(text):
+    if text is None:
+        return None
+    try:
+        return compile_filter(text)
+    except FilterError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def _emit(n, rec, frame, note, as_json):
+    if as_json:
+        print(json.dumps(lib.packet_json(n, rec, frame, note)))
+    else:
+        print(lib.packet_line(n, rec, frame, note))
+
+
+def run_dissect(args: argparse.Namespace) -> int:
+    predicate = _compile(args.filter)
+    try:
+        with open_capture(args.file) as buf:
+            if args.stats:
+                return _print_stats(args, lib.capture_stats(buf, predicate, args.checksums))
+            annotator = lib.Annotator()
+            n = 0
+            try:
+                for rec in lib.dissect(buf, predicate, args.checksums):
+                    n += 1
+                    frame = buf[rec.offset:rec.offset + rec.caplen]
+                    _emit(n, rec, frame, annotator.note(rec), args.json)
+            finally:
+                sys.stdout.flush()
+    except CaptureError as exc:
+        if exc.offset == 0:
+            hint = "give a pcap or pcapng file, e.g. one written by tcpdump -w"
+        else:
+            hint = "the file is cut short or damaged; the packets before it were shown"
+        raise NetlabError(f"{args.file}: {exc} ({hint})") from None
+    except IsADirectoryError:
+        raise NetlabError(f"{args.file} is a directory, not a capture file") from None
+    except FileNotFoundError:
+        raise NetlabError(f"no such file: {args.file} (check the path)") from None
+    return 0
+
+
+def _print_stats(args, stats: dict) -> int:
+    if args.json:
+        print_json(stats)
+    else:
+        print(f"{stats['packets']} packets, {stats['bytes']} bytes "
+              f"(IPv4 {stats['ipv4']}, IPv6 {stats['ipv6']}, other {stats['non_ip']})")
+        print()
+        print_table([(p["proto"], p["packets"], p["bytes"]) for p in stats["protocols"]],
+                    ["protocol", "packets", "bytes"])
+        if stats["ports"]:
+            print()
+            print_table([(p["proto"], p["port"], p["packets"], p["bytes"])
+                         for p in stats["ports"][:20]], ["proto", "port", "packets", "bytes"])
+        if stats["flows"]:
+            print()
+            flows = sorted(stats["flows"], key=lambda f: -f["packets"])[:20]
+            print_table([(f["proto"], f"{f['src']} {f['sport']}", f"{f['dst']} {f['dport']}",
+                          f["packets"], f["bytes"], f["state"]) for f in flows],
+                        ["proto", "from", "to", "packets", "bytes", "state"])
+        tcp = stats["tcp"]
+        if tcp["flows"]:
+            print()
+            print(f"TCP: {tcp['flows']} flows, {tcp['handshakes']} handshakes completed, "
+                  f"{tcp['syn_without_reply']} SYN without reply, {tcp['fin']} with FIN "
+                  f"({tcp['closed']} closed both ways), {tcp['rst']} reset")
+    sys.stdout.flush()
+    if stats["error"]:
+        raise NetlabError(f"{args.file}: {stats['error']['message']} (the counts cover the "
+                          "packets before it; the file is cut short or damaged)")
+    return 0
+
+
+def run_sniff(args: argparse.Namespace) -> int:
+    from netlab.sniff import iter_sniff
+
+    predicate = _compile(args.filter)
+    writer = PcapWriter(args.write) if args.write else None
+    annotator = lib.Annotator()
+    n = 0
+    try:
+        banner = (f"capturing on {args.interface}"
+                  + (f", port {args.port}" if args.port is not None else "") + " (Ctrl-C stops)")
+        for rec, frame in iter_sniff(port=args.port, count=args.count, timeout=args.timeout,
+                                     interface=args.interface, predicate=predicate,
+                                     ready=lambda: print(banner, file=sys.stderr, flush=True)):
+            n += 1
+            if writer is not None:
+                writer.write(frame, rec.ts_ns)
+                writer.flush()
+            _emit(n, rec, frame, annotator.note(rec), args.json)
+            sys.stdout.flush()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        if writer is not None:
+            writer.close()
+    if not args.json:
+        where = f", written to {args.write}" if args.write else ""
+        print(f"{n} packets captured{where}", file=sys.stderr, flush=True)
+    return 0

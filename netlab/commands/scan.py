@@ -1,0 +1,73 @@
+"""``netlab scan [HOST] [PORTS] [--udp]``: TCP connect scan and UDP probe."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from netlab import scan
+from netlab._cliutil import add_json_flag, print_json, print_table
+
+# Up to this many ports the table lists every port; above it only the
+# interesting ones (not closed), as nmap does.
+_SHOW_ALL_UP_TO = 30
+
+
+def register(sub) -> None:
+    p = sub.add_parser(
+        "scan",
+        help="scan ports of this machine: TCP connect scan, UDP probe (own hosts only)",
+        description="Scan PORTS of HOST (default 127.0.0.1, ports 1-1024): a TCP connect scan, "
+        "or with --udp a UDP probe that reads ICMP port unreachable as closed and silence as "
+        "open|filtered. Concurrency and rate are bounded. " + scan.ETHICS_NOTE
+        + " Hosts other than this machine are refused unless you pass --authorized.",
+    )
+    p.add_argument("host", nargs="?", default="127.0.0.1", metavar="HOST",
+                   help="the host to scan (default 127.0.0.1)")
+    p.add_argument("ports", nargs="?", default="1-1024", metavar="PORTS",
+                   help="ports like 1-1024, 7,13,19 or 7,10-20 (default 1-1024)")
+    which = p.add_mutually_exclusive_group()
+    which.add_argument("--tcp", action="store_true", help="TCP connect scan (the default)")
+    which.add_argument("--udp", action="store_true", help="UDP probe scan")
+    p.add_argument("--concurrency", type=int, metavar="N",
+                   help="probes in flight at once (default 200 TCP, 50 UDP)")
+    p.add_argument("--rate", type=float, metavar="PPS",
+                   help="new probes per second at most (default: unlimited TCP, 500 UDP)")
+    p.add_argument("--timeout", type=float, metavar="S",
+                   help="seconds to wait for an answer per probe (default 1)")
+    p.add_argument("--retries", type=int, default=1, metavar="N",
+                   help="UDP: probe silent ports N more times (default 1)")
+    p.add_argument("--payload", default="", metavar="TEXT",
+                   help="UDP: send TEXT in each probe (default: an empty datagram)")
+    p.add_argument("--all", action="store_true", dest="show_all",
+                   help="list closed ports too (they are hidden above 30 ports)")
+    p.add_argument("--authorized", action="store_true",
+                   help="I own HOST or have permission to scan it (needed for other hosts)")
+    add_json_flag(p)
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    ports = scan.parse_ports(args.ports)
+    proto = "udp" if args.udp else "tcp"
+    scan.check_target(args.host, args.authorized)   # refuse before saying anything else
+    if not args.json:
+        print(f"note: {scan.ETHICS_NOTE}", file=sys.stderr, flush=True)
+    results = scan.scan(args.host, ports, proto, concurrency=args.concurrency, rate=args.rate,
+                        timeout=args.timeout, retries=args.retries, allow_remote=args.authorized,
+                        payload=args.payload.encode())
+    if args.json:
+        print_json([{k: r[k] for k in ("port", "proto", "state", "service")} for r in results])
+        return 0
+    show_all = args.show_all or len(results) <= _SHOW_ALL_UP_TO
+    shown = [r for r in results if show_all or r["state"] != "closed"]
+    counts = {}
+    for r in results:
+        counts[r["state"]] = counts.get(r["state"], 0) + 1
+    print(f"scan of {args.host} ({proto}, {len(ports)} ports)")
+    if shown:
+        print_table([(f"{r['port']}/{r['proto']}", r["state"], r["service"], r["detail"]) for r in shown],
+                    ["port", "state", "service", "why"])
+    summary = ", ".join(f"{n} {state}" for state, n in sorted(counts.items()))
+    hidden = len(results) - len(shown)
+    print(f"\n{summary}" + (f" ({hidden} closed not listed; --all lists them)" if hidden else ""))
+    return 0

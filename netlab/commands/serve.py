@@ -1,0 +1,281 @@
+"""``netlab SERVICE``: run a server, or with ``--client`` the paired client.
+
+Six subcommands, one per service: echo, discard, chargen, daytime, time,
+qotd. The work is done by :mod:`netlab.servers` and :mod:`netlab.clients`;
+this module parses, prints and maps errors to exit statuses.
+"""
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+import time as _time
+from typing import List, Optional
+
+from netlab import clients, servers, services
+from netlab._cliutil import port_number, print_json
+from netlab.errors import UsageError
+from netlab.servers import DEFAULT_MODEL, DEFAULT_PORTS, MODELS, Limits
+
+__all__ = ["register", "run"]
+
+_WHAT = {
+    "echo": "sends back every byte (TCP until you close; UDP per datagram)",
+    "discard": "reads and drops everything, answers nothing",
+    "chargen": "streams 72-character lines of printable ASCII (UDP: 0-512 characters)",
+    "daytime": "sends the date and time as one ASCII line, then closes",
+    "time": "sends 4 bytes: seconds since 1900-01-01 UTC, big-endian, then closes",
+    "qotd": "sends one quote of the day, then closes",
+}
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid number {text!r}: give seconds, e.g. 2.5") \
+            from None
+    if not value > 0 or value != value or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"invalid value {text!r}: must be more than 0")
+    return value
+
+
+def _count(minimum: int):
+    def parse(text: str) -> int:
+        try:
+            value = int(text, 10)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"invalid count {text!r}: a whole number") \
+                from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"invalid count {value}: at least {minimum}")
+        return value
+    return parse
+
+
+def _rate(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid rate {text!r}: replies per second, "
+                                         "0 for no limit") from None
+    if value < 0 or value != value or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"invalid rate {text!r}: 0 (no limit) or more")
+    return value
+
+
+def register(sub) -> None:
+    defaults = Limits()
+    for name in services.SERVICES:
+        rfc = services.RFCS[name]
+        port = DEFAULT_PORTS[name]
+        p = sub.add_parser(
+            name,
+            help=f"{name} server or client (RFC {rfc}): {_WHAT[name]}",
+            description=f"The {name} service of RFC {rfc}: {_WHAT[name]}. Without --client "
+            f"it runs a server on TCP and UDP (port {port} unless PORT is given; 0 lets "
+            "the OS choose); with --client it talks to one.",
+        )
+        kind = p.add_mutually_exclusive_group()
+        kind.add_argument("--tcp", action="store_true", help="TCP only")
+        kind.add_argument("--udp", action="store_true", help="UDP only")
+        p.add_argument("port", nargs="?", type=port_number, metavar="PORT",
+                       help=f"port number (default {port}; 0: the OS picks, server only)")
+        p.add_argument("--host", default="127.0.0.1", metavar="ADDR",
+                       help="address to bind or connect to (default 127.0.0.1; ::1 for IPv6)")
+        server = p.add_argument_group("server options")
+        server.add_argument("--model", choices=MODELS, default=None,
+                            help=f"concurrency model (default {DEFAULT_MODEL})")
+        server.add_argument("--idle-timeout", type=_positive_float, default=None,
+                            metavar="SECONDS", help="close a TCP connection idle this long "
+                            f"(default {defaults.idle_timeout:g})")
+        server.add_argument("--max-connections", type=_count(1), default=None, metavar="N",
+                            help="TCP connections served at once; more are closed at once "
+                            f"(default {defaults.max_connections})")
+        server.add_argument("--udp-rate", type=_rate, default=None, metavar="N",
+                            help="UDP replies per second to one source address, 0 for no "
+                            f"limit (default {defaults.udp_rate:g})")
+        client = p.add_argument_group("client options")
+        client.add_argument("--client", action="store_true",
+                            help="run the client instead of a server (TCP unless --udp)")
+        if name in ("echo", "discard"):
+            client.add_argument("-m", "--message", metavar="TEXT", default=None,
+                                help="send TEXT plus a newline instead of reading stdin")
+        if name == "chargen":
+            client.add_argument("--lines", type=_count(0), default=10, metavar="N",
+                                help="lines to print, then close (UDP: replies; default 10)")
+        client.add_argument("--timeout", type=_positive_float, default=None, metavar="SECONDS",
+                            help=f"wait this long for an answer (default: TCP "
+                            f"{clients.DEFAULT_TIMEOUT:g}, UDP {clients.DEFAULT_UDP_TIMEOUT:g})")
+        client.add_argument("--retries", type=_count(0), default=clients.DEFAULT_RETRIES,
+                            metavar="N", help="UDP: send again N times when no reply comes "
+                            f"(default {clients.DEFAULT_RETRIES})")
+        if name in ("daytime", "time", "qotd", "chargen"):
+            client.add_argument("--json", action="store_true",
+                                help="client: print the answer as JSON")
+        p.set_defaults(func=run, service=name)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.client:
+        return _run_client(args)
+    return _run_server(args)
+
+
+# -- server ---------------------------------------------------------------------
+def _run_server(args: argparse.Namespace) -> int:
+    misused = [flag for flag, value in (("-m/--message", getattr(args, "message", None)),
+                                        ("--timeout", args.timeout),
+                                        ("--json", getattr(args, "json", False)))
+               if value]
+    if misused:
+        raise UsageError(f"{misused[0]} is a client option: add --client, or drop it "
+                         "to run a server")
+    protocols = ("tcp",) if args.tcp else ("udp",) if args.udp else ("tcp", "udp")
+    port = DEFAULT_PORTS[args.service] if args.port is None else args.port
+    stop = threading.Event()
+    previous = _install_signal_handlers(stop)
+    try:
+        handle = servers.start_server(
+            args.service, host=args.host, port=port, protocols=protocols,
+            model=args.model or DEFAULT_MODEL, idle_timeout=args.idle_timeout,
+            max_connections=args.max_connections, udp_rate=args.udp_rate)
+        started = _time.monotonic()
+        try:
+            for url in handle.urls:
+                print(f"listening on {url}", flush=True)
+            while not stop.wait(0.5):
+                if handle.error is not None:
+                    break
+        finally:
+            totals = handle.stop()
+    finally:
+        _restore_signal_handlers(previous)
+    seconds = _time.monotonic() - started
+    print(f"stopped {args.service} ({handle.model}) after {seconds:.1f} s: "
+          f"{totals['connections']} connections, {totals['datagrams']} datagrams, "
+          f"{totals['bytes_in']} bytes in, {totals['bytes_out']} bytes out"
+          + _withheld(totals), flush=True)
+    if handle.error is not None:
+        print(f"netlab: error: the server stopped on an internal error: "
+              f"{type(handle.error).__name__}: {handle.error}", file=sys.stderr, flush=True)
+        return 1
+    return 0
+
+
+def _withheld(totals: dict) -> str:
+    """Say why UDP replies were not sent, so a lossy-looking run is explained."""
+    parts = []
+    if totals.get("udp_looped"):
+        parts.append(f"{totals['udp_looped']} UDP replies to service ports (loop guard)")
+    if totals.get("udp_limited"):
+        parts.append(f"{totals['udp_limited']} UDP replies over --udp-rate")
+    if totals.get("rejected"):
+        parts.append(f"{totals['rejected']} connections over --max-connections")
+    return f"; withheld: {', '.join(parts)}" if parts else ""
+
+
+def _install_signal_handlers(stop: threading.Event) -> dict:
+    """SIGINT and SIGTERM set ``stop``: the server closes cleanly, exit 0."""
+    previous = {}
+    if threading.current_thread() is not threading.main_thread():
+        return previous  # signals only reach the main thread; called from a test thread
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        previous[sig] = signal.signal(sig, lambda *_: stop.set())
+    return previous
+
+
+def _restore_signal_handlers(previous: dict) -> None:
+    for sig, handler in previous.items():
+        signal.signal(sig, handler)
+
+
+# -- client ---------------------------------------------------------------------
+def _run_client(args: argparse.Namespace) -> int:
+    misused = [flag for flag, value in (("--model", args.model),
+                                        ("--idle-timeout", args.idle_timeout),
+                                        ("--max-connections", args.max_connections),
+                                        ("--udp-rate", args.udp_rate)) if value is not None]
+    if misused:
+        raise UsageError(f"{misused[0]} is a server option: drop it, or drop --client")
+    if args.port == 0:
+        raise UsageError("port 0 means 'any port' to a server; a client needs the server's "
+                         "port (see its 'listening on' line)")
+    proto = "udp" if args.udp else "tcp"
+    port = DEFAULT_PORTS[args.service] if args.port is None else args.port
+    common = dict(host=args.host, port=port, timeout=args.timeout)
+    service = args.service
+    as_json = getattr(args, "json", False)
+    if service == "echo":
+        return _echo_client(args, proto, port)
+    if service == "discard":
+        return _discard_client(args, proto, port)
+    if service == "time":
+        when, raw = clients.time(proto, retries=args.retries, **common)
+        if as_json:
+            print_json({"utc": when.isoformat(), "raw": raw})
+        else:
+            print(f"{when:%Y-%m-%d %H:%M:%S} UTC  (raw {raw} = 0x{raw:08x} "
+                  "seconds since 1900-01-01 00:00 UTC)", flush=True)
+        return 0
+    if service in ("daytime", "qotd"):
+        fetch = clients.daytime if service == "daytime" else clients.qotd
+        text = fetch(proto, retries=args.retries, **common)
+        if as_json:
+            print_json({service: text})
+        else:
+            print(text, flush=True)
+        return 0
+    lines = clients.chargen(proto, lines=args.lines, retries=args.retries, **common)
+    if as_json:
+        print_json({"lines": lines})
+    else:
+        for line in lines:
+            print(line)
+        sys.stdout.flush()
+    return 0
+
+
+def _message_or_stdin(args: argparse.Namespace) -> Optional[bytes]:
+    if args.message is None:
+        return None
+    return args.message.encode("utf-8") + b"\n"
+
+
+def _stdin_lines() -> List[bytes]:
+    return list(iter(sys.stdin.buffer.readline, b""))
+
+
+def _write(data: bytes) -> None:
+    sys.stdout.buffer.write(data)
+    sys.stdout.buffer.flush()
+
+
+def _echo_client(args: argparse.Namespace, proto: str, port: int) -> int:
+    message = _message_or_stdin(args)
+    timeout = args.timeout
+    if proto == "tcp":
+        wait = clients.DEFAULT_TIMEOUT if timeout is None else timeout
+        if message is not None:
+            _write(clients.tcp_echo(args.host, port, message, wait))
+            return 0
+        for reply in clients.tcp_echo_lines(args.host, port,
+                                            iter(sys.stdin.buffer.readline, b""), wait):
+            _write(reply)
+        return 0
+    wait = clients.DEFAULT_UDP_TIMEOUT if timeout is None else timeout
+    datagrams = [message] if message is not None else iter(sys.stdin.buffer.readline, b"")
+    for datagram in datagrams:
+        _write(clients.udp_echo(args.host, port, datagram, wait, args.retries))
+    return 0
+
+
+def _discard_client(args: argparse.Namespace, proto: str, port: int) -> int:
+    message = _message_or_stdin(args)
+    data = message if message is not None else b"".join(_stdin_lines())
+    sent = clients.discard(proto, args.host, port, data, args.timeout)
+    shown = f"[{args.host}]" if ":" in args.host else args.host
+    print(f"sent {sent} bytes to {proto}://{shown}:{port} (discard answers nothing)",
+          flush=True)
+    return 0

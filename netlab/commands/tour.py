@@ -1,0 +1,62 @@
+"""``netlab tour``: the whole lesson, live, on loopback, in one command."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from netlab import tour
+from netlab.errors import UsageError
+
+
+def _step_number(text: str) -> int:
+    try:
+        value = int(text, 10)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"invalid step {text!r}: give a step number (see 'netlab tour --list')") from None
+    if not 1 <= value <= len(tour.STEPS):
+        raise argparse.ArgumentTypeError(
+            f"invalid step {value}: steps run from 1 to {len(tour.STEPS)} "
+            "(see 'netlab tour --list')")
+    return value
+
+
+def register(sub) -> None:
+    p = sub.add_parser(
+        "tour",
+        help="the whole port lesson, live on loopback, in under a minute",
+        description="Run the port lesson live on free ports of 127.0.0.1: port ranges, "
+        "echo/daytime/chargen over TCP and UDP with their clients, TCP and UDP sharing "
+        "one port number, binding below 1024, the three-way handshake, UDP loss through "
+        "a lossy relay and a parse benchmark of both packet backends. No root needed. "
+        "Each step names its lesson page and lab.",
+    )
+    p.add_argument("--step", type=_step_number, metavar="N", action="append",
+                   help="run only step N (repeat for several; see --list)")
+    p.add_argument("--list", action="store_true", help="list the steps and exit")
+    p.add_argument("--seed", type=int, default=1,
+                   help="seed of the lossy relay, so a run can be repeated (default 1)")
+    p.add_argument("--no-live", action="store_true",
+                   help="decode the shipped sample capture even when a live capture is possible")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.list:
+        for line in tour.iter_list():
+            print(line)
+        return 0
+    if args.step and len(set(args.step)) != len(args.step):
+        raise UsageError("a step was given twice: give each --step N once")
+    results = tour.run_tour(args.step, out=sys.stdout, seed=args.seed, live=not args.no_live)
+    failed = [r for r in results if r.status == "failed"]
+    missing = [r for r in results if r.status == "unavailable"]
+    total = sum(r.seconds for r in results)
+    summary = (f"tour done: {len(results) - len(failed) - len(missing)} of {len(results)} "
+               f"step(s) ran in {total:.1f} s")
+    if missing:
+        summary += f", {len(missing)} not available in this build"
+    if failed:
+        summary += f", {len(failed)} failed (see above)"
+    print(summary, flush=True)
+    return 1 if failed else 0

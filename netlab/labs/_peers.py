@@ -1,0 +1,172 @@
+"""Grader-side peers: small real servers and clients the checks talk to.
+
+They run in the grader's process, in daemon threads, on 127.0.0.1 ports the
+OS picks; every loop is bounded by a deadline so a check can never hang.
+"""
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from typing import Callable, List, Optional
+
+from netlab.labs._runner import ProbeFailed, Sandbox, explain
+
+__all__ = ["TcpPeer", "UdpPeer", "read_to_eof", "udp_ask", "wait_for_udp"]
+
+HOST = "127.0.0.1"
+
+
+class UdpPeer:
+    """A UDP socket on a free port that answers datagrams with ``reply(index, data)``.
+
+    ``reply`` returns the bytes to send back or None to stay silent; every
+    datagram received is kept in ``received`` as ``(time, data)``.
+    """
+
+    def __init__(self, reply: Callable[[int, bytes], Optional[bytes]], lifetime: float = 15.0,
+                 rcvbuf: Optional[int] = None) -> None:
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        if rcvbuf:
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        self.sock.bind((HOST, 0))
+        self.sock.settimeout(0.1)
+        self.port = self.sock.getsockname()[1]
+        self.received: List[tuple] = []
+        self._reply = reply
+        self._stop = threading.Event()
+        self._deadline = time.monotonic() + lifetime
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+        self._thread.start()
+
+    def _loop(self) -> None:
+        while not self._stop.is_set() and time.monotonic() < self._deadline:
+            try:
+                data, addr = self.sock.recvfrom(65535)
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            self.received.append((time.monotonic(), data))
+            answer = self._reply(len(self.received) - 1, data)
+            if answer is not None:
+                try:
+                    self.sock.sendto(answer, addr)
+                except OSError:
+                    pass
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=2)
+        self.sock.close()
+
+    def __enter__(self) -> "UdpPeer":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class TcpPeer:
+    """A listening TCP socket on a free port; each connection goes to ``handler(conn)`` in a thread."""
+
+    def __init__(self, handler: Callable[[socket.socket], None], lifetime: float = 15.0) -> None:
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind((HOST, 0))
+        self.sock.listen(64)
+        self.sock.settimeout(0.1)
+        self.port = self.sock.getsockname()[1]
+        self.connections = 0
+        self.errors: List[str] = []
+        self._handler = handler
+        self._stop = threading.Event()
+        self._deadline = time.monotonic() + lifetime
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+        self._thread.start()
+
+    def _serve(self, conn: socket.socket) -> None:
+        conn.settimeout(10)
+        try:
+            self._handler(conn)
+        except OSError as exc:
+            self.errors.append(str(exc))
+        finally:
+            conn.close()
+
+    def _loop(self) -> None:
+        while not self._stop.is_set() and time.monotonic() < self._deadline:
+            try:
+                conn, _ = self.sock.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            self.connections += 1
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=2)
+        self.sock.close()
+
+    def __enter__(self) -> "TcpPeer":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def udp_ask(port: int, data: bytes, timeout: float = 1.0, sock: Optional[socket.socket] = None) -> Optional[bytes]:
+    """Send one datagram to ``port`` and return the first reply, or None after ``timeout``."""
+    own = sock is None
+    sock = sock or socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        sock.settimeout(timeout)
+        sock.sendto(data, (HOST, port))
+        try:
+            return sock.recvfrom(65535)[0]
+        except socket.timeout:
+            return None
+    finally:
+        if own:
+            sock.close()
+
+
+def wait_for_udp(box: Sandbox, port: int, probe: bytes = b"ready?", timeout: float = 5.0) -> bytes:
+    """Send ``probe`` until the student's UDP server answers; its first answer."""
+    deadline = time.monotonic() + timeout
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        while time.monotonic() < deadline:
+            if not box.alive():
+                res = box.stop()
+                raise ProbeFailed(explain(res, "your server")
+                                  + ("" if res.error else " before it answered"))
+            reply = udp_ask(port, probe, 0.2, sock)
+            if reply is not None:
+                return reply
+    raise ProbeFailed(f"your server did not answer a datagram on {HOST}:{port} within {timeout:g} s "
+                      f"(does it bind the host and port it was given, and send the reply back "
+                      f"to the address recvfrom() returned?)")
+
+
+def read_to_eof(sock: socket.socket, timeout: float, limit: int = 1 << 24) -> tuple:
+    """Read until the peer closes, at most ``timeout`` seconds: ``(data, saw_eof)``."""
+    deadline = time.monotonic() + timeout
+    chunks, total = [], 0
+    while total < limit:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return b"".join(chunks), False
+        sock.settimeout(left)
+        try:
+            chunk = sock.recv(65536)
+        except socket.timeout:
+            return b"".join(chunks), False
+        except ConnectionError:
+            return b"".join(chunks), True
+        if not chunk:
+            return b"".join(chunks), True
+        chunks.append(chunk)
+        total += len(chunk)
+    return b"".join(chunks), False

@@ -1,0 +1,182 @@
+"""Lab 4: a TCP echo server and client — streams, partial sends, sendall, half-close."""
+from __future__ import annotations
+
+import os
+import socket
+import struct
+import threading
+import time
+
+from netlab.labs._peers import HOST, TcpPeer
+from netlab.labs._probes import bytes_of, call_all, server, student_value
+from netlab.labs._registry import CheckFailed, Lab, check, student_module
+from netlab.labs._runner import ProbeFailed, explain, free_port, run_probe, value_of, wait_for_tcp
+
+__all__ = ["LAB", "recv_all"]
+
+CHECKS: list = []
+LAB = Lab(4, "lab04-tcp-echo", "A TCP echo server and client", ["tcp-udp.rst"], ["tcp_echo.py"], CHECKS)
+
+
+def recv_all(sock: socket.socket, limit: int, deadline: float) -> bytes:
+    """Read until EOF (or ``limit`` bytes, or the deadline); the grader's own reader."""
+    chunks, total = [], 0
+    while total < limit:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            break
+        sock.settimeout(left)
+        try:
+            chunk = sock.recv(65536)
+        except (socket.timeout, ConnectionError):
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+        total += len(chunk)
+    return b"".join(chunks)
+
+
+def _exchange(port: int, data: bytes, timeout: float = 5.0) -> tuple:
+    """Send ``data`` (in a thread, while reading), half-close, read to EOF: (reply, saw_eof)."""
+    deadline = time.monotonic() + timeout
+    with socket.create_connection((HOST, port), timeout=timeout) as sock:
+        def send() -> None:
+            try:
+                sock.sendall(data)
+                sock.shutdown(socket.SHUT_WR)
+            except OSError:
+                pass
+        sender = threading.Thread(target=send, daemon=True)
+        sender.start()
+        reply = recv_all(sock, len(data) + 1, deadline)
+        eof = False
+        if len(reply) >= len(data):
+            sock.settimeout(max(0.1, deadline - time.monotonic()))
+            try:
+                eof = sock.recv(1) == b""
+            except (socket.timeout, OSError):
+                eof = False
+        sender.join(timeout=1)
+    return reply, eof
+
+
+def probe_recv_exactly(labdir: str) -> dict:
+    mod = student_module(labdir, "tcp_echo")
+    data = bytes(range(256)) * 8
+    a, b = socket.socketpair()
+
+    def dribble() -> None:
+        # Small pieces with pauses: each recv() on the other end sees only a few bytes.
+        for i in range(0, len(data), 97):
+            b.sendall(data[i:i + 97])
+            time.sleep(0.001)
+    t = threading.Thread(target=dribble, daemon=True)
+    t.start()
+    a.settimeout(5)
+    got = mod.recv_exactly(a, len(data))
+    t.join()
+    out = {"whole": got == data, "length": len(got)}
+    b.sendall(b"short")
+    b.close()
+    try:
+        mod.recv_exactly(a, 10)
+        out["early_eof"] = "returned"
+    except (ConnectionError, EOFError) as exc:
+        out["early_eof"] = type(exc).__name__
+    a.close()
+    return out
+
+
+def _start(labdir: str, port: int):
+    box = server(labdir, "tcp_echo", "serve", [HOST, port])
+    try:
+        wait_for_tcp(box, port)
+    except ProbeFailed:
+        box.stop()
+        raise
+    return box
+
+
+@check(CHECKS, "server echoes a line", 2,
+       "serve(): bind, listen, then loop: accept(); recv() and send back until recv() returns b''; close")
+def _echo_line(labdir: str) -> str:
+    port = free_port()
+    with _start(labdir, port):
+        reply, _ = _exchange(port, b"hello, stream\r\n", 3)
+    if reply != b"hello, stream\r\n":
+        raise CheckFailed(f"sent b'hello, stream\\r\\n', got back {reply[:40]!r}")
+    return "a line came back"
+
+
+@check(CHECKS, "server echoes 1 MiB and closes on EOF", 4,
+       "send() may send only part of the buffer: use sendall(); recv() returns whatever has arrived, "
+       "so keep going until it returns b'' (the client's half-close), then close")
+def _echo_bulk(labdir: str) -> str:
+    port = free_port()
+    data = os.urandom(1 << 20)
+    with _start(labdir, port):
+        reply, eof = _exchange(port, data, 8)
+    if reply != data:
+        same = next((i for i, (x, y) in enumerate(zip(reply, data)) if x != y), min(len(reply), len(data)))
+        raise CheckFailed(f"sent {len(data)} bytes, got {len(reply)} back, the first {same} right")
+    if not eof:
+        raise CheckFailed("all data came back, but the server did not close after the client's half-close")
+    return "1 MiB echoed byte for byte, then the server closed"
+
+
+@check(CHECKS, "server survives a reset", 3,
+       "a client may vanish (RST): catch ConnectionError around one client's loop, close that "
+       "connection and go back to accept()")
+def _survive_reset(labdir: str) -> str:
+    port = free_port()
+    with _start(labdir, port) as box:
+        rude = socket.create_connection((HOST, port), timeout=3)
+        rude.sendall(os.urandom(200000))
+        # SO_LINGER with a zero timeout makes close() send RST instead of FIN.
+        rude.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        rude.close()
+        time.sleep(0.2)
+        if not box.alive():
+            raise CheckFailed("the server died after a client reset its connection: "
+                              + explain(box.stop(), "it"))
+        reply, _ = _exchange(port, b"still there?", 3)
+    if reply != b"still there?":
+        raise CheckFailed(f"after a client reset its connection, the next client got {reply[:40]!r}")
+    return "a reset client did not stop the server"
+
+
+@check(CHECKS, "recv_exactly", 3,
+       "loop on recv() until you have n bytes; recv() returning b'' means the peer closed early: "
+       "raise ConnectionError")
+def _recv_exactly(labdir: str) -> str:
+    value = value_of(run_probe(labdir, "netlab.labs.lab04:probe_recv_exactly", timeout=8), "recv_exactly")
+    if not value["whole"]:
+        raise CheckFailed(f"recv_exactly(sock, 2048) returned {value['length']} bytes or wrong ones "
+                          f"when they arrived in 97-byte pieces")
+    if value["early_eof"] == "returned":
+        raise CheckFailed("recv_exactly(sock, 10) returned although the peer closed after 5 bytes")
+    return f"2048 bytes gathered from 97-byte pieces; early close: {value['early_eof']}"
+
+
+def _lazy_echo(conn: socket.socket) -> None:
+    # Echo only after the client's EOF, and in small pieces: a client that
+    # does not half-close, or reads once, fails here.
+    data = recv_all(conn, 1 << 22, time.monotonic() + 8)
+    for i in range(0, len(data), 1000):
+        conn.sendall(data[i:i + 1000])
+    conn.shutdown(socket.SHUT_WR)
+
+
+@check(CHECKS, "client half-closes and reads to EOF", 4,
+       "echo(): sendall(data), then shutdown(SHUT_WR) to say 'no more', then recv() until b''")
+def _client(labdir: str) -> str:
+    data = os.urandom(300000)
+    with TcpPeer(_lazy_echo) as peer:
+        out = call_all(labdir, "tcp_echo", [["echo", [HOST, peer.port, {"bytes": data.hex()}]]],
+                       timeout=6)[0]
+    got = bytes_of(student_value(out, "echo(host, port, 300000 bytes)"))
+    if got != data:
+        raise CheckFailed(f"echo() returned {len(got) if got is not None else out['value']!r} "
+                          f"bytes of {len(data)}")
+    return "300000 bytes through a server that answers only after EOF"

@@ -1,0 +1,334 @@
+"""Lab 8: packet parsing — pcap files, IPv4/TCP/UDP headers, checksums, the handshake.
+
+Expectations come from netlab's own packet core (:mod:`netlab.packet`), run
+in the grader, on two captures: the real loopback capture shipped with the
+lab (made with tcpdump) and a fresh one the grader builds for every run, with
+random ports and sequence numbers, big-endian byte order, raw-IP link type and
+one corrupted checksum, so no answer can be copied from the handout.
+"""
+from __future__ import annotations
+
+import os
+import random
+import struct
+import tempfile
+from typing import List, Tuple
+
+from netlab import packet
+from netlab.labs._child import describe_exception
+from netlab.labs._probes import outcome_text
+from netlab.labs._registry import CheckFailed, Lab, check, course_dir, student_module
+from netlab.labs._runner import run_probe, value_of
+
+__all__ = ["LAB", "build_capture", "read_pcap"]
+
+CHECKS: list = []
+LAB = Lab(8, "lab08-packets", "Packet parsing", ["packets.rst"], ["dissect.py"], CHECKS)
+
+CAPTURE = "loopback.pcap"
+LINKTYPE_ETHERNET, LINKTYPE_RAW = 1, 101
+
+
+# --- the grader's own reader and builder -------------------------------------
+
+def read_pcap(path: str) -> Tuple[int, List[bytes]]:
+    """(linktype, frames) of a classic pcap file, either byte order."""
+    with open(path, "rb") as f:
+        data = f.read()
+    magic = data[:4]
+    order = "<" if magic in (b"\xd4\xc3\xb2\xa1", b"\x4d\x3c\xb2\xa1") else ">"
+    linktype = struct.unpack_from(order + "I", data, 20)[0]
+    frames, off = [], 24
+    while off + 16 <= len(data):
+        incl = struct.unpack_from(order + "I", data, off + 8)[0]
+        frames.append(data[off + 16:off + 16 + incl])
+        off += 16 + incl
+    return linktype, frames
+
+
+def _ip(proto: int, src: bytes, dst: bytes, payload: bytes, ident: int) -> bytes:
+    header = struct.pack(">BBHHHBBH4s4s", 0x45, 0, 20 + len(payload), ident, 0x4000, 64, proto, 0, src, dst)
+    csum = packet.internet_checksum(header)
+    return header[:10] + struct.pack(">H", csum) + header[12:] + payload
+
+
+def _tcp(src: bytes, dst: bytes, sport: int, dport: int, seq: int, ack: int, flags: int,
+         data: bytes = b"") -> bytes:
+    seg = struct.pack(">HHIIBBHHH", sport, dport, seq, ack, 5 << 4, flags, 65535, 0, 0) + data
+    csum = packet.internet_checksum(seg, packet.pseudo_header_sum(src, dst, 6, len(seg)))
+    return seg[:16] + struct.pack(">H", csum) + seg[18:]
+
+
+def _udp(src: bytes, dst: bytes, sport: int, dport: int, data: bytes) -> bytes:
+    seg = struct.pack(">HHHH", sport, dport, 8 + len(data), 0) + data
+    csum = packet.internet_checksum(seg, packet.pseudo_header_sum(src, dst, 17, len(seg))) or 0xFFFF
+    return seg[:6] + struct.pack(">H", csum) + seg[8:]
+
+
+def build_capture(path: str, rng: random.Random) -> None:
+    """Write a big-endian, raw-IP pcap: noise, a handshake, data, a bad checksum, UDP."""
+    a, b = bytes([127, 0, 0, 1]), bytes([127, 0, 0, rng.randint(2, 254)])
+    cport, sport = rng.randint(32768, 60999), rng.randint(1024, 32767)
+    iss, irs = rng.getrandbits(32), rng.getrandbits(32)
+    ident = rng.randint(1, 60000)
+    pkts = [
+        _ip(17, a, b, _udp(a, b, rng.randint(32768, 60999), 53, b"\x12\x34 a query"), ident),
+        # A lone SYN-ACK of some other conversation: not the start of a handshake.
+        _ip(6, b, a, _tcp(b, a, 80, cport + 1, 1000, 2000, 0x12), ident + 1),
+        _ip(6, a, b, _tcp(a, b, cport, sport, iss, 0, 0x02), ident + 2),
+        _ip(6, b, a, _tcp(b, a, sport, cport, irs, (iss + 1) % 2**32, 0x12), ident + 3),
+        _ip(6, a, b, _tcp(a, b, cport, sport, (iss + 1) % 2**32, (irs + 1) % 2**32, 0x10), ident + 4),
+        _ip(6, a, b, _tcp(a, b, cport, sport, (iss + 1) % 2**32, (irs + 1) % 2**32, 0x18, b"GET /\r\n"),
+            ident + 5),
+    ]
+    bad = bytearray(_ip(6, b, a, _tcp(b, a, sport, cport, (irs + 1) % 2**32, (iss + 8) % 2**32, 0x10),
+                        ident + 6))
+    bad[-3] ^= 0x5A  # corrupt the TCP checksum (and only it)
+    pkts.append(bytes(bad))
+    pkts.append(_ip(17, b, a, _udp(b, a, 53, 40000, b"an answer"), ident + 7))
+    with open(path, "wb") as f:
+        f.write(struct.pack(">IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, LINKTYPE_RAW))
+        for i, p in enumerate(pkts):
+            f.write(struct.pack(">IIII", 1_700_000_000 + i, i * 1000, len(p), len(p)))
+            f.write(p)
+
+
+def _ip_of(frame: bytes, linktype: int) -> bytes:
+    return frame[14:] if linktype == LINKTYPE_ETHERNET else frame
+
+
+def expected_handshake(packets: List[bytes]) -> list:
+    """Indices of SYN, SYN-ACK, ACK of the first complete handshake (grader's answer)."""
+    dec = [packet.decode_packet(p) for p in packets]
+    for i, d in enumerate(dec):
+        t = d.get("tcp")
+        if not t or t["flags"] & 0x12 != 0x02:
+            continue
+        for j in range(i + 1, len(dec)):
+            u = dec[j].get("tcp")
+            if (u and u["flags"] & 0x12 == 0x12 and u["sport"] == t["dport"] and u["dport"] == t["sport"]
+                    and u["ack"] == (t["seq"] + 1) % 2**32):
+                for k in range(j + 1, len(dec)):
+                    v = dec[k].get("tcp")
+                    if (v and v["flags"] & 0x12 == 0x10 and v["sport"] == t["sport"]
+                            and v["dport"] == t["dport"] and v["ack"] == (u["seq"] + 1) % 2**32):
+                        return [i, j, k]
+    return []
+
+
+# --- probe (child side) -------------------------------------------------------
+
+def probe_dissect(labdir: str, captures: list, blobs: list) -> dict:
+    mod = student_module(labdir, "dissect")
+    out: dict = {"captures": [], "checksums": []}
+
+    def attempt(func, *args):
+        try:
+            value = func(*args)
+            if isinstance(value, (bytes, bytearray)):
+                value = {"bytes": bytes(value).hex()}
+            elif isinstance(value, dict):
+                value = {k: v for k, v in value.items() if isinstance(v, (int, str, bool, type(None)))}
+            return {"ok": True, "value": value}
+        except Exception as exc:  # noqa: BLE001 - reported to the parent as data
+            return describe_exception(exc, labdir)
+
+    for path in captures:
+        read = attempt(mod.read_pcap, path)
+        if read["ok"]:
+            try:
+                linktype, frames = read["value"]
+                read["value"] = [linktype, [bytes(f).hex() for f in frames]]
+            except (TypeError, ValueError):
+                read = {"ok": True, "value": repr(read["value"])[:100]}
+        # The other functions get the grader's own frames, so that a mistake in
+        # read_pcap costs its own points only.
+        linktype, frames = read_pcap(path)
+        cap = {"read": read, "packets": []}
+        ips = []
+        for frame in frames:
+            entry = {"ip_payload": attempt(mod.ip_payload, frame, linktype)}
+            data = _ip_of(frame, linktype)
+            ips.append(data)
+            entry["ipv4"] = attempt(mod.parse_ipv4, data)
+            ihl = (data[0] & 0x0F) * 4
+            if data[9] == 6:
+                entry["tcp"] = attempt(mod.parse_tcp, data[ihl:])
+            elif data[9] == 17:
+                entry["udp"] = attempt(mod.parse_udp, data[ihl:])
+            entry["transport_ok"] = attempt(mod.transport_checksum_ok, data)
+            cap["packets"].append(entry)
+        cap["handshake"] = attempt(mod.find_handshake, ips)
+        out["captures"].append(cap)
+    for blob in blobs:
+        out["checksums"].append(attempt(mod.checksum, bytes.fromhex(blob)))
+    return out
+
+
+# --- checks (parent side) -----------------------------------------------------
+
+def _captures(labdir: str) -> list:
+    """(label, path) of the shipped capture and of a fresh grader-built one."""
+    shipped = os.path.join(labdir, CAPTURE)
+    if not os.path.exists(shipped):
+        shipped = os.path.join(course_dir(), LAB.slug, CAPTURE)
+    return [("loopback.pcap", shipped)]
+
+
+_CACHE: dict = {}
+LAB.reset = _CACHE.clear
+
+
+def _run(labdir: str) -> tuple:
+    """Run the probe once per grading of a folder; later checks reuse the result."""
+    key = os.path.realpath(labdir)
+    if key in _CACHE:
+        return _CACHE[key]
+    tmp = tempfile.mkdtemp(prefix="netlab-lab08-")
+    fresh = os.path.join(tmp, "grader.pcap")
+    build_capture(fresh, random.Random())
+    caps = _captures(labdir) + [("a capture built by the grader", fresh)]
+    rng = random.Random()
+    blobs = [bytes.fromhex("0001f203f4f5f6f7"), b"\x01", b""] + [
+        bytes(rng.getrandbits(8) for _ in range(n)) for n in (1, 2, 3, 20, 21, 1001)]
+    try:
+        result = run_probe(labdir, "netlab.labs.lab08:probe_dissect",
+                           {"captures": [p for _, p in caps], "blobs": [b.hex() for b in blobs]},
+                           timeout=15)
+        expected = [(label, read_pcap(path)) for label, path in caps]
+    finally:
+        for name in os.listdir(tmp):
+            os.unlink(os.path.join(tmp, name))
+        os.rmdir(tmp)
+    value = value_of(result, "dissect.py")
+    _CACHE[key] = (value, expected, blobs)
+    return _CACHE[key]
+
+
+def _outcome(out: dict, call: str):
+    if not out.get("ok"):
+        raise CheckFailed(outcome_text(out, call))
+    return out["value"]
+
+
+@check(CHECKS, "read a pcap file", 3,
+       "a 24-byte file header (the magic number tells the byte order), then per packet a 16-byte "
+       "record header whose third field is the captured length")
+def _read(labdir: str) -> str:
+    value, expected, _ = _run(labdir)
+    for cap, (label, (linktype, frames)) in zip(value["captures"], expected):
+        got = _outcome(cap["read"], f"read_pcap({label})")
+        if not isinstance(got, list) or len(got) != 2:
+            raise CheckFailed(f"read_pcap({label}) should return (linktype, frames), got {got!r}")
+        if got[0] != linktype:
+            raise CheckFailed(f"read_pcap({label}) gave link type {got[0]!r}, the header says {linktype}")
+        if [bytes.fromhex(f) for f in got[1]] != frames:
+            raise CheckFailed(f"read_pcap({label}) gave {len(got[1])} frames; the file has {len(frames)}"
+                              + (" (same count, different bytes)" if len(got[1]) == len(frames) else ""))
+    return "both captures read: little-endian Ethernet and big-endian raw IP"
+
+
+@check(CHECKS, "link layer", 2,
+       "link type 1 (Ethernet) puts a 14-byte header before the IP packet; link type 101 (raw IP) none")
+def _link(labdir: str) -> str:
+    value, expected, _ = _run(labdir)
+    for cap, (label, (linktype, frames)) in zip(value["captures"], expected):
+        for i, (entry, frame) in enumerate(zip(cap["packets"], frames)):
+            got = _outcome(entry["ip_payload"], f"ip_payload(frame {i} of {label}, {linktype})")
+            if not isinstance(got, dict) or bytes.fromhex(got.get("bytes", "")) != _ip_of(frame, linktype):
+                raise CheckFailed(f"ip_payload(frame {i} of {label}, {linktype}) is not the IPv4 packet")
+    return "IPv4 packets found behind both link types"
+
+
+_IP_KEYS = ("version", "header_length", "total_length", "ttl", "protocol", "src", "dst")
+
+
+@check(CHECKS, "IPv4 header", 3,
+       "struct.unpack('>BBHHHBBH4s4s', data[:20]); the header length is the low 4 bits of byte 0 "
+       "times 4; addresses as dotted quads")
+def _ipv4(labdir: str) -> str:
+    value, expected, _ = _run(labdir)
+    n = 0
+    for cap, (label, (linktype, frames)) in zip(value["captures"], expected):
+        for i, (entry, frame) in enumerate(zip(cap["packets"], frames)):
+            want = packet.decode_ipv4(_ip_of(frame, linktype))
+            got = _outcome(entry["ipv4"], f"parse_ipv4(packet {i} of {label})")
+            for key in _IP_KEYS:
+                if not isinstance(got, dict) or got.get(key) != want[key]:
+                    raise CheckFailed(f"parse_ipv4(packet {i} of {label})[{key!r}] is "
+                                      f"{got.get(key) if isinstance(got, dict) else got!r}, expected {want[key]!r}")
+            n += 1
+    return f"{n} IPv4 headers agree with netlab.packet ({packet.BACKEND} core)"
+
+
+@check(CHECKS, "TCP and UDP headers", 3,
+       "TCP: '>HHIIBBHHH' (ports, seq, ack, offset, flags, window, checksum, urgent); "
+       "UDP: '>HHHH'; the TCP header length is the offset byte's high 4 bits times 4")
+def _transport(labdir: str) -> str:
+    value, expected, _ = _run(labdir)
+    n = 0
+    for cap, (label, (linktype, frames)) in zip(value["captures"], expected):
+        for i, (entry, frame) in enumerate(zip(cap["packets"], frames)):
+            want = packet.decode_packet(_ip_of(frame, linktype))
+            proto = want["proto"]
+            keys = {"tcp": ("sport", "dport", "seq", "ack", "header_length"),
+                    "udp": ("sport", "dport", "length")}.get(proto, ())
+            if not keys:
+                continue
+            got = _outcome(entry[proto], f"parse_{proto}(packet {i} of {label})")
+            if not isinstance(got, dict):
+                raise CheckFailed(f"parse_{proto} should return a dict, got {got!r}")
+            for key in keys:
+                if got.get(key) != want[proto][key]:
+                    raise CheckFailed(f"parse_{proto}(packet {i} of {label})[{key!r}] is {got.get(key)!r}, "
+                                      f"expected {want[proto][key]!r}")
+            if proto == "tcp" and (got.get("flags") if isinstance(got.get("flags"), int) else -1) & 0xFF \
+                    != want["tcp"]["flags"] & 0xFF:
+                raise CheckFailed(f"parse_tcp(packet {i} of {label})['flags'] is {got.get('flags')!r}, "
+                                  f"expected {want['tcp']['flags'] & 0xFF} ({'+'.join(packet.tcp_flag_names(want['tcp']['flags']))})")
+            n += 1
+    return f"{n} TCP/UDP headers agree with netlab.packet"
+
+
+@check(CHECKS, "the Internet checksum", 3,
+       "RFC 1071: add the data as big-endian 16-bit words (pad an odd byte with a zero), fold the "
+       "carries back in, return the one's complement & 0xFFFF")
+def _checksum(labdir: str) -> str:
+    value, _, blobs = _run(labdir)
+    for blob, out in zip(blobs, value["checksums"]):
+        got = _outcome(out, f"checksum({len(blob)} bytes)")
+        want = packet.internet_checksum(blob)
+        if got != want:
+            raise CheckFailed(f"checksum({blob[:8].hex()}{'...' if len(blob) > 8 else ''}, {len(blob)} bytes) "
+                              f"gave {got!r}, expected {want:#06x}")
+    return f"{len(blobs)} buffers of 0 to 1001 bytes, odd and even, agree with netlab.packet"
+
+
+@check(CHECKS, "verify transport checksums", 3,
+       "sum the pseudo-header (source, destination, zero, protocol, TCP/UDP length) with the whole "
+       "segment; the result is 0 when intact")
+def _verify(labdir: str) -> str:
+    value, expected, _ = _run(labdir)
+    bad_on_lo = 0
+    for cap, (label, (linktype, frames)) in zip(value["captures"], expected):
+        for i, (entry, frame) in enumerate(zip(cap["packets"], frames)):
+            want = bool(packet.decode_packet(_ip_of(frame, linktype))["checksum_ok"])
+            got = _outcome(entry["transport_ok"], f"transport_checksum_ok(packet {i} of {label})")
+            if got is not want:
+                raise CheckFailed(f"transport_checksum_ok(packet {i} of {label}) gave {got!r}, expected {want}")
+            bad_on_lo += (not want) and label == CAPTURE
+    return (f"every verdict agrees, including the corrupted packet and {bad_on_lo} loopback packets "
+            f"whose checksum the kernel never filled in")
+
+
+@check(CHECKS, "find the three-way handshake", 3,
+       "a SYN (no ACK), then a SYN-ACK with the ports swapped and ack = SYN's seq + 1, then an ACK "
+       "with ack = SYN-ACK's seq + 1")
+def _handshake(labdir: str) -> str:
+    value, expected, _ = _run(labdir)
+    for cap, (label, (linktype, frames)) in zip(value["captures"], expected):
+        want = expected_handshake([_ip_of(f, linktype) for f in frames])
+        got = _outcome(cap["handshake"], f"find_handshake(packets of {label})")
+        if list(got or []) != want:
+            raise CheckFailed(f"find_handshake(packets of {label}) gave {got!r}, expected {want}")
+    return "SYN, SYN-ACK and ACK found in both captures"

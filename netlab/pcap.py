@@ -1,0 +1,206 @@
+"""Capture files: open one without loading it, write pcap and pcapng.
+
+Reading maps the file into memory (``mmap``): the kernel pages bytes in as the
+walk reaches them, so a multi-gigabyte capture costs no more memory than the
+pages in use, and both packet backends read it in place, zero-copy. The walk
+itself (pcap and pcapng, both byte orders, micro- and nanoseconds) lives in the
+packet core, see :mod:`netlab._pycore.capture`.
+
+Writing is not a hot path, so both writers are plain Python:
+
+* :class:`PcapWriter` - tcpdump's classic format (what ``tcpdump -r`` and every
+  tool reads);
+* :class:`PcapngWriter` - Wireshark's default: one section, any number of
+  interfaces (each with its link type and timestamp resolution), enhanced
+  packet blocks (draft-ietf-opsawg-pcapng).
+"""
+from __future__ import annotations
+
+import contextlib
+import mmap
+import os
+import struct
+import time
+from typing import BinaryIO, Iterator, Optional, Union
+
+__all__ = [
+    "LINKTYPE_ETHERNET", "LINKTYPE_LINUX_SLL", "LINKTYPE_LINUX_SLL2", "LINKTYPE_RAW",
+    "PcapWriter", "PcapngWriter", "convert_to_pcapng", "open_capture",
+]
+
+LINKTYPE_ETHERNET = 1
+LINKTYPE_RAW = 101
+LINKTYPE_LINUX_SLL = 113
+LINKTYPE_LINUX_SLL2 = 276
+
+PathLike = Union[str, "os.PathLike[str]"]
+
+
+@contextlib.contextmanager
+def open_capture(path: PathLike) -> Iterator[Union[mmap.mmap, bytes]]:
+    """Map a capture file read-only; yields a buffer both backends walk in place.
+
+    An empty file yields ``b""`` (which the core then reports as too short).
+    Drop every iterator over the buffer before the ``with`` block ends.
+    """
+    with open(path, "rb") as f:
+        size = os.fstat(f.fileno()).st_size
+        if size == 0:
+            yield b""
+            return
+        m = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+        try:
+            yield m
+        finally:
+            try:
+                m.close()
+            except BufferError:
+                pass  # a live iterator still holds it; the GC closes it later
+
+
+def _now_ns() -> int:
+    return time.time_ns()
+
+
+class PcapWriter:
+    """Write frames to a pcap file (tcpdump.org savefile format).
+
+    ``nanoseconds=True`` writes the nanosecond magic (``a1b23c4d``);
+    ``byteorder`` is ``"<"`` (little-endian, what x86 tcpdump writes) or ``">"``.
+    """
+
+    def __init__(self, file: Union[PathLike, BinaryIO], linktype: int = LINKTYPE_ETHERNET,
+                 snaplen: int = 262144, nanoseconds: bool = False, byteorder: str = "<") -> None:
+        if byteorder not in "<>" or len(byteorder) != 1:
+            raise ValueError("byteorder must be '<' or '>'")
+        self._own = not hasattr(file, "write")
+        self._f: BinaryIO = open(file, "wb") if self._own else file  # type: ignore[arg-type]
+        self._order = byteorder
+        self._ns = nanoseconds
+        self.snaplen = snaplen
+        self.linktype = linktype
+        self.count = 0
+        magic = 0xA1B23C4D if nanoseconds else 0xA1B2C3D4
+        self._f.write(struct.pack(byteorder + "IHHiIII", magic, 2, 4, 0, 0, snaplen, linktype))
+
+    def write(self, frame: bytes, ts_ns: Optional[int] = None, wirelen: Optional[int] = None) -> None:
+        """Append one frame (cut to the snaplen), stamped ``ts_ns`` (default: now)."""
+        ts = _now_ns() if ts_ns is None else ts_ns
+        data = bytes(frame[: self.snaplen])
+        sec, frac = divmod(ts, 1_000_000_000)
+        if not self._ns:
+            frac //= 1000
+        wire = len(frame) if wirelen is None else wirelen
+        self._f.write(struct.pack(self._order + "IIII", sec & 0xFFFFFFFF, frac, len(data), wire))
+        self._f.write(data)
+        self.count += 1
+
+    def flush(self) -> None:
+        self._f.flush()
+
+    def close(self) -> None:
+        if self._own:
+            self._f.close()
+        else:
+            self._f.flush()
+
+    def __enter__(self) -> "PcapWriter":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class PcapngWriter:
+    """Write a pcapng file: one section, interfaces added as needed.
+
+    ``add_interface`` returns the interface number to pass to ``write``.
+    ``tsresol`` is the if_tsresol option byte: 6 = microseconds (the
+    default, no option written), 9 = nanoseconds, ``0x80 | n`` = 2**-n s.
+    """
+
+    def __init__(self, file: Union[PathLike, BinaryIO], byteorder: str = "<",
+                 application: str = "netlab") -> None:
+        if byteorder not in "<>" or len(byteorder) != 1:
+            raise ValueError("byteorder must be '<' or '>'")
+        self._own = not hasattr(file, "write")
+        self._f: BinaryIO = open(file, "wb") if self._own else file  # type: ignore[arg-type]
+        self._o = byteorder
+        self._res: list = []
+        self._snap: list = []
+        self.count = 0
+        options = self._option(4, application.encode()) + self._option(0, b"")  # shb_userappl
+        body = struct.pack(self._o + "IHHq", 0x1A2B3C4D, 1, 0, -1) + options
+        self._block(0x0A0D0D0A, body)
+
+    def _option(self, code: int, value: bytes) -> bytes:
+        pad = (-len(value)) % 4
+        return struct.pack(self._o + "HH", code, len(value)) + value + b"\0" * pad
+
+    def _block(self, btype: int, body: bytes) -> None:
+        total = 12 + len(body)
+        self._f.write(struct.pack(self._o + "II", btype, total) + body + struct.pack(self._o + "I", total))
+
+    def add_interface(self, linktype: int = LINKTYPE_ETHERNET, snaplen: int = 262144,
+                      tsresol: int = 6, name: Optional[str] = None) -> int:
+        options = b""
+        if name:
+            options += self._option(2, name.encode())  # if_name
+        if tsresol != 6:
+            options += self._option(9, bytes([tsresol]))  # if_tsresol
+        if options:
+            options += self._option(0, b"")
+        self._block(1, struct.pack(self._o + "HHI", linktype, 0, snaplen) + options)
+        self._res.append(tsresol)
+        self._snap.append(snaplen)
+        return len(self._res) - 1
+
+    def write(self, frame: bytes, ifid: int = 0, ts_ns: Optional[int] = None,
+              wirelen: Optional[int] = None) -> None:
+        """Append one enhanced packet block for interface ``ifid``."""
+        if not 0 <= ifid < len(self._res):
+            raise ValueError(f"interface {ifid} was not added (call add_interface first)")
+        ts = _now_ns() if ts_ns is None else ts_ns
+        res = self._res[ifid]
+        if res & 0x80:
+            units = (ts << (res & 0x7F)) // 1_000_000_000
+        elif res <= 9:
+            units = ts // 10 ** (9 - res)
+        else:
+            units = ts * 10 ** (res - 9)
+        data = bytes(frame[: self._snap[ifid]])
+        wire = len(frame) if wirelen is None else wirelen
+        pad = b"\0" * ((-len(data)) % 4)
+        head = struct.pack(self._o + "IIIII", ifid, (units >> 32) & 0xFFFFFFFF, units & 0xFFFFFFFF,
+                           len(data), wire)
+        self._block(6, head + data + pad)
+        self.count += 1
+
+    def flush(self) -> None:
+        self._f.flush()
+
+    def close(self) -> None:
+        if self._own:
+            self._f.close()
+        else:
+            self._f.flush()
+
+    def __enter__(self) -> "PcapngWriter":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def convert_to_pcapng(src: PathLike, dst: PathLike, tsresol: int = 9) -> int:
+    """Rewrite a pcap (or pcapng) file as pcapng, one interface per link type; returns frames."""
+    from netlab.packet import iter_records
+
+    with open_capture(src) as buf, PcapngWriter(dst) as out:
+        interfaces: dict = {}
+        for rec in iter_records(buf):
+            offset, ts_ns, caplen, wirelen, _ifid, linktype = rec[:6]
+            if linktype not in interfaces:
+                interfaces[linktype] = out.add_interface(linktype, tsresol=tsresol)
+            out.write(buf[offset:offset + caplen], interfaces[linktype], ts_ns, wirelen)
+        return out.count

@@ -1,0 +1,160 @@
+"""Servers for the six classic services, in four concurrency models.
+
+:func:`start_server` binds synchronously (so a port in use or a privileged
+port fails right away with a :class:`~netlab.errors.NetlabError` that explains
+it) and then serves in background thread(s). The returned
+:class:`ServerHandle` reports the bound ports and counters and stops the
+server; it is a context manager::
+
+    with start_server("echo", port=0) as srv:
+        print(srv.urls)          # ['tcp://127.0.0.1:40123', 'udp://127.0.0.1:40123']
+
+The protocol logic comes from :mod:`netlab.services` (sans-I/O); this package
+only moves bytes. Models:
+
+``iterative``
+    one thread, one client at a time: the 50th client waits for the 49 before it.
+``threaded``
+    one thread per TCP connection, blocking sockets.
+``selectors``
+    one thread, non-blocking sockets and readiness events, a bounded output
+    buffer per connection (the default: it scales best).
+``asyncio``
+    one event-loop thread, one coroutine per connection.
+
+Every model serves both TCP and UDP; UDP replies pass the loop guard and the
+per-source rate limit of :mod:`netlab.services.guard`.
+"""
+from __future__ import annotations
+
+import threading
+from typing import Dict, Iterable, List, Optional
+
+from netlab import services
+from netlab.errors import NetlabError
+from netlab.servers._asyncio import AsyncioEngine
+from netlab.servers._blocking import IterativeEngine, ThreadedEngine
+from netlab.servers._common import Limits, Stats, bind_all, format_url
+from netlab.servers._selectors import SelectorsEngine
+
+__all__ = [
+    "DEFAULT_MODEL",
+    "DEFAULT_PORTS",
+    "MODELS",
+    "PROTOCOLS",
+    "Limits",
+    "ServerHandle",
+    "format_url",
+    "start_server",
+]
+
+MODELS = ("iterative", "threaded", "selectors", "asyncio")
+#: The model that scales best: one thread, bounded memory per connection.
+DEFAULT_MODEL = "selectors"
+#: 7000 + the well-known port: bindable without privilege, easy to remember.
+DEFAULT_PORTS: Dict[str, int] = {
+    "echo": 7007,
+    "discard": 7009,
+    "daytime": 7013,
+    "qotd": 7017,
+    "chargen": 7019,
+    "time": 7037,
+}
+PROTOCOLS = ("tcp", "udp")
+
+_ENGINES = {
+    "iterative": IterativeEngine,
+    "threaded": ThreadedEngine,
+    "selectors": SelectorsEngine,
+    "asyncio": AsyncioEngine,
+}
+
+
+class ServerHandle:
+    """A running server: its ports, URLs and counters; :meth:`stop` ends it."""
+
+    def __init__(self, engine, host: str, ports: Dict[str, int]) -> None:
+        self._engine = engine
+        self._stopped = False
+        self._lock = threading.Lock()
+        self.service: str = engine.service
+        self.model: str = engine.model
+        self.host = host
+        self.limits: Limits = engine.limits
+        #: ``{"tcp": port, "udp": port}`` for the protocols bound.
+        self.ports: Dict[str, int] = dict(ports)
+
+    @property
+    def urls(self) -> List[str]:
+        """``["tcp://127.0.0.1:7007", "udp://127.0.0.1:7007"]`` (IPv6 in brackets)."""
+        return [format_url(proto, self.host, port) for proto, port in self.ports.items()]
+
+    @property
+    def port(self) -> int:
+        """The port number (the same for TCP and UDP)."""
+        return next(iter(self.ports.values()))
+
+    @property
+    def running(self) -> bool:
+        return not self._stopped
+
+    @property
+    def error(self) -> Optional[BaseException]:
+        """The exception that ended the serving thread early, if any."""
+        return self._engine.error
+
+    def stats(self) -> Dict[str, int]:
+        """Counters: connections, datagrams, bytes_in, bytes_out, and more detail
+        (active, rejected, timeouts, errors, replies, udp_looped, udp_limited,
+        udp_dropped, buffered, buffer_peak)."""
+        return self._engine.stats.snapshot()
+
+    def stop(self) -> Dict[str, int]:
+        """Close every socket, join the threads; return the final counters."""
+        with self._lock:
+            if not self._stopped:
+                self._stopped = True
+                self._engine.stop()
+        return self.stats()
+
+    def __enter__(self) -> "ServerHandle":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def __repr__(self) -> str:
+        state = "running" if self.running else "stopped"
+        return f"<ServerHandle {self.service} {self.model} {' '.join(self.urls)} {state}>"
+
+
+def start_server(service: str, host: str = "127.0.0.1", port: int = 0,
+                 protocols: Iterable[str] = PROTOCOLS, model: str = DEFAULT_MODEL,
+                 **limits) -> ServerHandle:
+    """Bind ``service`` on ``host``:``port`` for ``protocols`` and serve it in the background.
+
+    ``port`` 0 lets the OS choose (TCP and UDP still share one number).
+    ``limits`` are the fields of :class:`Limits`: ``idle_timeout``,
+    ``max_connections``, ``out_buffer``, ``udp_rate``, ``udp_burst``.
+    Binding errors raise :class:`NetlabError` with a one-line explanation.
+    """
+    if service not in services.SERVICES:
+        raise NetlabError(f"unknown service {service!r}: choose one of "
+                          f"{', '.join(services.SERVICES)}")
+    if model not in _ENGINES:
+        raise NetlabError(f"unknown server model {model!r}: choose one of {', '.join(MODELS)}")
+    protocols = tuple(dict.fromkeys(protocols))
+    if not protocols or any(p not in PROTOCOLS for p in protocols):
+        raise NetlabError(f"protocols must be 'tcp' and/or 'udp', not {protocols!r}")
+    if not 0 <= int(port) <= 65535:
+        raise NetlabError(f"invalid port {port}: ports run from 0 to 65535")
+    parsed = Limits.from_kwargs(limits)
+    socks = bind_all(host, int(port), protocols)
+    ports = {proto: sock.getsockname()[1] for proto, sock in socks.items()}
+    engine = _ENGINES[model](service, socks, parsed, Stats())
+    try:
+        engine.start()
+    except BaseException:
+        engine.stop()
+        raise
+    return ServerHandle(engine, host, ports)

@@ -1,0 +1,250 @@
+"""The asyncio model: one event loop in a background thread, one task per client.
+
+The same non-blocking idea as the selectors model, written with coroutines:
+``await reader.read()`` and ``await writer.drain()`` instead of hand-written
+readiness bookkeeping. Flow control comes from the transport's write-buffer
+limits: ``drain()`` waits while more than ``out_buffer`` bytes are queued, so
+a chargen client that never reads holds one buffer, not a growing heap.
+"""
+from __future__ import annotations
+
+import asyncio
+import threading
+from typing import Dict, Optional
+
+from netlab import services
+from netlab.servers._common import LINGER_SECONDS, RECV_SIZE
+from netlab.servers._engine import Engine
+
+__all__ = ["AsyncioEngine"]
+
+_CHUNK = 16384
+_SWEEP = 0.25  # seconds between idle sweeps
+
+
+class _UdpProtocol(asyncio.DatagramProtocol):
+    def __init__(self, engine: "AsyncioEngine") -> None:
+        self.engine = engine
+        self.service = services.udp_service(engine.service)
+        self.transport: Optional[asyncio.DatagramTransport] = None
+
+    def connection_made(self, transport) -> None:  # type: ignore[override]
+        self.transport = transport
+
+    def datagram_received(self, data: bytes, addr) -> None:  # type: ignore[override]
+        stats, guard = self.engine.stats, self.engine.guard
+        stats.add("datagrams")
+        stats.add("bytes_in", len(data))
+        try:
+            reply = self.service.reply(data)
+        except Exception:  # noqa: BLE001 - one bad datagram never stops the server
+            stats.add("errors")
+            return
+        if reply is None or self.transport is None:
+            return
+        looped, limited = guard.looped, guard.limited
+        if not guard.allow(addr):
+            stats.add("udp_looped", guard.looped - looped)
+            stats.add("udp_limited", guard.limited - limited)
+            return
+        # The transport queues what the kernel refuses; drop instead of queueing
+        # without bound (UDP promises nothing).
+        if self.transport.get_write_buffer_size() > self.engine.limits.out_buffer:
+            stats.add("udp_dropped")
+            return
+        if reply:
+            self.transport.sendto(reply, addr)
+        else:
+            # asyncio's transport silently skips empty datagrams, but an empty
+            # datagram is a valid reply (echo of b"", chargen of 0 characters).
+            try:
+                self.engine.socks["udp"].sendto(b"", addr)
+            except OSError:
+                stats.add("udp_dropped")
+                return
+        stats.add("replies")
+        stats.add("bytes_out", len(reply))
+
+    def error_received(self, exc: Exception) -> None:
+        self.engine.stats.add("errors")
+
+
+class AsyncioEngine(Engine):
+    model = "asyncio"
+
+    def run(self) -> None:
+        try:
+            self._run_loop()
+        finally:
+            self._ready.set()  # never leave start() waiting, even after a failure
+
+    def _run_loop(self) -> None:
+        loop = asyncio.new_event_loop()
+        self._loop = loop
+        # asyncio would log e.g. "socket.send() raised exception" to stderr;
+        # a server that a learner watches counts such events instead.
+        loop.set_exception_handler(lambda _loop, _ctx: self.stats.add("errors"))
+        try:
+            loop.run_until_complete(self._main())
+        finally:
+            try:
+                loop.run_until_complete(loop.shutdown_asyncgens())
+            finally:
+                loop.close()
+
+    async def _main(self) -> None:
+        self._done = asyncio.Event()
+        self._watches: Dict[asyncio.Task, _Watch] = {}
+        loop = asyncio.get_running_loop()
+        server = None
+        udp_transport = None
+        if "tcp" in self.socks:
+            server = await asyncio.start_server(self._client, sock=self.socks["tcp"],
+                                                limit=RECV_SIZE, backlog=1024)
+        if "udp" in self.socks:
+            udp_transport, _ = await loop.create_datagram_endpoint(
+                lambda: _UdpProtocol(self), sock=self.socks["udp"])
+        sweeper = asyncio.ensure_future(self._sweep())
+        self._ready.set()
+        if self.stopping.is_set():
+            self._done.set()
+        await self._done.wait()
+        if server is not None:
+            server.close()
+        sweeper.cancel()
+        tasks = [sweeper, *self._watches]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        if udp_transport is not None:
+            udp_transport.close()
+        if server is not None:
+            await server.wait_closed()
+        await asyncio.sleep(0)  # let transports run their close callbacks
+
+    def start(self) -> None:
+        self._ready = threading.Event()
+        super().start()
+        self._ready.wait(5.0)
+
+    def interrupt(self) -> None:
+        loop = getattr(self, "_loop", None)
+        done = getattr(self, "_done", None)
+        if loop is not None and done is not None:
+            try:
+                loop.call_soon_threadsafe(done.set)
+            except RuntimeError:  # loop already closed
+                pass
+
+    # -- one client -----------------------------------------------------------
+    # Idle limit: rather than wrapping every read in asyncio.wait_for (a new
+    # task per read, which halves the round-trip rate), each connection notes
+    # when it last made progress and one sweeper aborts the silent ones.
+    async def _sweep(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(_SWEEP)
+            now = loop.time()
+            for watch in list(self._watches.values()):
+                if not watch.timed_out and now - watch.last > self.limits.idle_timeout:
+                    watch.timed_out = True
+                    self.stats.add("timeouts")
+                    watch.transport.abort()
+
+    async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        stats, limits = self.stats, self.limits
+        transport = writer.transport
+        stats.add("connections")
+        if len(self._watches) >= limits.max_connections or self._done.is_set():
+            stats.add("rejected")
+            transport.abort()
+            return
+        task = asyncio.current_task()
+        assert task is not None
+        loop = asyncio.get_running_loop()
+        watch = _Watch(loop.time(), transport)
+        self._watches[task] = watch
+        stats.add("active")
+        transport.set_write_buffer_limits(high=limits.out_buffer)
+        session = services.tcp_session(self.service)
+        read_open = True
+        graceful = False
+        try:
+            await self._write(writer, watch, session.connected())
+            if session.streaming:
+                await self._stream(reader, writer, watch, session)
+            while not session.finished and not watch.timed_out:
+                data = await reader.read(RECV_SIZE)
+                watch.last = loop.time()
+                if data:
+                    stats.add("bytes_in", len(data))
+                    await self._write(writer, watch, session.received(data))
+                else:
+                    read_open = False
+                    await self._write(writer, watch, session.eof_received())
+            graceful = not watch.timed_out
+            if graceful and read_open and writer.can_write_eof():
+                # Half-close and drop what the client still sends, briefly: see
+                # LINGER_SECONDS for why closing at once could lose the reply.
+                writer.write_eof()
+                try:
+                    await asyncio.wait_for(self._discard(reader), LINGER_SECONDS)
+                except asyncio.TimeoutError:
+                    pass
+        except (ConnectionError, OSError):
+            pass
+        except asyncio.CancelledError:
+            pass  # stop(): fall through to abort the connection
+        except Exception:  # noqa: BLE001 - one client never stops the server
+            stats.add("errors")
+        finally:
+            if graceful:
+                transport.close()
+            else:
+                transport.abort()
+            stats.add("active", -1)
+            self._watches.pop(task, None)
+
+    async def _write(self, writer: asyncio.StreamWriter, watch: "_Watch", data: bytes) -> None:
+        if data:
+            writer.write(data)
+            self.stats.add("bytes_out", len(data))
+            # drain() returns at once below the high-water mark, and waits while
+            # more than out_buffer bytes are queued: the flow control.
+            await writer.drain()
+            watch.last = asyncio.get_running_loop().time()
+
+    async def _discard(self, reader: asyncio.StreamReader) -> None:
+        """Read and drop until EOF; return quietly when the connection breaks."""
+        try:
+            while True:
+                data = await reader.read(RECV_SIZE)
+                if not data:
+                    return
+                self.stats.add("bytes_in", len(data))
+        except (ConnectionError, OSError):
+            return
+
+    async def _stream(self, reader, writer, watch: "_Watch",
+                      session: services.TcpSession) -> None:
+        """chargen: write while the client reads; its input is dropped alongside."""
+        sink = asyncio.ensure_future(self._discard(reader))
+        try:
+            while not session.finished:
+                if writer.transport.is_closing():
+                    raise ConnectionResetError("client closed")
+                await self._write(writer, watch, session.pull(_CHUNK))
+        finally:
+            sink.cancel()
+            await asyncio.gather(sink, return_exceptions=True)
+
+
+class _Watch:
+    """When a connection last made progress, for the idle sweeper."""
+
+    __slots__ = ("last", "transport", "timed_out")
+
+    def __init__(self, last: float, transport: asyncio.BaseTransport) -> None:
+        self.last = last
+        self.transport = transport
+        self.timed_out = False

@@ -1,0 +1,176 @@
+"""The iterative and threaded models: blocking sockets, one handler per connection.
+
+Both share one accept/receive loop. The *iterative* server serves an accepted
+connection to the end before it looks at the next one (or at a UDP datagram):
+the 50th client waits for the 49 before it. The *threaded* server hands each
+connection to its own thread and goes straight back to accept().
+"""
+from __future__ import annotations
+
+import selectors
+import socket
+import time as _time
+
+from netlab import services
+from netlab.servers._common import (LINGER_SECONDS, RECV_SIZE, handle_datagram,
+                                    is_disconnect, wait_socket)
+from netlab.servers._engine import Engine
+
+__all__ = ["IterativeEngine", "ThreadedEngine", "serve_connection"]
+
+# chargen chunk for one blocking sendall(): small enough that a slow client
+# holds the handler in one call for little data, large enough to be cheap.
+_CHUNK = 16384
+
+
+def _send(engine: Engine, conn: socket.socket, data: bytes) -> None:
+    if data:
+        conn.sendall(data)
+        engine.stats.add("bytes_out", len(data))
+
+
+def _linger(engine: Engine, conn: socket.socket) -> None:
+    """Half-close, then read and drop until the client's EOF (bounded in time)."""
+    try:
+        conn.shutdown(socket.SHUT_WR)
+    except OSError:
+        return
+    deadline = _time.monotonic() + LINGER_SECONDS
+    while not engine.stopping.is_set():
+        left = deadline - _time.monotonic()
+        if left <= 0:
+            return
+        conn.settimeout(left)
+        try:
+            data = conn.recv(RECV_SIZE)
+        except (socket.timeout, OSError):
+            return  # the reply is out; a silent or vanished client changes nothing
+        if not data:
+            return
+        engine.stats.add("bytes_in", len(data))
+
+
+def serve_connection(engine: Engine, conn: socket.socket) -> None:
+    """Run one TCP connection of ``engine.service`` to its end, blocking.
+
+    Idle limit: every recv/send gets ``idle_timeout``; a timeout ends the
+    connection. Errors that only mean "the client left" end it quietly; any
+    other error is counted, never raised: one client never stops the server.
+    """
+    stats = engine.stats
+    idle = engine.limits.idle_timeout
+    session = services.tcp_session(engine.service)
+    read_open = True
+    try:
+        conn.settimeout(idle)
+        _send(engine, conn, session.connected())
+        while not session.finished and not engine.stopping.is_set():
+            if session.streaming:
+                readable, writable = wait_socket(conn, read_open, True, idle)
+                if not (readable or writable):
+                    stats.add("timeouts")
+                    return
+                if readable:
+                    data = conn.recv(RECV_SIZE)
+                    if data:
+                        stats.add("bytes_in", len(data))
+                        _send(engine, conn, session.received(data))
+                    else:
+                        read_open = False
+                        _send(engine, conn, session.eof_received())
+                if writable:
+                    _send(engine, conn, session.pull(_CHUNK))
+                continue
+            data = conn.recv(RECV_SIZE)
+            if data:
+                stats.add("bytes_in", len(data))
+                _send(engine, conn, session.received(data))
+            else:
+                read_open = False
+                _send(engine, conn, session.eof_received())
+        if session.finished and read_open and not engine.stopping.is_set():
+            _linger(engine, conn)
+    except socket.timeout:
+        stats.add("timeouts")
+    except Exception as exc:  # noqa: BLE001 - see docstring
+        if not is_disconnect(exc):
+            stats.add("errors")
+    finally:
+        conn.close()
+
+
+class IterativeEngine(Engine):
+    """One thread does everything, one client at a time."""
+
+    model = "iterative"
+
+    def run(self) -> None:
+        sel = selectors.DefaultSelector()
+        try:
+            sel.register(self._wake_r, selectors.EVENT_READ, "wake")
+            for proto, sock in self.socks.items():
+                sel.register(sock, selectors.EVENT_READ, proto)
+            while not self.stopping.is_set():
+                for key, _ in sel.select():
+                    if key.data == "wake":
+                        self.drain_wake()
+                    elif key.data == "udp":
+                        for _ in range(64):
+                            if not handle_datagram(key.fileobj, self._udp(), self.guard,
+                                                   self.stats):
+                                break
+                    elif key.data == "tcp" and not self.stopping.is_set():
+                        self._accept(key.fileobj)
+        finally:
+            sel.close()
+
+    _udp_service = None
+
+    def _udp(self):
+        if self._udp_service is None:
+            self._udp_service = services.udp_service(self.service)
+        return self._udp_service
+
+    def _accept(self, listener: socket.socket) -> None:
+        try:
+            conn, _ = listener.accept()
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            self.stats.add("errors")  # e.g. EMFILE: out of descriptors
+            return
+        self.stats.add("connections")
+        self._handle(conn)
+
+    def _handle(self, conn: socket.socket) -> None:
+        self.track(conn)
+        self.stats.add("active")
+        try:
+            serve_connection(self, conn)
+        finally:
+            self.stats.add("active", -1)
+            self.untrack(conn)
+
+
+class ThreadedEngine(IterativeEngine):
+    """Accept in one thread, serve each connection in a thread of its own."""
+
+    model = "threaded"
+
+    def _handle(self, conn: socket.socket) -> None:
+        if self.active_count() >= self.limits.max_connections:
+            self.stats.add("rejected")
+            conn.close()
+            return
+        self.track(conn)  # counted before the thread starts, so the limit holds
+        self.stats.add("active")
+        # Forget finished handler threads so the list stays small.
+        self._threads = self._threads[:1] + [t for t in self._threads[1:] if t.is_alive()]
+        self._spawn(self._serve, "netlab-conn", conn)
+
+    def _serve(self, conn: socket.socket) -> None:
+        try:
+            serve_connection(self, conn)
+        finally:
+            self.stats.add("active", -1)
+            self.untrack(conn)

@@ -1,0 +1,199 @@
+"""What every server model shares: limits, counters, binding, UDP replies."""
+from __future__ import annotations
+
+import errno
+import select
+import socket
+import threading
+from dataclasses import dataclass, fields
+from typing import Dict, Optional
+
+from netlab import services
+from netlab.binding import bind_socket
+from netlab.errors import NetlabError
+from netlab.services.guard import DEFAULT_UDP_RATE, UdpGuard
+
+__all__ = [
+    "LINGER_SECONDS",
+    "RECV_SIZE",
+    "Limits",
+    "Stats",
+    "bind_all",
+    "format_url",
+    "handle_datagram",
+    "is_disconnect",
+    "wait_socket",
+]
+
+RECV_SIZE = 65536
+# After the last byte of a finished reply the server half-closes and waits at
+# most this long for the client's EOF before closing. Closing while unread
+# client bytes sit in the receive buffer makes the kernel send RST, and a RST
+# can destroy the reply still in flight (a daytime line lost because the
+# client had typed something). Lingering briefly avoids that.
+LINGER_SECONDS = 2.0
+
+
+@dataclass
+class Limits:
+    """Per-server limits; every keyword of start_server(**limits) is a field."""
+
+    #: Close a TCP connection after this many seconds without progress either way.
+    idle_timeout: float = 120.0
+    #: TCP connections served at once; more are accepted and closed at once.
+    max_connections: int = 512
+    #: Bytes a connection may queue in the server before it stops reading
+    #: (echo) or generating (chargen) until the client catches up.
+    out_buffer: int = 65536
+    #: UDP replies per second to one source address (0: unlimited).
+    udp_rate: float = DEFAULT_UDP_RATE
+    #: Replies a source may get in one burst (default: min(rate, 1000)).
+    udp_burst: Optional[int] = None
+
+    @classmethod
+    def from_kwargs(cls, kwargs: dict) -> "Limits":
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(kwargs) - known)
+        if unknown:
+            raise TypeError(f"unknown server limit(s): {', '.join(unknown)} "
+                            f"(known: {', '.join(sorted(known))})")
+        limits = cls(**{k: v for k, v in kwargs.items() if v is not None})
+        if limits.idle_timeout <= 0:
+            raise ValueError("idle_timeout must be more than 0 seconds")
+        if limits.max_connections < 1:
+            raise ValueError("max_connections must be at least 1")
+        if limits.out_buffer < 1024:
+            raise ValueError("out_buffer must be at least 1024 bytes")
+        if limits.udp_rate < 0:
+            raise ValueError("udp_rate must be 0 (unlimited) or more")
+        return limits
+
+    def guard(self) -> UdpGuard:
+        return UdpGuard(rate=self.udp_rate, burst=self.udp_burst)
+
+
+class Stats:
+    """Thread-safe counters of one server."""
+
+    KEYS = ("connections", "datagrams", "bytes_in", "bytes_out", "active",
+            "rejected", "timeouts", "errors", "replies", "udp_looped", "udp_limited",
+            "udp_dropped", "buffered", "buffer_peak")
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._values: Dict[str, int] = dict.fromkeys(self.KEYS, 0)
+
+    def add(self, key: str, amount: int = 1) -> None:
+        with self._lock:
+            self._values[key] += amount
+
+    def set(self, key: str, value: int) -> None:
+        with self._lock:
+            self._values[key] = value
+
+    def snapshot(self) -> Dict[str, int]:
+        with self._lock:
+            return dict(self._values)
+
+
+def format_url(proto: str, host: str, port: int) -> str:
+    """``tcp://127.0.0.1:7007``; IPv6 literals in brackets: ``tcp://[::1]:7007``."""
+    shown = f"[{host}]" if ":" in host else host
+    return f"{proto}://{shown}:{port}"
+
+
+def bind_all(host: str, port: int, protocols) -> Dict[str, socket.socket]:
+    """Bind every protocol of ``protocols`` on ``host`` and one shared port number.
+
+    With port 0 the OS picks the TCP port and UDP must get the same number; if
+    that number happens to be taken for UDP, try again with another.
+    """
+    protocols = tuple(protocols)
+    tries = 20 if port == 0 and len(protocols) > 1 else 1
+    last: Optional[NetlabError] = None
+    for _ in range(tries):
+        socks: Dict[str, socket.socket] = {}
+        chosen = port
+        try:
+            for proto in protocols:
+                # A deep accept queue: a burst of clients (200 at once in the
+                # tests, a class in a lab) is queued rather than SYN-dropped
+                # and retried a second later. The kernel caps it at somaxconn.
+                sock = bind_socket(proto, host, chosen, backlog=1024)
+                socks[proto] = sock
+                chosen = sock.getsockname()[1]
+            return socks
+        except NetlabError as exc:
+            last = exc
+            for sock in socks.values():
+                sock.close()
+    assert last is not None
+    raise last
+
+
+def is_disconnect(exc: BaseException) -> bool:
+    """True for the errors that only mean "the client went away"."""
+    return isinstance(exc, (ConnectionError, socket.timeout)) or (
+        isinstance(exc, OSError) and exc.errno in (
+            errno.EPIPE, errno.ECONNRESET, errno.ENOTCONN, errno.EBADF, errno.ESHUTDOWN,
+            errno.ETIMEDOUT, errno.ECONNABORTED))
+
+
+def wait_socket(sock: socket.socket, read: bool, write: bool, timeout: float) -> tuple:
+    """Wait up to ``timeout`` s until ``sock`` is readable/writable: ``(r, w)``.
+
+    poll() rather than select(): select() fails on descriptors above 1023,
+    which a busy threaded server reaches.
+    """
+    poller = select.poll()
+    mask = (select.POLLIN if read else 0) | (select.POLLOUT if write else 0)
+    poller.register(sock, mask)
+    events = poller.poll(max(0.0, timeout) * 1000)
+    if not events:
+        return False, False
+    ev = events[0][1]
+    hangup = ev & (select.POLLERR | select.POLLHUP | select.POLLNVAL)
+    return bool(ev & select.POLLIN) or bool(hangup and read), \
+        bool(ev & select.POLLOUT) or bool(hangup and write)
+
+
+def handle_datagram(sock: socket.socket, service: "services.UdpService", guard: UdpGuard,
+                    stats: Stats) -> bool:
+    """Receive one datagram from non-blocking ``sock`` and answer it if allowed.
+
+    Returns False when nothing was waiting. A reply that cannot be sent at
+    once is dropped (UDP promises nothing), never queued.
+    """
+    try:
+        data, addr = sock.recvfrom(RECV_SIZE)
+    except (BlockingIOError, InterruptedError, socket.timeout):
+        return False
+    except OSError:
+        # e.g. ECONNREFUSED left by an ICMP error for an earlier reply.
+        stats.add("errors")
+        return True
+    stats.add("datagrams")
+    stats.add("bytes_in", len(data))
+    try:
+        reply = service.reply(data)
+    except Exception:  # noqa: BLE001 - one bad datagram never stops the server
+        stats.add("errors")
+        return True
+    if reply is None:
+        return True
+    before = (guard.looped, guard.limited)
+    if not guard.allow(addr):
+        stats.add("udp_looped", guard.looped - before[0])
+        stats.add("udp_limited", guard.limited - before[1])
+        return True
+    try:
+        sent = sock.sendto(reply, addr)
+    except (BlockingIOError, InterruptedError):
+        stats.add("udp_dropped")
+        return True
+    except OSError:
+        stats.add("errors")
+        return True
+    stats.add("replies")
+    stats.add("bytes_out", sent)
+    return True

@@ -1,0 +1,27 @@
+"""Discard Protocol, RFC 863: throw away everything, answer nothing.
+
+TCP (port 9): read and drop until the client closes. UDP: no reply, ever.
+A discard server is the sink of throughput experiments: it costs the sender
+nothing but the network.
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+from netlab.services._base import TcpSession, UdpService
+
+__all__ = ["RFC", "WELL_KNOWN_PORT", "DiscardSession", "DiscardUdp"]
+
+RFC = 863
+WELL_KNOWN_PORT = 9
+
+
+class DiscardSession(TcpSession):
+    """RFC 863 over TCP: received data is dropped; the client's EOF ends it."""
+
+
+class DiscardUdp(UdpService):
+    """RFC 863 over UDP: nothing is sent back."""
+
+    def reply(self, datagram: bytes) -> Optional[bytes]:
+        return None

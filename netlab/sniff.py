@@ -1,0 +1,116 @@
+"""Live capture on loopback with a Linux packet socket (``AF_PACKET``, packet(7)).
+
+A packet socket bound to ``lo`` sees every frame twice: once leaving
+(``PACKET_OUTGOING``) and once arriving (``PACKET_HOST``); we keep the
+arriving copy only, so each packet shows once, as tcpdump shows it. Opening
+one needs root or the CAP_NET_RAW capability.
+
+Library use (what ``netlab tour`` calls)::
+
+    from netlab.sniff import sniff, annotate_handshake
+    records = sniff(port=7007, count=10, timeout=5)   # list of (Record, frame bytes)
+    for rec, frame, note in annotate_handshake(records): ...
+"""
+from __future__ import annotations
+
+import errno
+import select
+import socket
+import time
+from typing import Callable, Iterable, Iterator, List, Optional, Tuple
+
+from netlab import packet
+from netlab.dissect import Annotator, Record
+from netlab.errors import NetlabError
+
+__all__ = ["CaptureNotAllowed", "annotate_handshake", "capture_allowed", "iter_sniff", "sniff"]
+
+ETH_P_ALL = 0x0003
+PACKET_OUTGOING = 4
+
+
+class CaptureNotAllowed(NetlabError):
+    """This process may not open a packet socket."""
+
+
+def capture_allowed() -> bool:
+    """True when this process may open a packet socket (root or CAP_NET_RAW)."""
+    try:
+        socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL)).close()
+        return True
+    except (PermissionError, OSError, AttributeError):
+        return False
+
+
+def _open(interface: str) -> socket.socket:
+    if not hasattr(socket, "AF_PACKET"):
+        raise NetlabError("live capture needs Linux packet sockets (AF_PACKET); "
+                          "on this system use tcpdump -w FILE and then: netlab dissect FILE")
+    try:
+        sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
+    except PermissionError:
+        raise CaptureNotAllowed(
+            "live capture needs root or CAP_NET_RAW (run it with sudo, or capture with "
+            "tcpdump -w FILE and read it with: netlab dissect FILE)") from None
+    try:
+        sock.bind((interface, 0))
+    except OSError as exc:
+        sock.close()
+        if exc.errno in (errno.ENODEV, errno.ENXIO):
+            raise NetlabError(f"no network interface named {interface!r} "
+                              "(list them with: ip link)") from None
+        raise
+    return sock
+
+
+def iter_sniff(port: Optional[int] = None, count: Optional[int] = None,
+               timeout: Optional[float] = None, interface: str = "lo",
+               predicate: Optional[Callable[[tuple], bool]] = None,
+               ready: Optional[Callable[[], None]] = None) -> Iterator[Tuple[Record, bytes]]:
+    """Yield ``(Record, frame)`` for each packet seen on ``interface``.
+
+    Stops after ``count`` matching packets or ``timeout`` seconds, whichever
+    comes first (neither: until interrupted). ``port`` keeps TCP/UDP packets
+    with that port at either end. ``ready`` is called once the socket listens,
+    so a caller can start its traffic without racing the capture.
+    """
+    sock = _open(interface)
+    deadline = None if timeout is None else time.monotonic() + timeout
+    seen = 0
+    try:
+        if ready is not None:
+            ready()
+        while count is None or seen < count:
+            wait = None if deadline is None else deadline - time.monotonic()
+            if wait is not None and wait <= 0:
+                return
+            readable, _, _ = select.select([sock], [], [], wait)
+            if not readable:
+                return
+            frame, addr = sock.recvfrom(262144)
+            if addr[2] == PACKET_OUTGOING:
+                continue  # the same frame arrives again as incoming on lo
+            rec = packet.decode_frame(frame, 1, False, time.time_ns(), -1)
+            if port is not None and not (rec[18] & 1 and rec[9] in (6, 17)
+                                         and port in (rec[10], rec[11])):
+                continue
+            if predicate is not None and not predicate(rec):
+                continue
+            seen += 1
+            yield Record._make(rec), frame
+    finally:
+        sock.close()
+
+
+def sniff(port: Optional[int] = None, count: Optional[int] = None,
+          timeout: Optional[float] = 5.0, interface: str = "lo",
+          ready: Optional[Callable[[], None]] = None) -> List[Tuple[Record, bytes]]:
+    """Capture on loopback and return the list of ``(Record, frame)`` pairs."""
+    return list(iter_sniff(port=port, count=count, timeout=timeout, interface=interface,
+                           ready=ready))
+
+
+def annotate_handshake(records: Iterable) -> List[Tuple[Record, bytes, Optional[str]]]:
+    """Pair each ``(Record, frame)`` with its TCP step: SYN, SYN-ACK, ACK ... FIN, RST."""
+    annotator = Annotator()
+    return [(rec, frame, annotator.note(rec)) for rec, frame in records]

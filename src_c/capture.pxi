@@ -1,0 +1,322 @@
+# Captures: records path and stats path, the compiled twin of
+# netlab/_pycore/capture.py, decode.py and aggregate.py.
+#
+# The walk itself is plain C in walk.h (shared with the C baseline of
+# `netlab bench parse`); this file turns its results into Python objects:
+# one tuple per frame on the records path, one dict per file on the stats
+# path (whose loop runs entirely in C with the GIL released).
+
+from libc.string cimport memcmp, memcpy
+import socket as _socket
+
+from netlab._pycore.capture import CaptureError
+from netlab._pycore.aggregate import (PROTO_NAMES, T_ACK, T_FIN_A, T_FIN_B, T_RST, T_SYN,
+                                      T_SYNACK, aggregate_records, finish_stats, proto_name,
+                                      tcp_state_name)
+from netlab._pycore.decode import (RECORD_FIELDS, S_CHECKED, S_EXTHDR, S_FRAG, S_IPCSUM_BAD,
+                                   S_IPOPT, S_L4, S_L4CSUM_BAD, S_L4CSUM_OK, S_MALFORMED,
+                                   S_TRUNC, S_VLAN)
+
+
+cdef extern from "walk.h" nogil:
+    ctypedef struct nl_frame:
+        size_t offset
+        uint64_t ts_ns
+        uint32_t caplen
+        uint32_t wirelen
+        uint32_t ifid
+        int linktype
+
+    ctypedef struct nl_reader:
+        const uint8_t *buf
+        size_t len
+        size_t pos
+        int format
+        int le
+        uint32_t frac_mult
+        int linktype
+        uint32_t snaplen
+        size_t err_off
+        char err[160]
+
+    ctypedef struct nl_pkt:
+        int ethertype
+        int family
+        int proto
+        uint8_t src[16]
+        uint8_t dst[16]
+        uint32_t sport
+        uint32_t dport
+        uint32_t flags
+        uint32_t seq
+        uint32_t ack
+        uint32_t l4_off
+        uint32_t payload_off
+        uint32_t payload_len
+        uint32_t status
+
+    ctypedef struct nl_fkey:
+        uint8_t a[16]
+        uint8_t b[16]
+        uint16_t pa
+        uint16_t pb
+        uint8_t proto
+        uint8_t family
+        uint8_t used
+        uint8_t first_is_a
+
+    ctypedef struct nl_flow:
+        nl_fkey key
+        uint64_t order
+        uint64_t packets
+        uint64_t bytes
+        uint32_t state
+
+    ctypedef struct nl_agg:
+        uint64_t packets, bytes, captured
+        uint64_t ip4, ip6, non_ip, vlan, fragments, truncated, malformed
+        uint64_t checked, ipcsum_bad, l4csum_bad
+        uint64_t proto_pk[256]
+        uint64_t proto_by[256]
+        uint64_t arp_pk, arp_by, other_pk, other_by
+        uint64_t *ports
+        nl_flow *flows
+        size_t cap, n
+        int oom
+
+    enum: NL_PCAP
+    int nl_reader_init(nl_reader *r, const uint8_t *buf, size_t len)
+    int nl_reader_next(nl_reader *r, nl_frame *f)
+    void nl_decode(const uint8_t *p, uint32_t n, int linktype, int checks, nl_pkt *k)
+    int nl_agg_init(nl_agg *g)
+    void nl_agg_free(nl_agg *g)
+    int nl_agg_run(nl_agg *g, nl_reader *r, int checks)
+
+
+# --- address text, cached: a direct-mapped cache, one slot per hash ---------
+
+cdef list _c4_names = [None] * 1024
+cdef uint32_t _c4_keys[1024]
+cdef list _c6_names = [None] * 256
+cdef uint8_t _c6_keys[256][16]
+
+
+cdef inline object _name4(const uint8_t *a):
+    cdef uint32_t v = _be32(a)
+    cdef uint32_t h = (v * <uint32_t>2654435761u) >> 22
+    cdef object s = _c4_names[h]
+    if s is not None and _c4_keys[h] == v:
+        return s
+    s = "%d.%d.%d.%d" % (a[0], a[1], a[2], a[3])
+    _c4_names[h] = s
+    _c4_keys[h] = v
+    return s
+
+
+cdef inline object _name6(const uint8_t *a):
+    cdef uint32_t h = (_be32(a) ^ _be32(a + 4) ^ _be32(a + 8) ^ _be32(a + 12)) * <uint32_t>2654435761u
+    h >>= 24
+    cdef object s = _c6_names[h]
+    if s is not None and memcmp(_c6_keys[h], a, 16) == 0:
+        return s
+    s = _socket.inet_ntop(_socket.AF_INET6, (<const char *>a)[:16])
+    _c6_names[h] = s
+    memcpy(_c6_keys[h], a, 16)
+    return s
+
+
+cdef inline tuple _record(const nl_frame *f, const nl_pkt *k):
+    cdef object src = None
+    cdef object dst = None
+    if k.family == 4:
+        src = _name4(k.src)
+        dst = _name4(k.dst)
+    elif k.family == 6:
+        src = _name6(k.src)
+        dst = _name6(k.dst)
+    return (f.offset, f.ts_ns, f.caplen, f.wirelen, f.ifid, f.linktype, k.ethertype, src, dst,
+            k.proto, k.sport, k.dport, k.flags, k.seq, k.ack, k.l4_off, k.payload_off,
+            k.payload_len, k.status)
+
+
+cdef const uint8_t[::1] _capture_view(data) except *:
+    # mmap, bytes, bytearray, memoryview... (read-only is fine: we never write)
+    return _as_bytes_view(data)
+
+
+cdef int _open_reader(nl_reader *r, const uint8_t[::1] view) except -1:
+    cdef const uint8_t *p = &view[0] if view.shape[0] else NULL
+    if nl_reader_init(r, p, view.shape[0]) < 0:
+        raise CaptureError(r.err.decode("ascii"), r.err_off)
+    return 0
+
+
+cdef class RecordIterator:
+    """Iterator of record tuples over a capture buffer (see ``iter_records``)."""
+
+    cdef const uint8_t[::1] _view
+    cdef nl_reader _r
+    cdef int _checks
+    cdef bint _done
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        cdef nl_frame f
+        cdef nl_pkt k
+        cdef int rc
+        if self._done:
+            raise StopIteration
+        rc = nl_reader_next(&self._r, &f)
+        if rc == 1:
+            nl_decode(self._r.buf + f.offset, f.caplen, f.linktype, self._checks, &k)
+            return _record(&f, &k)
+        self._done = True
+        self._view = None  # let the caller close its mmap
+        if rc == 0:
+            raise StopIteration
+        raise CaptureError(self._r.err.decode("ascii"), self._r.err_off)
+
+
+def iter_records(buf, checks=False):
+    """Iterate one record tuple per frame of a pcap/pcapng buffer (e.g. an mmap)."""
+    cdef RecordIterator it = RecordIterator.__new__(RecordIterator)
+    it._view = _capture_view(buf)
+    _open_reader(&it._r, it._view)
+    it._checks = 1 if checks else 0
+    return it
+
+
+def capture_info(buf):
+    """What the file says about itself: format, byte order, timestamp unit, link type."""
+    cdef const uint8_t[::1] view = _capture_view(buf)
+    cdef nl_reader r
+    _open_reader(&r, view)
+    if r.format != NL_PCAP:
+        return {"format": "pcapng", "byte_order": None, "ts_unit": None,
+                "snaplen": None, "linktype": None}
+    return {"format": "pcap", "byte_order": "little" if r.le else "big",
+            "ts_unit": "us" if r.frac_mult == 1000 else "ns", "snaplen": r.snaplen,
+            "linktype": r.linktype}
+
+
+def decode_frame(data, int linktype=1, checks=False, ts_ns=0, long long wirelen=-1):
+    """Decode one frame (e.g. from a packet socket) into a record tuple."""
+    cdef const uint8_t[::1] view = _capture_view(data)
+    cdef nl_frame f
+    cdef nl_pkt k
+    cdef size_t n = view.shape[0]
+    f.offset = 0
+    f.ts_ns = ts_ns
+    f.caplen = <uint32_t>n
+    f.wirelen = <uint32_t>(n if wirelen < 0 else wirelen)
+    f.ifid = 0
+    f.linktype = linktype
+    nl_decode(&view[0] if n else NULL, <uint32_t>n, linktype, 1 if checks else 0, &k)
+    return _record(&f, &k)
+
+
+cdef list _flow_rows(nl_agg *g):
+    cdef list rows = [None] * g.n
+    cdef size_t i
+    cdef nl_flow *fl
+    cdef object a, b
+    for i in range(g.cap):
+        fl = &g.flows[i]
+        if not fl.key.used:
+            continue
+        if fl.key.family == 4:
+            a, b = _name4(fl.key.a), _name4(fl.key.b)
+        else:
+            a, b = _name6(fl.key.a), _name6(fl.key.b)
+        if fl.key.first_is_a:
+            rows[fl.order] = [a, fl.key.pa, b, fl.key.pb, fl.key.proto, fl.packets, fl.bytes, fl.state]
+        else:
+            rows[fl.order] = [b, fl.key.pb, a, fl.key.pa, fl.key.proto, fl.packets, fl.bytes, fl.state]
+    return rows
+
+
+def aggregate(buf, checks=False):
+    """Stats over a whole pcap/pcapng buffer; a damaged record ends the walk.
+
+    The loop runs in C without the GIL and makes no Python object per packet.
+    """
+    cdef const uint8_t[::1] view = _capture_view(buf)
+    cdef nl_reader r
+    cdef nl_agg g
+    cdef int rc
+    cdef int c = 1 if checks else 0
+    cdef int p, port
+    cdef uint64_t *t
+    _open_reader(&r, view)
+    if nl_agg_init(&g) < 0:
+        raise MemoryError("no memory for the stats tables")
+    try:
+        with nogil:
+            rc = nl_agg_run(&g, &r, c)
+        if g.oom:
+            raise MemoryError("no memory for the flow table")
+        error = None
+        if rc < 0:
+            exc = CaptureError(r.err.decode("ascii"), r.err_off)
+            error = {"offset": exc.offset, "message": str(exc)}
+        protos = {p: [g.proto_pk[p], g.proto_by[p]] for p in range(256) if g.proto_pk[p]}
+        ports = {}
+        for p in range(2):
+            t = g.ports + p * 65536 * 2
+            for port in range(65536):
+                if t[port * 2]:
+                    ports[(6 if p == 0 else 17, port)] = [t[port * 2], t[port * 2 + 1]]
+        raw = {
+            "packets": g.packets, "bytes": g.bytes, "captured_bytes": g.captured,
+            "ipv4": g.ip4, "ipv6": g.ip6, "non_ip": g.non_ip, "vlan": g.vlan,
+            "fragments": g.fragments, "truncated": g.truncated, "malformed": g.malformed,
+            "checked": g.checked, "ip_checksum_bad": g.ipcsum_bad,
+            "l4_checksum_bad": g.l4csum_bad, "protos": protos,
+            "arp": [g.arp_pk, g.arp_by], "other": [g.other_pk, g.other_by],
+            "ports": ports, "flows": _flow_rows(&g), "error": error,
+        }
+    finally:
+        nl_agg_free(&g)
+    return finish_stats(raw)
+
+
+def tcp_options(data):
+    """Parse TCP option bytes into ``[(name, value), ...]`` (see the Python twin)."""
+    cdef bytes raw = bytes(data)
+    cdef list out = []
+    cdef Py_ssize_t i = 0, n = len(raw), length, j
+    cdef int kind
+    cdef bytes body
+    while i < n:
+        kind = raw[i]
+        if kind == 0:
+            out.append(("eol", None))
+            break
+        if kind == 1:
+            out.append(("nop", None))
+            i += 1
+            continue
+        if i + 1 >= n or raw[i + 1] < 2 or i + raw[i + 1] > n:
+            out.append(("bad", raw[i:]))
+            break
+        length = raw[i + 1]
+        body = raw[i + 2:i + length]
+        if kind == 2 and length == 4:
+            out.append(("mss", (body[0] << 8) | body[1]))
+        elif kind == 3 and length == 3:
+            out.append(("wscale", body[0]))
+        elif kind == 4 and length == 2:
+            out.append(("sackOK", None))
+        elif kind == 5 and length >= 2 and (length - 2) % 8 == 0:
+            out.append(("sack", [(_be32(<const uint8_t *><const char *>body + j),
+                                  _be32(<const uint8_t *><const char *>body + j + 4))
+                                 for j in range(0, length - 2, 8)]))
+        elif kind == 8 and length == 10:
+            out.append(("ts", (_be32(<const uint8_t *><const char *>body),
+                               _be32(<const uint8_t *><const char *>body + 4))))
+        else:
+            out.append((f"opt-{kind}", body))
+        i += length
+    return out

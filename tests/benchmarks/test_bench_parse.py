@@ -1,0 +1,79 @@
+"""Parsing speed, every backend on one generated capture (pytest-benchmark).
+
+Run with timing:  python -m pytest tests/benchmarks/test_bench_parse.py --benchmark-enable
+The default run (timing disabled) runs each once on a small file, as a test.
+The ratios the issue asks for are printed by ``netlab bench parse --json``.
+"""
+import json
+
+import pytest
+
+from netlab.bench.parse import _dpkt_walk, c_baseline, make_bench_file
+from netlab.pcap import open_capture
+
+PACKETS = 3000
+
+
+@pytest.fixture(scope="module")
+def bench_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("parse") / "bench.pcap"
+    make_bench_file(str(path), PACKETS)
+    return str(path)
+
+
+@pytest.mark.benchmark(group="parse-stats")
+def test_stats_path(benchmark, core, bench_file):
+    with open_capture(bench_file) as buf:
+        stats = benchmark(core.aggregate, buf)
+    assert stats["packets"] == PACKETS and stats["error"] is None
+
+
+@pytest.mark.benchmark(group="parse-records")
+def test_records_path(benchmark, core, bench_file):
+    def walk(buf):
+        n = 0
+        for _ in core.iter_records(buf):
+            n += 1
+        return n
+    with open_capture(bench_file) as buf:
+        assert benchmark(walk, buf) == PACKETS
+
+
+@pytest.mark.benchmark(group="parse-stats")
+def test_stats_path_dpkt(benchmark, bench_file):
+    assert benchmark(_dpkt_walk(bench_file, False)) == PACKETS
+
+
+@pytest.mark.benchmark(group="parse-records")
+def test_records_path_dpkt(benchmark, bench_file):
+    assert benchmark(_dpkt_walk(bench_file, True)) == PACKETS
+
+
+def test_c_baseline_counts_what_the_core_counts(both_cores, bench_file):
+    result = c_baseline(bench_file, repeats=1)
+    if result is None:
+        pytest.skip("needs gcc (apt-get install gcc) and the src_c/ sources")
+    with open_capture(bench_file) as buf:
+        stats = both_cores[0].aggregate(buf)
+    assert result["packets"] == stats["packets"] == PACKETS
+    assert result["flows"] == len(stats["flows"]) and result["error"] is None
+
+
+def test_cli_json_keys(netlab_cli):
+    out = netlab_cli("bench", "parse", "--json", "--packets", "2000", "--repeats", "1", timeout=120)
+    assert out.returncode == 0, out.stderr
+    data = json.loads(out.stdout)
+    assert data["packets"] == 2000
+    for key in ("stats_pps", "records_pps"):
+        assert {"cython", "python", "dpkt"} <= set(data[key])
+        assert all(v > 0 for v in data[key].values())
+    assert data["stats_pps"]["c"] > 0
+
+
+def test_cli_bad_file(netlab_cli, tmp_path):
+    out = netlab_cli("bench", "parse", tmp_path / "missing.pcap")
+    assert out.returncode == 1 and "no such file" in out.stderr
+    junk = tmp_path / "junk.pcap"
+    junk.write_bytes(b"not a capture at all")
+    out = netlab_cli("bench", "parse", junk)
+    assert out.returncode == 1 and len(out.stderr.splitlines()) == 1

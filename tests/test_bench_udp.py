@@ -1,0 +1,170 @@
+"""``netlab bench udp`` through the real CLI, and its counters through the lossy relay.
+
+Correctness only: figures of speed live in tests/benchmarks/. Runs are short
+(a fraction of a second) and paced where a count must be exact.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+
+from netlab.bench import udp
+from netlab.packet import pure_python_requested
+from tests.conftest import ROOT, free_port
+
+UDP_KEYS = {"size", "seconds", "sent", "received", "lost", "duplicated", "reordered",
+            "send_pps", "recv_pps", "gbps", "jitter_us"}
+
+
+def _backends():
+    return ["python"] if pure_python_requested() else ["cython", "python"]
+
+
+@pytest.mark.parametrize("backend", _backends())
+def test_json_has_the_contract_keys(netlab_cli, backend):
+    out = netlab_cli("bench", "udp", "--size", "200", "--seconds", "0.3", "--rate", "5000",
+                     "--rcvbuf", "1048576", "--backend", backend, "--json")
+    assert out.returncode == 0, out.stderr
+    data = json.loads(out.stdout)
+    assert UDP_KEYS <= set(data)
+    assert data["size"] == 200 and data["backend"] == backend
+    assert data["sent"] > 0 and data["sent"] == data["received"] + data["lost"]
+    assert data["duplicated"] == 0 and data["reordered"] == 0
+    # paced at 5000/s: the sender never runs ahead of its schedule
+    assert data["send_pps"] <= 5000 * 1.05
+    assert data["gbps"] == pytest.approx(data["received"] * 200 * 8 / data["seconds"] / 1e9, rel=0.01)
+    assert out.stderr == ""                  # no progress line when not on a terminal
+
+
+def test_table_and_sweep(netlab_cli):
+    out = netlab_cli("bench", "udp", "--sweep", "64,512", "--seconds", "0.2", "--rate", "2000")
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert lines[0].split()[:4] == ["size", "seconds", "sent", "received"]
+    assert lines[2].split()[0] == "64" and lines[3].split()[0] == "512"
+    assert "backend" in out.stdout
+
+
+def test_sweep_json_is_a_list(netlab_cli):
+    out = netlab_cli("bench", "udp", "--sweep", "64,100", "--seconds", "0.2", "--rate", "1000",
+                     "--json")
+    assert out.returncode == 0, out.stderr
+    data = json.loads(out.stdout)
+    assert isinstance(data, list) and [d["size"] for d in data] == [64, 100]
+    assert all(UDP_KEYS <= set(d) for d in data)
+
+
+def test_sized_rcvbuf_at_a_fixed_rate_loses_nothing(netlab_cli):
+    out = netlab_cli("bench", "udp", "--size", "64", "--seconds", "0.5", "--rate", "20000",
+                     "--rcvbuf", str(4 << 20), "--json")
+    assert out.returncode == 0, out.stderr
+    data = json.loads(out.stdout)
+    assert data["sent"] > 1000 and data["lost"] == 0 and data["received"] == data["sent"]
+    assert data["rcvbuf"] >= 4 << 20 or os.geteuid() != 0   # root may exceed rmem_max
+    assert data["kernel_drops"] in (0, None)
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["--size", "10"], "20 to 65507"),
+    (["--size", "abc"], "--size"),
+    (["--size", "64,128"], "--sweep"),
+    (["--sweep", "64,x"], "--sweep"),
+    (["--seconds", "0"], "positive"),
+    (["--seconds", "-1"], "positive"),
+    (["--rate", "fast"], "--rate"),
+    (["--backend", "rust"], "cython"),
+    (["--rcvbuf", "0"], "at least 1"),
+    (["--target", "nohost"], "HOST:PORT"),
+    (["--target", "127.0.0.1:99999"], "1 to 65535"),
+    (["--target", "127.0.0.1:9"], "--port"),
+    (["--plot", "x.txt"], "PNG"),
+    (["--bogus"], "unrecognized"),
+])
+def test_bad_flags_are_one_line_usage_errors(netlab_cli, argv, words):
+    out = netlab_cli("bench", "udp", *argv)
+    assert out.returncode == 2, (argv, out.stdout, out.stderr)
+    assert len(out.stderr.strip().splitlines()) == 1 and words in out.stderr
+    assert "Traceback" not in out.stderr and out.stdout == ""
+
+
+def test_port_in_use_is_a_runtime_error(netlab_cli):
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        out = netlab_cli("bench", "udp", "--port", s.getsockname()[1], "--seconds", "0.2")
+    assert out.returncode == 1 and "in use" in out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1
+
+
+def test_ctrl_c_prints_what_was_measured(tmp_path):
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "netlab", "bench", "udp", "--seconds", "30", "--rate", "2000",
+         "--json"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    try:
+        time.sleep(1.5)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, err
+    data = json.loads(out)
+    assert data["interrupted"] is True and data["seconds"] < 10
+    assert data["sent"] > 0 and data["received"] > 0
+
+
+def test_plot_is_a_png(netlab_cli, tmp_path):
+    pytest.importorskip("matplotlib", reason="--plot needs matplotlib (pip install 'netlab[plot]')")
+    png = tmp_path / "udp.png"
+    out = netlab_cli("bench", "udp", "--sweep", "64,256", "--seconds", "0.2", "--rate", "1000",
+                     "--plot", png)
+    assert out.returncode == 0, out.stderr
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert f"plot written to {png}" in out.stdout
+
+
+# --- the counters against the lossy relay (netlab.redirect) ------------------------
+
+@pytest.mark.parametrize("backend", _backends())
+def test_counters_match_what_the_lossy_relay_did(backend):
+    redirect = pytest.importorskip("netlab.redirect")
+    port = free_port(socket.SOCK_DGRAM)
+    with redirect.start_redirect(0, "127.0.0.1", port, protocols=("udp",), loss=0.1,
+                                 duplicate=0.05, reorder=0.05, seed=6) as relay:
+        result = udp.run_udp(size=100, seconds=0.5, rate=2000, backend=backend, rcvbuf=1 << 20,
+                             target=("127.0.0.1", relay.ports["udp"]), port=port)
+        stats = relay.stats()["udp"]["to_target"]
+    assert result["target"] == f"127.0.0.1:{relay.ports['udp']}"
+    assert stats["received"] == result["sent"] > 500
+    assert stats["dropped"] > 0 and result["lost"] == stats["dropped"]
+    assert stats["duplicated"] > 0 and result["duplicated"] == stats["duplicated"]
+    assert stats["reordered"] > 0 and result["reordered"] == stats["reordered"]
+    assert result["kernel_drops"] in (0, None)
+
+
+def test_same_seed_same_fates():
+    redirect = pytest.importorskip("netlab.redirect")
+    outcomes = []
+    for _ in range(2):
+        port = free_port(socket.SOCK_DGRAM)
+        with redirect.start_redirect(0, "127.0.0.1", port, protocols=("udp",), loss=0.2,
+                                     seed=42) as relay:
+            # The same number of datagrams each time: pace slowly, stop on time.
+            r = udp.run_udp(size=64, seconds=0.3, rate=1000, rcvbuf=1 << 20,
+                            target=("127.0.0.1", relay.ports["udp"]), port=port)
+        outcomes.append((r["sent"], r["lost"]))
+    # The relay's fates depend only on the seed and the order: equal prefixes of
+    # sent datagrams see equal losses, so the run that sent fewer lost no more.
+    (s1, l1), (s2, l2) = outcomes
+    assert l1 > 0 and l2 > 0
+    assert (l1 <= l2) if s1 <= s2 else (l2 <= l1)
