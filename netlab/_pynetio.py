@@ -284,6 +284,7 @@ class EchoLoad:
         self.samples: List[int] = []
         self._pending = [0] * len(self.socks)   # bytes still to come back
         self._sent_at = [0] * len(self.socks)
+        self._done = [0] * len(self.socks)      # round trips per connection
         self._alive = [True] * len(self.socks)
         self._live = len(self.socks)
         self._sel = selectors.DefaultSelector()
@@ -337,6 +338,7 @@ class EchoLoad:
                 self._pending[i] -= n
                 if self._pending[i] == 0:
                     self.samples.append(monotonic_ns() - self._sent_at[i])
+                    self._done[i] += 1
                     done += 1
                     self._fire(i)
         self.round_trips += done
@@ -345,6 +347,10 @@ class EchoLoad:
     def latencies(self) -> List[int]:
         """Every round-trip time measured so far, in ns, in completion order."""
         return list(self.samples)
+
+    def per_client(self) -> List[int]:
+        """Round trips completed by each connection (0: it never got an answer)."""
+        return list(self._done)
 
     def close(self) -> None:
         self._sel.close()

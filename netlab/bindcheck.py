@@ -61,7 +61,7 @@ def check_bind(port: int, proto: str = "tcp", host: str = "127.0.0.1") -> dict:
     if proto not in ("tcp", "udp"):
         raise UsageError(f"unknown protocol {proto!r}: use tcp or udp")
     start = sysinfo.unprivileged_port_start()
-    privileged = port < start
+    privileged = 0 < port < start   # port 0 is no port: the OS picks a free one
     root = sysinfo.is_root()
     cap = sysinfo.has_capability(sysinfo.CAP_NET_BIND_SERVICE)
     result = {

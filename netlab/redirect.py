@@ -70,39 +70,44 @@ def parse_target(text: str) -> Tuple[str, int]:
 
 # ---------------------------------------------------------------- the lossy link
 
+_Item = Tuple[bytes, Callable[[bytes], object]]
+
 class _Impairment:
     """Fate of each datagram in one direction: lost, duplicated, held back, delayed.
 
     Exactly three random numbers are drawn per datagram, whatever the
     probabilities, so one seed gives the same fates to the same sequence.
+    A datagram travels as ``(bytes, send)``, ``send`` being how it leaves
+    (its client's upstream socket, or a reply to its client): a held datagram
+    must still go out the way it came, even when another client's overtakes it.
     """
 
     def __init__(self, loss: float, duplicate: float, reorder: float, seed_text: Optional[str]):
         self.loss, self.duplicate, self.reorder = loss, duplicate, reorder
         self.rng = random.Random(seed_text)
         self.active = bool(loss or duplicate or reorder)
-        self.held: Optional[bytes] = None
+        self.held: Optional[_Item] = None
         self.held_copies = 1
         self.held_token = 0
         self.stats = {"received": 0, "sent": 0, "dropped": 0, "duplicated": 0, "reordered": 0,
                       "send_errors": 0}
 
-    def decide(self, data: bytes) -> Tuple[List[bytes], bool]:
-        """What to emit now for ``data``, and whether ``data`` is now held back."""
+    def decide(self, item: "_Item") -> Tuple[List["_Item"], bool]:
+        """What to emit now for ``item``, and whether ``item`` is now held back."""
         self.stats["received"] += 1
         if not self.active:
-            return [data], False
+            return [item], False
         r_loss, r_dup, r_reorder = self.rng.random(), self.rng.random(), self.rng.random()
         if r_loss < self.loss:
             self.stats["dropped"] += 1
             return [], False
-        copies = [data, data] if r_dup < self.duplicate else [data]
+        copies = [item, item] if r_dup < self.duplicate else [item]
         if len(copies) == 2:
             self.stats["duplicated"] += 1
         if r_reorder < self.reorder and self.held is None:
             # Hold it back (with its duplicate, if any): the next datagram
             # that passes goes out first.
-            self.held, self.held_copies = data, len(copies)
+            self.held, self.held_copies = item, len(copies)
             self.held_token += 1
             return [], True
         out = copies
@@ -113,7 +118,7 @@ class _Impairment:
             self.stats["reordered"] += 1
         return out, False
 
-    def release(self) -> List[bytes]:
+    def release(self) -> List["_Item"]:
         """The held datagram, if nothing overtook it in time (not counted reordered)."""
         if self.held is None:
             return []
@@ -417,7 +422,8 @@ class Redirector:
             udp[key] = up[key] + down[key]
         return {
             "ports": dict(self.ports),
-            "target": f"{self.target[0]}:{self.target[1]}",
+            "target": (f"[{self.target[0]}]:{self.target[1]}" if ":" in self.target[0]
+                       else f"{self.target[0]}:{self.target[1]}"),
             "seconds": round(time.monotonic() - self._started_at, 3),
             "settings": dict(self.settings),
             "tcp": dict(self._tcp_stats, active=len(self._pairs)),
@@ -585,17 +591,16 @@ class Redirector:
 
     # ---------------------------------------------------------------- UDP
 
-    def _emit(self, send: Callable[[bytes], None], imp: _Impairment, datagrams: List[bytes]) -> None:
-        if not datagrams:
+    def _emit(self, imp: _Impairment, items: List[_Item]) -> None:
+        if not items:
             return
         if self.delay:
-            self._at(time.monotonic() + self.delay,
-                     lambda: self._send_all(send, imp, datagrams))
+            self._at(time.monotonic() + self.delay, lambda: self._send_all(imp, items))
         else:
-            self._send_all(send, imp, datagrams)
+            self._send_all(imp, items)
 
-    def _send_all(self, send: Callable[[bytes], None], imp: _Impairment, datagrams: List[bytes]) -> None:
-        for data in datagrams:
+    def _send_all(self, imp: _Impairment, items: List[_Item]) -> None:
+        for data, send in items:
             try:
                 send(data)
                 imp.stats["sent"] += 1
@@ -605,14 +610,14 @@ class Redirector:
                 imp.stats["send_errors"] += 1
 
     def _pass(self, imp: _Impairment, data: bytes, send: Callable[[bytes], None]) -> None:
-        out, held = imp.decide(data)
-        self._emit(send, imp, out)
+        out, held = imp.decide((data, send))
+        self._emit(imp, out)
         if held:
             token = imp.held_token
 
             def flush() -> None:
                 if imp.held is not None and imp.held_token == token:
-                    self._emit(send, imp, imp.release())
+                    self._emit(imp, imp.release())
             self._at(time.monotonic() + _REORDER_HOLD, flush)
 
     def _on_udp_client(self, events: int) -> None:

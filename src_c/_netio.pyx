@@ -509,6 +509,7 @@ cdef class EchoLoad:
     cdef pollfd *pfds
     cdef Py_ssize_t *pending
     cdef int64_t *sent_at
+    cdef unsigned long long *done
     cdef int64_t *samples
     cdef size_t nsamples, cap
     cdef uint8_t *request
@@ -522,11 +523,12 @@ cdef class EchoLoad:
         self.pfds = <pollfd *>calloc(max(self.n, 1), sizeof(pollfd))
         self.pending = <Py_ssize_t *>calloc(max(self.n, 1), sizeof(Py_ssize_t))
         self.sent_at = <int64_t *>calloc(max(self.n, 1), sizeof(int64_t))
+        self.done = <unsigned long long *>calloc(max(self.n, 1), sizeof(unsigned long long))
         self.cap = 65536
         self.samples = <int64_t *>malloc(self.cap * sizeof(int64_t))
         self.request = <uint8_t *>malloc(max(size, 1))
         self.buf = <uint8_t *>malloc(max(size, 4096))
-        if (self.pfds == NULL or self.pending == NULL or self.sent_at == NULL
+        if (self.pfds == NULL or self.pending == NULL or self.sent_at == NULL or self.done == NULL
                 or self.samples == NULL or self.request == NULL or self.buf == NULL):
             raise MemoryError()
         cdef Py_ssize_t i
@@ -537,7 +539,7 @@ cdef class EchoLoad:
             self.pfds[i].events = POLLIN
 
     def __dealloc__(self):
-        free(self.pfds); free(self.pending); free(self.sent_at)
+        free(self.pfds); free(self.pending); free(self.sent_at); free(self.done)
         free(self.samples); free(self.request); free(self.buf)
 
     cdef void _drop(self, int i) noexcept nogil:
@@ -607,6 +609,7 @@ cdef class EchoLoad:
                     if self.pending[i] == 0:
                         if not self._record(_now() - self.sent_at[i]):
                             nomem = True
+                        self.done[i] += 1
                         done += 1
                         self._fire(i)
         self.round_trips += done
@@ -618,6 +621,11 @@ cdef class EchoLoad:
         """Every round-trip time measured so far, in ns, in completion order."""
         cdef size_t i
         return [self.samples[i] for i in range(self.nsamples)]
+
+    def per_client(self):
+        """Round trips completed by each connection (0: it never got an answer)."""
+        cdef int i
+        return [self.done[i] for i in range(self.n)]
 
     def close(self):
         pass

@@ -491,3 +491,32 @@ def test_full_duplex_through_socat_echo():
         if peer.poll() is None:
             peer.terminate()
         peer.wait(5)
+
+
+def test_reordering_never_mixes_up_clients(udp_target):
+    """A held datagram of one client, overtaken by another client's, still
+    travels on its own client's flow, and its reply comes back to it."""
+    with start_redirect(0, "127.0.0.1", udp_target.port, protocols=("udp",),
+                        reorder=0.5, seed=5) as r:
+        a = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        b = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            for i in range(20):
+                a.sendto(b"a%02d" % i, ("127.0.0.1", r.ports["udp"]))
+                b.sendto(b"b%02d" % i, ("127.0.0.1", r.ports["udp"]))
+            got = {}
+            for name, sock in (("a", a), ("b", b)):
+                sock.settimeout(0.5)
+                got[name] = set()
+                while True:
+                    try:
+                        got[name].add(sock.recv(16))
+                    except socket.timeout:
+                        break
+        finally:
+            a.close()
+            b.close()
+        stats = r.stats()["udp"]
+    assert got["a"] == {b"A%02d" % i for i in range(20)}
+    assert got["b"] == {b"B%02d" % i for i in range(20)}
+    assert stats["reordered"] > 0

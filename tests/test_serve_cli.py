@@ -151,6 +151,25 @@ def test_summary_explains_withheld_udp_replies():
     assert m.group(7) == "; withheld: 3 UDP replies over --udp-rate"
 
 
+def test_idle_timeout_and_max_connections_flags():
+    with ServerProcess("echo", "--tcp", "0", "--idle-timeout", "0.3",
+                       "--max-connections", "1") as srv:
+        (_, _, port), = srv.listening(1)
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as first:
+            first.sendall(b"a")
+            assert first.recv(1) == b"a"
+            with socket.create_connection(("127.0.0.1", port), timeout=5) as second:
+                try:
+                    assert second.recv(1) == b""   # over the limit: closed at once
+                except ConnectionResetError:
+                    pass
+            start = time.monotonic()
+            assert first.recv(1) == b""            # idle: closed by the server
+            assert time.monotonic() - start < 3
+        rc, out, err = srv.stop()
+    assert rc == 0 and "1 connections over --max-connections" in out
+
+
 def test_default_port_is_7000_plus_the_well_known_one():
     try:
         with socket.socket() as t, socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:

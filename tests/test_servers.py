@@ -440,3 +440,47 @@ def test_fixed_port_is_honoured():
     with srv:
         assert srv.ports == {"tcp": port}
         assert DEFAULT_MODEL in repr(srv)
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_stop_is_prompt_even_with_a_stalled_chargen_client(model):
+    srv = start_server("chargen", protocols=("tcp",), model=model)
+    stalled = _stalled_chargen_client(srv.port)
+    try:
+        assert _wait_for(lambda: srv.stats()["bytes_out"] > 0)
+        start = time.monotonic()
+        srv.stop()
+        assert time.monotonic() - start < 3
+        stalled.settimeout(5)
+        try:  # the client sees the end: EOF after the queued data, or a reset
+            while stalled.recv(65536):
+                pass
+        except ConnectionResetError:
+            pass
+    finally:
+        stalled.close()
+
+
+def test_echo_client_that_never_reads_gets_flow_control_not_memory():
+    limit = 16384
+    with start_server("echo", protocols=("tcp",), out_buffer=limit) as srv:
+        with socket.socket() as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            s.connect((LOOP, srv.port))
+            s.setblocking(False)
+            pushed = 0
+            deadline = time.monotonic() + 5
+            while time.monotonic() < deadline and pushed < 64 << 20:
+                try:
+                    pushed += s.send(b"p" * 65536)
+                except BlockingIOError:
+                    # the server stopped reading: TCP flow control pushes back
+                    time.sleep(0.05)
+                    try:
+                        pushed += s.send(b"p" * 65536)
+                    except BlockingIOError:
+                        break
+            assert pushed < 64 << 20, "the server kept reading without bound"
+            peak = srv.stats()["buffer_peak"]
+            # one receive may land on a nearly full buffer, never more
+            assert peak <= limit + 65536

@@ -64,7 +64,7 @@ def test_cli_writes_a_pcap_that_tcpdump_reads(tmp_path):
     port = free_port()
     out_file = tmp_path / "live.pcap"
     proc = subprocess.Popen([sys.executable, "-m", "netlab", "sniff", "--port", str(port),
-                             "--count", "10", "--timeout", "8", "-w", str(out_file)],
+                             "--count", "8", "--timeout", "8", "-w", str(out_file)],
                             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         assert "capturing on lo" in proc.stderr.readline()
@@ -76,14 +76,15 @@ def test_cli_writes_a_pcap_that_tcpdump_reads(tmp_path):
             proc.wait()
     assert proc.returncode == 0, stderr
     lines = stdout.splitlines()
-    assert len(lines) == 10
+    # 8 is the fewest a connect/send/echo/close can take (ACKs may ride on data)
+    assert len(lines) == 8
     assert "handshake 1/3" in lines[0] and "handshake 2/3" in lines[1] and "3/3" in lines[2]
     assert any("FIN" in line for line in lines)
-    assert "10 packets captured" in stderr
+    assert "8 packets captured" in stderr
     read = subprocess.run(["tcpdump", "-nn", "-r", str(out_file)], capture_output=True, text=True,
                           timeout=30)
     assert read.returncode == 0, read.stderr
-    assert len(read.stdout.splitlines()) == 10 and "Flags [S]" in read.stdout
+    assert len(read.stdout.splitlines()) == 8 and "Flags [S]" in read.stdout
     dissected = subprocess.run([sys.executable, "-m", "netlab", "dissect", str(out_file)], cwd=ROOT,
                                capture_output=True, text=True, timeout=30)
     assert dissected.stdout.splitlines()[0].split()[2:] == lines[0].split()[2:]

@@ -52,4 +52,4 @@ if __name__ == "__main__":
             print(proto, port, try_bind(proto, "127.0.0.1", port))
         except NotImplementedError as exc:
             print(exc)
-    _ = errno  # you will need it
+    _ = (errno, socket)  # you will need them

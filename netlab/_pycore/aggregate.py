@@ -18,9 +18,9 @@ from __future__ import annotations
 
 from typing import Iterable, Iterator
 
-from netlab._pycore.capture import CaptureError, capture_info, iter_frames
+from netlab._pycore.capture import CaptureError, walk
 from netlab._pycore.decode import S_CHECKED, S_FRAG, S_IPCSUM_BAD, S_L4, S_L4CSUM_BAD, \
-    S_MALFORMED, S_TRUNC, S_VLAN, _decode
+    S_MALFORMED, S_TRUNC, S_VLAN
 
 __all__ = [
     "PROTO_NAMES", "T_ACK", "T_FIN_A", "T_FIN_B", "T_RST", "T_SYN", "T_SYNACK",
@@ -69,13 +69,7 @@ def iter_records(buf, checks: bool = False) -> Iterator[tuple]:
     damaged record raises it (with ``.offset``) after every good record
     before it was yielded.
     """
-    return _records(buf, iter_frames(buf), checks)
-
-
-def _records(buf, frames, checks):
-    decode = _decode
-    for frame in frames:
-        yield frame + decode(buf, frame[0], frame[2], frame[5], checks)
+    return walk(buf, bool(checks))
 
 
 def _count(records: Iterable[tuple], shapes: dict) -> None:

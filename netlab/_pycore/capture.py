@@ -23,6 +23,7 @@ from __future__ import annotations
 import struct
 from typing import Iterator, Tuple
 
+from netlab._pycore.decode import _decode
 from netlab.errors import DecodeError
 
 __all__ = ["MAX_CAPLEN", "MAX_INTERFACES", "CaptureError", "capture_info", "iter_frames"]
@@ -110,13 +111,23 @@ def iter_frames(buf) -> Iterator[tuple]:
     ``offset`` is where the frame's bytes start in ``buf``; slice it yourself
     (``buf[offset:offset + caplen]``) only when you need the bytes.
     """
+    return walk(buf, None)
+
+
+def walk(buf, checks):
+    """Frames (``checks=None``) or whole records (``checks`` True/False) of ``buf``.
+
+    Decoding inside the framing loop saves the records path one generator
+    level per packet; :func:`netlab._pycore.aggregate.iter_records` uses it.
+    """
     fmt, order, mult, _snaplen, linktype = _open(buf)  # a bad file header raises now
     if fmt == "pcap":
-        return _pcap_frames(buf, order, mult, linktype)
-    return _pcapng_frames(buf)
+        return _pcap_frames(buf, order, mult, linktype, checks)
+    return _pcapng_frames(buf, checks)
 
 
-def _pcap_frames(buf, order, mult, linktype):
+def _pcap_frames(buf, order, mult, linktype, checks):
+    decode = _decode
     rec = _PCAP_REC[order].unpack_from
     n = len(buf)
     pos = 24
@@ -130,11 +141,16 @@ def _pcap_frames(buf, order, mult, linktype):
         if caplen > left - 16:
             raise CaptureError(
                 f"truncated record: header says {caplen} bytes, only {left - 16} left", pos)
-        yield pos + 16, sec * 1_000_000_000 + frac * mult, caplen, wirelen, 0, linktype
-        pos += 16 + caplen
+        off = pos + 16
+        pos = off + caplen
+        if checks is None:
+            yield off, sec * 1_000_000_000 + frac * mult, caplen, wirelen, 0, linktype
+        else:
+            yield (off, sec * 1_000_000_000 + frac * mult, caplen, wirelen, 0, linktype) + \
+                decode(buf, off, caplen, linktype, checks)
 
 
-def _pcapng_frames(buf):
+def _pcapng_frames(buf, checks):
     n = len(buf)
     pos = 0
     order = ">"
@@ -186,7 +202,10 @@ def _pcapng_frames(buf):
                 raise CaptureError(
                     f"packet block says {caplen} bytes, its block holds {total - 32}", pos)
             linktype, res = links[ifid]
-            yield pos + 28, _ts_to_ns((hi << 32) | lo, res), caplen, wirelen, ifid, linktype
+            frame = (pos + 28, _ts_to_ns((hi << 32) | lo, res), caplen, wirelen, ifid, linktype)
+            pos += total
+            yield frame if checks is None else frame + _decode(buf, frame[0], caplen, linktype, checks)
+            continue
         elif btype == 3:
             # Simple packet block: interface 0, no timestamp, caplen implied.
             if total < 16:
@@ -195,7 +214,10 @@ def _pcapng_frames(buf):
                 raise CaptureError("simple packet block before any interface", pos)
             (wirelen,) = _U32[order].unpack_from(buf, pos + 8)
             caplen = min(wirelen, total - 16, MAX_CAPLEN)
-            yield pos + 12, 0, caplen, wirelen, 0, links[0][0]
+            frame = (pos + 12, 0, caplen, wirelen, 0, links[0][0])
+            pos += total
+            yield frame if checks is None else frame + _decode(buf, frame[0], caplen, frame[5], checks)
+            continue
         # other blocks (statistics, name resolution, custom): skipped
         pos += total
 

@@ -39,8 +39,12 @@ def _timeval(seconds: float) -> bytes:
 
 def run_tcp(seconds: float = DEFAULT_SECONDS, buffer: int = DEFAULT_BUFFER,
             backend: Optional[str] = None, host: str = "127.0.0.1",
-            progress: Optional[_common.Progress] = None) -> Dict[str, Any]:
-    """Measure one bulk transfer on loopback; return the result dict (``--json``)."""
+            progress: Optional[_common.Progress] = None,
+            stop: Optional[_common.StopFlag] = None) -> Dict[str, Any]:
+    """Measure one bulk transfer on loopback; return the result dict (``--json``).
+
+    Ctrl-C (or ``stop.set``) ends the sending early; ``interrupted`` says so.
+    """
     if not 1 <= buffer <= MAX_BUFFER:
         raise UsageError(f"invalid --buffer {buffer}: choose 1 to {MAX_BUFFER} bytes")
     io = _common.netio(backend)
@@ -81,8 +85,8 @@ def run_tcp(seconds: float = DEFAULT_SECONDS, buffer: int = DEFAULT_BUFFER,
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, _timeval(0.1))
         start = io.monotonic_ns()
         end = start + int(seconds * 1e9)
-        try:
-            while True:
+        with _common.stop_context(stop) as flag:
+            while not flag.set:
                 now = io.monotonic_ns()
                 if now >= end:
                     break
@@ -90,8 +94,7 @@ def run_tcp(seconds: float = DEFAULT_SECONDS, buffer: int = DEFAULT_BUFFER,
                 elapsed = (io.monotonic_ns() - start) / 1e9
                 progress.update(f"tcp: {_common.si(state['received'])}B received, "
                                 f"{state['received'] * 8 / elapsed / 1e9:.2f} Gbit/s so far")
-        except KeyboardInterrupt:
-            interrupted = True
+            interrupted = flag.set
         sock.shutdown(socket.SHUT_WR)
         thread.join(timeout=max((hard_end - io.monotonic_ns()) / 1e9, 1.0))
     except OSError as exc:

@@ -210,12 +210,13 @@ def _package_root() -> str:
 def run_udp(size: int = DEFAULT_SIZE, seconds: float = DEFAULT_SECONDS, rate: float = 0.0,
             backend: Optional[str] = None, rcvbuf: Optional[int] = None,
             target: Optional[Tuple[str, int]] = None, host: str = "127.0.0.1", port: int = 0,
-            progress: Optional[_common.Progress] = None) -> Dict[str, Any]:
+            progress: Optional[_common.Progress] = None,
+            stop: Optional[_common.StopFlag] = None) -> Dict[str, Any]:
     """Measure one UDP run and return the result dict (what ``--json`` prints).
 
     ``rate`` is datagrams per second (0: as fast as possible); ``target`` a
-    forwarder in front of the receiver (see the module docstring). A Ctrl-C
-    (KeyboardInterrupt) ends the run early with ``interrupted`` set.
+    forwarder in front of the receiver (see the module docstring). Ctrl-C (or
+    ``stop.set``) ends the run early with ``interrupted`` set.
     """
     if not 20 <= size <= MAX_SIZE:
         raise UsageError(f"invalid --size {size}: a stamped datagram has 20 to {MAX_SIZE} bytes")
@@ -238,8 +239,8 @@ def run_udp(size: int = DEFAULT_SIZE, seconds: float = DEFAULT_SECONDS, rate: fl
         # Hard bound: sending time plus generous start-up and drain time.
         hard_end = start + int((seconds + 15) * 1e9)
         bufsize = max(size, 2048)
-        try:
-            while sender.result is None and io.monotonic_ns() < hard_end:
+        with _common.stop_context(stop) as flag:
+            while sender.result is None and io.monotonic_ns() < hard_end and not flag.set:
                 io.udp_recv(sock, counters, io.monotonic_ns() + CHUNK_NS, bufsize)
                 sender.poll()
                 sent = sender.sent
@@ -247,13 +248,14 @@ def run_udp(size: int = DEFAULT_SIZE, seconds: float = DEFAULT_SECONDS, rate: fl
                 progress.update(f"udp {size} B: sent {_common.si(sent)}, received "
                                 f"{_common.si(counters.received)}, lost so far "
                                 f"{100.0 * lost / sent if sent else 0.0:.1f}%")
-        except KeyboardInterrupt:
-            interrupted = True
-            sender.stop()
-            wait_end = io.monotonic_ns() + 2_000_000_000
-            while sender.result is None and io.monotonic_ns() < wait_end:
-                io.udp_recv(sock, counters, io.monotonic_ns() + CHUNK_NS, bufsize)
-                sender.poll()
+            if flag.set and sender.result is None:
+                # Ctrl-C: the sender stops and tells how many it sent.
+                interrupted = True
+                sender.stop()
+                wait_end = io.monotonic_ns() + 2_000_000_000
+                while sender.result is None and io.monotonic_ns() < wait_end:
+                    io.udp_recv(sock, counters, io.monotonic_ns() + CHUNK_NS, bufsize)
+                    sender.poll()
         if sender.result is None:
             sender.stop()
             raise NetlabError("the UDP sender did not report back in time; try again "
@@ -390,15 +392,13 @@ def run(args: argparse.Namespace) -> int:
     sizes = args.sweep or [args.size]
     progress = _common.Progress()
     results = []
-    for size in sizes:
-        try:
+    with _common.StopFlag() as stop:
+        for size in sizes:
+            if stop.set:
+                break             # Ctrl-C between two sizes: report the ones measured
             results.append(run_udp(size=size, seconds=args.seconds, rate=args.rate,
                                    backend=args.backend, rcvbuf=args.rcvbuf, target=args.target,
-                                   host=args.host, port=args.port, progress=progress))
-        except KeyboardInterrupt:
-            break                 # between two sizes: report the ones measured
-        if results[-1]["interrupted"]:
-            break
+                                   host=args.host, port=args.port, progress=progress, stop=stop))
     progress.done()
     if not results:
         print("netlab: interrupted before anything was measured", file=sys.stderr)

@@ -11,6 +11,7 @@ import importlib
 BENCH_MODULES: tuple = (
     "netlab.bench.udp",
     "netlab.bench.tcp",
+    "netlab.bench.echo",
     "netlab.bench.parse",
 )
 

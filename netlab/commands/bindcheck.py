@@ -50,8 +50,12 @@ def run(args: argparse.Namespace) -> int:
         print_json(data)
         return 0
     start = mine["unprivileged_port_start"]
-    side = "below" if mine["privileged_port"] else "at or above"
-    print(f"{proto}://{args.host}:{args.port}: port {args.port} is {side} "
-          f"ip_unprivileged_port_start ({start}) on this machine\n")
+    where = f"{proto}://{'[' + args.host + ']' if ':' in args.host else args.host}:{args.port}"
+    if args.port == 0:
+        print(f"{where}: port 0 asks the OS for any free port\n")
+    else:
+        side = "below" if mine["privileged_port"] else "at or above"
+        print(f"{where}: port {args.port} is {side} ip_unprivileged_port_start ({start}) "
+              "on this machine\n")
     print_table([_row(r) for r in attempts], ["user", "result", "privilege", "reason"])
     return 0

@@ -157,4 +157,8 @@ def start_server(service: str, host: str = "127.0.0.1", port: int = 0,
     except BaseException:
         engine.stop()
         raise
+    if engine.error is not None:  # e.g. the asyncio loop could not start serving
+        engine.stop()
+        raise NetlabError(f"the {model} {service} server failed to start: "
+                          f"{type(engine.error).__name__}: {engine.error}")
     return ServerHandle(engine, host, ports)
