@@ -193,3 +193,23 @@ def test_steps_point_at_real_files():
     for step in STEPS:
         assert os.path.exists(os.path.join(ROOT, "docs", step.lesson + ".rst")), step.lesson
         assert os.path.isdir(os.path.join(ROOT, "exercises", step.lab)), step.lab
+
+
+def test_lessons_cite_the_right_tour_steps():
+    """Where a lesson says 'tour --step N' or 'Step N of ... tour', step N belongs to that lesson."""
+    import os
+
+    from tests.conftest import ROOT
+
+    folder = os.path.join(ROOT, "docs", "lessons")
+    cited = 0
+    for name in os.listdir(folder):
+        if not name.endswith(".rst") or name == "setup.rst":
+            continue
+        with open(os.path.join(folder, name), encoding="utf-8") as f:
+            text = f.read()
+        for m in re.finditer(r"tour --step (\d+)|Step (\d+) of", text):
+            number = int(m.group(1) or m.group(2))
+            assert STEPS[number - 1].lesson == "lessons/" + name[:-4], (name, number)
+            cited += 1
+    assert cited >= 2

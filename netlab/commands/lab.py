@@ -81,12 +81,14 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _check(args: argparse.Namespace) -> int:
-    result = labs.check_lab(args.number, args.path)
+    lab = labs.get_lab(args.number)
+    labdir = labs.locate_lab_dir(lab, args.path)
+    result = labs.grade(lab, labdir)
+    labs.save_result(result, labdir)
     if args.json:
         print_json(result)
     else:
-        lab = labs.get_lab(args.number)
-        print(f"lab {lab.number}: {lab.title}")
+        print(f"lab {lab.number}: {lab.title} ({labdir})")
         rows = [(t["name"], "PASS" if t["passed"] else "FAIL",
                  f"{t['points'] if t['passed'] else 0}/{t['points']}", t["message"])
                 for t in result["tests"]]

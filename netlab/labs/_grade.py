@@ -62,6 +62,9 @@ def locate_lab_dir(lab: Lab, path: Optional[str], cwd: Optional[str] = None) -> 
     cwd = cwd or os.getcwd()
     how = f"get the starter with 'netlab lab init {lab.number}' (copies it to ./{lab.slug})"
     if path is not None:
+        if os.path.isfile(path):
+            raise NetlabError(f"{path} is a file: --path takes the lab folder that holds "
+                              f"{', '.join(lab.files)}")
         if not os.path.isdir(path):
             raise NetlabError(f"lab folder {path} does not exist: {how}, or pass --path DIR")
         return os.path.abspath(path)

@@ -150,8 +150,8 @@ class Sandbox:
 
     def _kill_group(self) -> None:
         # The child leads its own session, so its pid is also its process
-        # group id: this reaches threads' helper processes the student forked
-        # too, and nothing that the grader did not start.
+        # group id: this reaches any process the student's code forked too,
+        # and nothing that the grader did not start.
         try:
             os.killpg(self.proc.pid, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
