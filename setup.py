@@ -85,4 +85,20 @@ def extensions():
         raise SystemExit(f"{HINT}\n  cause: {exc}") from exc
 
 
-setup(ext_modules=extensions(), cmdclass={"build_ext": BuildExt})
+def course_files():
+    """The labs (handouts, starters, solutions) for <prefix>/share/netlab/exercises.
+
+    ``netlab lab`` finds them there in a regular (non-editable) install.
+    """
+    here = os.path.dirname(os.path.abspath(__file__))
+    out = {}
+    for root, dirs, files in os.walk(os.path.join(here, "exercises")):
+        dirs[:] = sorted(d for d in dirs if d != "__pycache__")
+        rel = os.path.relpath(root, here)
+        keep = [os.path.join(rel, f) for f in sorted(files) if not f.endswith((".pyc", ".json"))]
+        if keep:
+            out[os.path.join("share", "netlab", rel)] = keep
+    return sorted(out.items())
+
+
+setup(ext_modules=extensions(), data_files=course_files(), cmdclass={"build_ext": BuildExt})

@@ -75,6 +75,7 @@ def iter_sniff(port: Optional[int] = None, count: Optional[int] = None,
     so a caller can start its traffic without racing the capture.
     """
     sock = _open(interface)
+    loopback = interface == "lo"  # elsewhere an outgoing frame is seen once, outgoing
     deadline = None if timeout is None else time.monotonic() + timeout
     seen = 0
     try:
@@ -88,7 +89,7 @@ def iter_sniff(port: Optional[int] = None, count: Optional[int] = None,
             if not readable:
                 return
             frame, addr = sock.recvfrom(262144)
-            if addr[2] == PACKET_OUTGOING:
+            if addr[2] == PACKET_OUTGOING and loopback:
                 continue  # the same frame arrives again as incoming on lo
             rec = packet.decode_frame(frame, 1, False, time.time_ns(), -1)
             if port is not None and not (rec[18] & 1 and rec[9] in (6, 17)

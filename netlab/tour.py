@@ -64,6 +64,7 @@ class Step:
 
 @dataclass
 class StepResult:
+    number: int
     title: str
     status: str          # "ok", "unavailable" or "failed"
     facts: Dict = field(default_factory=dict)
@@ -490,6 +491,12 @@ def run_step(step: Step, out: TextIO = sys.stdout, seed: int = 1,
     except (NetlabError, OSError) as exc:
         ctx.say(f"step failed: {exc}")
         result = StepResult(step.number, step.title, "failed", message=str(exc))
+    except Exception as exc:  # noqa: BLE001 - one broken step must not end the tour
+        if os.environ.get("NETLAB_DEBUG"):
+            raise
+        message = f"internal error: {type(exc).__name__}: {exc} (NETLAB_DEBUG=1 shows the traceback)"
+        ctx.say(f"step failed: {message}")
+        result = StepResult(step.number, step.title, "failed", message=message)
     result.seconds = round(time.monotonic() - start, 3)
     print(file=out)
     out.flush()

@@ -51,3 +51,6 @@ def test_default_build_compiles_the_core(tmp_path):
     names = zipfile.ZipFile(wheel).namelist()
     assert [n for n in names if n.startswith("netlab/_core") and n.endswith(".so")]
     assert not [n for n in names if n.endswith((".c", ".pyx"))]
+    # The course ships beside the package, for `netlab lab` in a regular install.
+    assert any(n.endswith("data/share/netlab/exercises/lab01-ports/README.md") for n in names)
+    assert any("data/share/netlab/exercises/solutions/" in n for n in names)

@@ -135,6 +135,8 @@ def test_cli_reference_matches_the_parser(html_en):
         usage = " ".join(parser.format_usage().split())
         assert usage in flat, f"usage of {parser.prog} differs from the parser"
         for action in parser._actions:
+            if action.help == argparse.SUPPRESS:
+                continue  # hidden on purpose, as in --help
             for option in action.option_strings:
                 if option in ("-h", "--help"):
                     continue

@@ -7,13 +7,16 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import textwrap
+import time
 
 import pytest
 
 from netlab.labs import LABS, Limits, course_dir
+from netlab.labs._probes import server
 from netlab.labs._runner import explain, run_probe
 from tests.conftest import ROOT
 
@@ -192,3 +195,33 @@ def test_student_output_does_not_confuse_the_grader(tmp_path):
     passed = {t["name"] for t in result["tests"] if t["passed"]}
     assert passed == {"classify ranges", "reject bad port numbers"}
     assert result["lab"] == 1 and code == 1
+
+
+def test_processes_forked_by_a_submission_are_stopped(tmp_path):
+    path = _broken(tmp_path, "udp_echo.py", """
+        import os, time
+        def serve(host, port):
+            pid = os.fork()
+            if pid == 0:
+                time.sleep(600)
+                os._exit(0)
+            with open("forked.pid", "w") as f:
+                f.write(str(pid))
+            time.sleep(600)
+    """)
+    pid_file = tmp_path / "submission" / "forked.pid"
+    box = server(path, "udp_echo", "serve", ["127.0.0.1", 0])
+    try:
+        deadline = time.monotonic() + 10
+        while not pid_file.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        result = box.stop()
+    assert not result.ok and result.returncode == -signal.SIGKILL
+    pid = int(pid_file.read_text())
+    try:
+        with open(f"/proc/{pid}/status", encoding="ascii") as f:
+            state = next(line for line in f if line.startswith("State:"))
+        assert "Z" in state, f"the forked process {pid} still runs: {state}"  # a zombie is dead
+    except FileNotFoundError:
+        pass  # gone and reaped

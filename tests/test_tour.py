@@ -213,3 +213,29 @@ def test_lessons_cite_the_right_tour_steps():
             assert STEPS[number - 1].lesson == "lessons/" + name[:-4], (name, number)
             cited += 1
     assert cited >= 2
+
+
+def test_a_broken_step_is_reported_and_cleaned_up():
+    """A step that fails reports one line, still runs its cleanups, and the tour goes on."""
+    import io
+
+    from netlab.tour import Step, _need, run_step
+
+    cleaned = []
+
+    def broken(ctx):
+        ctx.stack.callback(cleaned.append, "closed")
+        raise ValueError("bad value")
+
+    def missing(ctx):
+        _need("netlab.no_such_module_here")
+
+    out = io.StringIO()
+    failed = run_step(Step("broken", "x", "lessons/ports", "lab01-ports", broken, 1), out)
+    assert failed.status == "failed" and "ValueError: bad value" in failed.message
+    assert cleaned == ["closed"]
+    gone = run_step(Step("missing", "x", "lessons/ports", "lab01-ports", missing, 2), out)
+    assert gone.status == "unavailable" and "netlab.no_such_module_here" in gone.message
+    text = out.getvalue()
+    assert "step failed: internal error: ValueError: bad value" in text
+    assert "(not available: netlab.no_such_module_here is not part of this build" in text

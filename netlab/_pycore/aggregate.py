@@ -191,7 +191,7 @@ def finish_stats(raw: dict) -> dict:
              for (p, port), v in raw["ports"].items()]
     ports.sort(key=lambda r: (-r["packets"], -r["bytes"], r["proto"], r["port"]))
     flows = []
-    tcp = {"flows": 0, "handshakes": 0, "syn_without_reply": 0, "fin": 0, "closed": 0, "rst": 0}
+    tcp = {"flows": 0, "handshakes": 0, "syn_without_synack": 0, "fin": 0, "closed": 0, "rst": 0}
     for src, sport, dst, dport, proto, pk, by, state in raw["flows"]:
         row = {"proto": proto_name(proto), "src": src, "sport": sport, "dst": dst,
                "dport": dport, "packets": pk, "bytes": by, "state": None}
@@ -199,7 +199,7 @@ def finish_stats(raw: dict) -> dict:
             row["state"] = tcp_state_name(state)
             tcp["flows"] += 1
             tcp["handshakes"] += bool(state & T_ACK)
-            tcp["syn_without_reply"] += bool(state & T_SYN and not state & T_SYNACK)
+            tcp["syn_without_synack"] += bool(state & T_SYN and not state & T_SYNACK)
             tcp["fin"] += bool(state & (T_FIN_A | T_FIN_B))
             tcp["closed"] += bool(state & T_FIN_A and state & T_FIN_B)
             tcp["rst"] += bool(state & T_RST)

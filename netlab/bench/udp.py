@@ -243,11 +243,13 @@ def run_udp(size: int = DEFAULT_SIZE, seconds: float = DEFAULT_SECONDS, rate: fl
             while sender.result is None and io.monotonic_ns() < hard_end and not flag.set:
                 io.udp_recv(sock, counters, io.monotonic_ns() + CHUNK_NS, bufsize)
                 sender.poll()
-                sent = sender.sent
-                lost = max(sent - counters.received, 0)
-                progress.update(f"udp {size} B: sent {_common.si(sent)}, received "
-                                f"{_common.si(counters.received)}, lost so far "
-                                f"{100.0 * lost / sent if sent else 0.0:.1f}%")
+                # The receiver's own view of loss so far: gaps below the
+                # highest sequence number seen (the sender's count lags).
+                expected = counters.highest_seq + 1
+                lost = max(expected - counters.received, 0)
+                progress.update(f"udp {size} B: sent {_common.si(max(sender.sent, expected))}, "
+                                f"received {_common.si(counters.received)}, lost so far "
+                                f"{100.0 * lost / expected if expected else 0.0:.1f}%")
             if flag.set and sender.result is None:
                 # Ctrl-C: the sender stops and tells how many it sent.
                 interrupted = True

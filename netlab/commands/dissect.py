@@ -116,6 +116,10 @@ def run_dissect(args: argparse.Namespace) -> int:
     return 0
 
 
+def _n(count: int, word: str) -> str:
+    return f"{count} {word}{'' if count == 1 else 's'}"
+
+
 def _print_stats(args, stats: dict) -> int:
     if args.json:
         print_json(stats)
@@ -138,8 +142,8 @@ def _print_stats(args, stats: dict) -> int:
         tcp = stats["tcp"]
         if tcp["flows"]:
             print()
-            print(f"TCP: {tcp['flows']} flows, {tcp['handshakes']} handshakes completed, "
-                  f"{tcp['syn_without_reply']} SYN without reply, {tcp['fin']} with FIN "
+            print(f"TCP: {_n(tcp['flows'], 'flow')}, {_n(tcp['handshakes'], 'handshake')} completed, "
+                  f"{tcp['syn_without_synack']} SYN without SYN-ACK, {tcp['fin']} with FIN "
                   f"({tcp['closed']} closed both ways), {tcp['rst']} reset")
     sys.stdout.flush()
     if stats["error"]:
