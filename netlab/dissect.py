@@ -114,8 +114,7 @@ def packet_json(n: int, rec: tuple, frame: bytes, note: Optional[str] = None) ->
     out["checksum"] = ("ok" if status & S_L4CSUM_OK else "bad" if status & S_L4CSUM_BAD
                        else None)
     out["status"] = _status_words(status)
-    if rec[4]:
-        out["interface"] = rec[4]
+    out["interface"] = rec[4]  # pcapng interface number (0 in pcap files)
     out["note"] = note
     return out
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import errno
 import select
 import socket
+import struct
 import time
 from typing import Callable, Iterable, Iterator, List, Optional, Tuple
 
@@ -40,6 +41,72 @@ def capture_allowed() -> bool:
         return True
     except (PermissionError, OSError, AttributeError):
         return False
+
+
+# --- a kernel-side filter (classic BPF, SO_ATTACH_FILTER; see socket(7), filter docs) ---
+#
+# Everything on lo reaches a packet socket, including other programs' bulk
+# traffic; decoding it all in Python would overflow the socket buffer and
+# lose the packets we want. With a port, the kernel keeps only TCP/UDP frames
+# with that port at either end (Ethernet framing, as on lo; IPv6 without
+# extension headers), so the buffer holds just the conversation.
+
+_LDH, _LDB, _LDH_X, _LDX_IHL, _JEQ, _JSET, _RET = 0x28, 0x30, 0x48, 0xB1, 0x15, 0x45, 0x06
+SO_ATTACH_FILTER = 26
+SO_RCVBUFFORCE = 33
+
+
+def _bpf_port(port: int) -> List[Tuple[int, int, int, int]]:
+    """The program as (code, jump-if-true, jump-if-false, k); jumps count from the next one."""
+    prog = [
+        ("ldh", 12),                          # 0: ethertype
+        ("jeq", 0x0800, "v4", None),          # 1
+        ("jeq", 0x86DD, None, "drop"),        # 2
+        ("ldb", 20),                          # 3: IPv6 next header
+        ("jeq", 6, "v6ports", None),          # 4
+        ("jeq", 17, None, "drop"),            # 5
+        ("ldh", 54, "v6ports"),               # 6: source port (14 + 40)
+        ("jeq", port, "accept", None),        # 7
+        ("ldh", 56),                          # 8: destination port
+        ("jeq", port, "accept", "drop"),      # 9
+        ("ldb", 23, "v4"),                    # 10: IPv4 protocol
+        ("jeq", 6, "v4frag", None),           # 11
+        ("jeq", 17, None, "drop"),            # 12
+        ("ldh", 20, "v4frag"),                # 13: flags + fragment offset
+        ("jset", 0x1FFF, "drop", None),       # 14: a later fragment has no ports
+        ("ldx_ihl", 14),                      # 15: X = IPv4 header length
+        ("ldh_x", 14),                        # 16: source port at X + 14
+        ("jeq", port, "accept", None),        # 17
+        ("ldh_x", 16),                        # 18: destination port
+        ("jeq", port, "accept", "drop"),      # 19
+        ("ret", 262144, "accept"),            # 20: keep the frame (whole)
+        ("ret", 0, "drop"),                   # 21: drop it
+    ]
+    labels = {}
+    for i, ins in enumerate(prog):
+        if ins[0] in ("ldh", "ldb", "ret") and len(ins) == 3:
+            labels[ins[2]] = i
+    out = []
+    for i, ins in enumerate(prog):
+        op = ins[0]
+        if op in ("jeq", "jset"):
+            jt = labels[ins[2]] - i - 1 if ins[2] else 0
+            jf = labels[ins[3]] - i - 1 if ins[3] else 0
+            out.append((_JEQ if op == "jeq" else _JSET, jt, jf, ins[1]))
+        else:
+            code = {"ldh": _LDH, "ldb": _LDB, "ldh_x": _LDH_X, "ldx_ihl": _LDX_IHL, "ret": _RET}[op]
+            out.append((code, 0, 0, ins[1]))
+    return out
+
+
+def _attach_port_filter(sock: socket.socket, port: int) -> None:
+    import ctypes
+
+    prog = _bpf_port(port)
+    raw = b"".join(struct.pack("HBBI", *ins) for ins in prog)
+    buf = ctypes.create_string_buffer(raw)
+    fprog = struct.pack("HL", len(prog), ctypes.addressof(buf))
+    sock.setsockopt(socket.SOL_SOCKET, SO_ATTACH_FILTER, fprog)
 
 
 def _open(interface: str) -> socket.socket:
@@ -76,6 +143,15 @@ def iter_sniff(port: Optional[int] = None, count: Optional[int] = None,
     """
     sock = _open(interface)
     loopback = interface == "lo"  # elsewhere an outgoing frame is seen once, outgoing
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, 8 << 20)
+    except OSError:
+        pass  # keep the default buffer
+    if port is not None:
+        try:
+            _attach_port_filter(sock, port)
+        except OSError:
+            pass  # no kernel filter: the Python check below still applies
     deadline = None if timeout is None else time.monotonic() + timeout
     seen = 0
     try:

@@ -27,11 +27,14 @@ from netlab.errors import NetlabError, UsageError
 
 __all__ = [
     "HOST",
+    "SAMPLE_CAPTURE",
     "STEPS",
     "Step",
     "StepResult",
+    "StepUnavailable",
     "TourContext",
     "get_step",
+    "iter_list",
     "run_step",
     "run_tour",
 ]
@@ -114,8 +117,8 @@ def _need(module: str, *names: str):
 def _step_ports(ctx: TourContext) -> Dict:
     ports = _need("netlab.ports", "describe_port", "RANGES")
     rows = []
-    for first_name, first, last in ports.RANGES:
-        rows.append((first_name, f"{first}-{last}", last - first + 1))
+    for name, first, last in ports.RANGES:
+        rows.append((name, f"{first}-{last}", last - first + 1))
     ctx.table(rows, ["range", "ports", "count"])
     ctx.say()
     sample = [7, 13, 19, 22, 80, 443, 8080, 50000]
@@ -129,7 +132,11 @@ def _step_ports(ctx: TourContext) -> Dict:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind((ctx.host, 0))
         picked = s.getsockname()[1]
-    ctx.say(f"Binding port 0 just now got port {picked} ({ports.port_range(picked)} range).")
+    kind = ports.port_range(picked)
+    ctx.say(f"Binding port 0 just now got port {picked} ({kind} range).")
+    if low < 49152:
+        ctx.say("Linux's ephemeral range starts below IANA's dynamic range (49152), so a "
+                "local port can carry a registered number: assigned globally, used locally.")
     return {"ranges": [r[0] for r in ports.RANGES], "ephemeral": [low, high],
             "port0_got": picked, "sample": {d["port"]: d["range"] for d in described}}
 

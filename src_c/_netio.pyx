@@ -55,9 +55,29 @@ cdef extern from *:
         return (int)n;
     }
     #endif
+    #include <sys/time.h>
+    #ifndef MSG_WAITFORONE
+    #define MSG_WAITFORONE 0
+    #endif
     #ifndef MSG_NOSIGNAL
     #define MSG_NOSIGNAL 0
     #endif
+    #ifdef __linux__
+    #include <sys/epoll.h>
+    #define NETLAB_HAVE_EPOLL 1
+    #else
+    /* No epoll here: EchoLoad falls back to poll(); these stand-ins are never called. */
+    #define NETLAB_HAVE_EPOLL 0
+    #define EPOLLIN 1
+    #define EPOLL_CTL_ADD 1
+    #define EPOLL_CTL_DEL 2
+    typedef union epoll_data { void *ptr; int fd; unsigned int u32; unsigned long long u64; } epoll_data_t;
+    struct epoll_event { unsigned int events; epoll_data_t data; };
+    static int epoll_create1(int f) { (void)f; return -1; }
+    static int epoll_ctl(int e, int o, int fd, struct epoll_event *ev) { (void)e; (void)o; (void)fd; (void)ev; return -1; }
+    static int epoll_wait(int e, struct epoll_event *ev, int n, int t) { (void)e; (void)ev; (void)n; (void)t; return -1; }
+    #endif
+    #include <unistd.h>
     """
     const int NETLAB_HAVE_MMSG
     const int MSG_DONTWAIT
@@ -94,10 +114,30 @@ cdef extern from *:
     ssize_t send(int fd, const void *buf, size_t n, int flags) nogil
     ssize_t recv(int fd, void *buf, size_t n, int flags) nogil
     int poll(pollfd *fds, unsigned long n, int timeout_ms) nogil
+    const int NETLAB_HAVE_EPOLL
+    const unsigned int EPOLLIN
+    const int EPOLL_CTL_ADD
+    const int EPOLL_CTL_DEL
+    union epoll_data:
+        unsigned int u32
+    ctypedef epoll_data epoll_data_t
+    struct epoll_event:
+        unsigned int events
+        epoll_data_t data
+    int epoll_create1(int flags) nogil
+    int epoll_ctl(int epfd, int op, int fd, epoll_event *event) nogil
+    int epoll_wait(int epfd, epoll_event *events, int n, int timeout_ms) nogil
+    int close(int fd) nogil
     const int SOL_SOCKET
     const int SO_ERROR
     ctypedef unsigned int socklen_t
     int getsockopt(int fd, int level, int name, void *value, socklen_t *length) nogil
+    int setsockopt(int fd, int level, int name, const void *value, socklen_t length) nogil
+    const int SO_RCVTIMEO
+    const int MSG_WAITFORONE
+    struct timeval:
+        long tv_sec
+        long tv_usec
 
 __all__ = [
     "BACKEND",
@@ -378,13 +418,14 @@ def udp_recv(sock, UdpCounters counters, long long deadline_ns, Py_ssize_t bufsi
     """Receive datagrams into ``counters`` until ``deadline_ns``; return how many.
 
     Up to BATCH datagrams per ``recvmmsg``; they share one arrival time, read
-    right after the call returns.
+    right after the call returns. Sets a 10 ms receive timeout (SO_RCVTIMEO)
+    on ``sock`` so that it can look at the clock while nothing arrives.
     """
     cdef int fd = sock.fileno()
     cdef uint8_t *bufs = <uint8_t *>malloc(_BATCH * bufsize)
     cdef iovec iov[_BATCH]
     cdef mmsghdr msgs[_BATCH]
-    cdef pollfd pfd
+    cdef timeval tv
     cdef long long got = 0
     cdef int i, r, err = 0
     cdef int64_t now, left
@@ -396,17 +437,20 @@ def udp_recv(sock, UdpCounters counters, long long deadline_ns, Py_ssize_t bufsi
         iov[i].iov_len = bufsize
         msgs[i].msg_hdr.msg_iov = &iov[i]
         msgs[i].msg_hdr.msg_iovlen = 1
-    pfd.fd = fd
-    pfd.events = POLLIN
+    # Block in recvmmsg itself (MSG_WAITFORONE: return as soon as one datagram
+    # is there, with whatever else is queued), bounded by a 10 ms kernel
+    # receive timeout: one system call per batch whether the queue is full or
+    # empty, instead of recv + poll + recv when the receiver keeps up.
+    tv.tv_sec = 0
+    tv.tv_usec = 10000
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv))
     with nogil:
         while True:
-            r = recvmmsg(fd, msgs, _BATCH, MSG_DONTWAIT, NULL)
+            r = recvmmsg(fd, msgs, _BATCH, MSG_WAITFORONE, NULL)
             if r < 0:
                 if errno == EAGAIN or errno == EWOULDBLOCK or errno == EINTR:
-                    left = deadline_ns - _now()
-                    if left <= 0:
+                    if _now() >= deadline_ns:
                         break
-                    poll(&pfd, 1, <int>((left + 999999) // 1000000))
                     continue
                 if errno == ECONNREFUSED:
                     continue     # an ICMP error queued on the socket, not a datagram
@@ -496,7 +540,7 @@ def tcp_recv(sock, const uint8_t[::1] pat, uint8_t[::1] buf, unsigned long long 
 # --- echo clients -----------------------------------------------------------
 
 cdef class EchoLoad:
-    """N echo connections in a closed loop, polled with the GIL released.
+    """N echo connections in a closed loop, epoll (or poll) with the GIL released.
 
     See :class:`netlab._pynetio.EchoLoad`; the sockets must stay open while
     the load runs (this object keeps a reference to them).
@@ -514,8 +558,11 @@ cdef class EchoLoad:
     cdef size_t nsamples, cap
     cdef uint8_t *request
     cdef uint8_t *buf
+    cdef int ep                       # epoll instance (Linux), -1: use poll()
+    cdef epoll_event *events
 
     def __cinit__(self, socks, Py_ssize_t size):
+        self.ep = -1
         self.socks = list(socks)
         self.n = len(self.socks)
         self.live = self.n
@@ -537,13 +584,34 @@ cdef class EchoLoad:
         for i in range(self.n):
             self.pfds[i].fd = self.socks[i].fileno()
             self.pfds[i].events = POLLIN
+        # epoll costs O(ready connections) per wake-up where poll() costs
+        # O(all of them): with 50 clients that is most of the client's CPU.
+        cdef epoll_event ev
+        if NETLAB_HAVE_EPOLL:
+            self.events = <epoll_event *>calloc(max(self.n, 1), sizeof(epoll_event))
+            if self.events == NULL:
+                raise MemoryError()
+            self.ep = epoll_create1(0)
+            for i in range(self.n):
+                if self.ep < 0:
+                    break
+                ev.events = EPOLLIN
+                ev.data.u32 = <unsigned int>i
+                if epoll_ctl(self.ep, EPOLL_CTL_ADD, self.pfds[i].fd, &ev) < 0:
+                    close(self.ep)
+                    self.ep = -1
 
     def __dealloc__(self):
+        if self.ep >= 0:
+            close(self.ep)
+        free(self.events)
         free(self.pfds); free(self.pending); free(self.sent_at); free(self.done)
         free(self.samples); free(self.request); free(self.buf)
 
     cdef void _drop(self, int i) noexcept nogil:
         if self.pfds[i].fd >= 0:
+            if self.ep >= 0:
+                epoll_ctl(self.ep, EPOLL_CTL_DEL, self.pfds[i].fd, NULL)
             self.pfds[i].fd = -1       # poll() skips negative descriptors
             self.errors += 1
             self.live -= 1
@@ -574,11 +642,34 @@ cdef class EchoLoad:
         self.nsamples += 1
         return True
 
+    cdef bint _ready(self, int i, unsigned long long *done) noexcept nogil:
+        # Connection i can be read: take what came back; when the whole
+        # request is back, record the round trip and send the next one.
+        # Returns False only when there was no memory to record the sample.
+        cdef ssize_t k
+        cdef bint ok = True
+        if self.pfds[i].fd < 0:
+            return True
+        k = recv(self.pfds[i].fd, self.buf, self.pending[i], MSG_DONTWAIT)
+        if k < 0:
+            if errno != EAGAIN and errno != EWOULDBLOCK and errno != EINTR:
+                self._drop(i)
+            return True
+        if k == 0:
+            self._drop(i)
+            return True
+        self.pending[i] -= k
+        if self.pending[i] == 0:
+            ok = self._record(_now() - self.sent_at[i])
+            self.done[i] += 1
+            done[0] += 1
+            self._fire(i)
+        return ok
+
     def run(self, long long deadline_ns):
         """Keep the loop going until ``deadline_ns``; return round trips in this call."""
         cdef unsigned long long done = 0
-        cdef int i, r
-        cdef ssize_t k
+        cdef int i, j, r
         cdef int64_t left
         cdef bint nomem = False
         with nogil:
@@ -590,28 +681,19 @@ cdef class EchoLoad:
                 left = deadline_ns - _now()
                 if left <= 0:
                     break
+                if self.ep >= 0:
+                    r = epoll_wait(self.ep, self.events, self.n, <int>((left + 999999) // 1000000))
+                    for j in range(r):
+                        if not self._ready(<int>self.events[j].data.u32, &done):
+                            nomem = True
+                    continue
                 r = poll(self.pfds, self.n, <int>((left + 999999) // 1000000))
                 if r <= 0:
                     continue
                 for i in range(self.n):
-                    if self.pfds[i].fd < 0 or not (self.pfds[i].revents & (POLLIN | POLLERR | POLLHUP)):
-                        continue
-                    k = recv(self.pfds[i].fd, self.buf, self.pending[i], MSG_DONTWAIT)
-                    if k < 0:
-                        if errno == EAGAIN or errno == EWOULDBLOCK or errno == EINTR:
-                            continue
-                        self._drop(i)
-                        continue
-                    if k == 0:
-                        self._drop(i)
-                        continue
-                    self.pending[i] -= k
-                    if self.pending[i] == 0:
-                        if not self._record(_now() - self.sent_at[i]):
+                    if self.pfds[i].fd >= 0 and (self.pfds[i].revents & (POLLIN | POLLERR | POLLHUP)):
+                        if not self._ready(i, &done):
                             nomem = True
-                        self.done[i] += 1
-                        done += 1
-                        self._fire(i)
         self.round_trips += done
         if nomem:
             raise MemoryError("no memory for more round-trip samples")

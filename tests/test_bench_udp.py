@@ -168,3 +168,34 @@ def test_same_seed_same_fates():
     (s1, l1), (s2, l2) = outcomes
     assert l1 > 0 and l2 > 0
     assert (l1 <= l2) if s1 <= s2 else (l2 <= l1)
+
+
+def test_progress_line_only_on_a_terminal():
+    """On a terminal (a pty) the progress line is redrawn in place on stderr."""
+    import pty
+
+    master, slave = pty.openpty()
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "netlab", "bench", "udp", "--seconds", "1", "--rate", "2000"],
+            stdout=subprocess.PIPE, stderr=slave, text=True, cwd=ROOT)
+        os.close(slave)
+        slave = -1
+        out, _ = proc.communicate(timeout=30)
+        chunks = []
+        while True:
+            try:
+                data = os.read(master, 65536)
+            except OSError:         # EIO: the child side is closed and drained
+                break
+            if not data:
+                break
+            chunks.append(data)
+    finally:
+        os.close(master)
+        if slave >= 0:
+            os.close(slave)
+    err = b"".join(chunks).decode(errors="replace")
+    assert proc.returncode == 0
+    assert "\rudp 64 B: sent" in err and "lost so far" in err
+    assert "lost so far" not in out and out.splitlines()[0].startswith("size")

@@ -189,3 +189,35 @@ def test_fresh_tcpdump_capture_matches_dpkt(both_cores, tmp_path, iface, extra):
         assert stats == both_cores[1].aggregate(buf)
     assert stats["tcp"]["handshakes"] == 1 and stats["tcp"]["closed"] == 1
     assert any(p["proto"] == "udp" and p["port"] == port for p in stats["ports"])
+
+
+def test_many_flows_grow_the_flow_table(both_cores):
+    """5000 flows (IPv4 and IPv6, both directions): the C hash table grows, order is first-seen."""
+    import io
+    import struct
+
+    from netlab.pcap import PcapWriter
+
+    out = io.BytesIO()
+    w = PcapWriter(out, linktype=101)
+    for i in range(2500):
+        for v6 in (False, True):
+            udp = struct.pack(">HHHH", 1024 + i, 53, 8, 0)
+            if v6:
+                a = socket.inet_pton(socket.AF_INET6, f"2001:db8::{i:x}")
+                b = socket.inet_pton(socket.AF_INET6, "2001:db8::ffff")
+                pkt = struct.pack(">IHBB", 0x60000000, 8, 17, 64) + a + b + udp
+                back = struct.pack(">IHBB", 0x60000000, 8, 17, 64) + b + a + udp[2:4] + udp[:2] + udp[4:]
+            else:
+                a, b = struct.pack(">I", 0x0A000000 + i), socket.inet_aton("10.255.255.255")
+                head = struct.pack(">BBHHHBBH", 0x45, 0, 28, 0, 0, 64, 17, 0)
+                pkt, back = head + a + b + udp, head + b + a + udp[2:4] + udp[:2] + udp[4:]
+            w.write(pkt, ts_ns=i)
+            w.write(back, ts_ns=i)
+    c, py = both_cores
+    stats = c.aggregate(out.getvalue())
+    assert stats == py.aggregate(out.getvalue())
+    assert len(stats["flows"]) == 5000 and stats["packets"] == 10000
+    assert all(f["packets"] == 2 and f["dport"] == 53 for f in stats["flows"])
+    assert [f["sport"] for f in stats["flows"][:4]] == [1024, 1024, 1025, 1025]
+    assert stats["flows"][1]["src"] == "2001:db8::"

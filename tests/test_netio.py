@@ -310,3 +310,22 @@ def test_echo_load_counts_a_dead_server(io):
     finally:
         c.close()
         lsock.close()
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.one_of(st.binary(max_size=40),
+                          st.binary(max_size=30).map(lambda b: b"NLB1" + b)), max_size=50))
+def test_any_bytes_are_counted_never_crash(blobs):
+    # Random bytes, many of them behind the right magic: stamps with wild
+    # sequence numbers and times, short ones, foreign ones.
+    if _netio is None:
+        pytest.skip("compiled twin not built")
+    results = []
+    for mod in (_netio, _pynetio):
+        c = mod.UdpCounters()
+        for i, blob in enumerate(blobs):
+            c.feed(blob, i)
+        results.append(c.result())
+    assert results[0] == results[1]
+    r = results[0]
+    assert r["received"] + r["duplicated"] + r["foreign"] == len(blobs)

@@ -159,3 +159,43 @@ def test_shipped_captures_decode_identically(both_cores):
             for checks in (False, True):
                 assert list(c.iter_records(buf, checks)) == list(py.iter_records(buf, checks)), name
                 assert c.aggregate(buf, checks) == py.aggregate(buf, checks), name
+
+
+def _block(btype, body, order="<"):
+    body += b"\0" * ((-len(body)) % 4)
+    total = 12 + len(body)
+    return struct.pack(order + "II", btype, total) + body + struct.pack(order + "I", total)
+
+
+def test_pcapng_other_block_types(core):
+    """Name resolution and statistics blocks are skipped; simple and obsolete packet blocks read."""
+    shb = _block(0x0A0D0D0A, struct.pack("<IHHq", 0x1A2B3C4D, 1, 0, -1))
+    idb = _block(1, struct.pack("<HHI", 1, 0, 65535)
+                 + struct.pack("<HH", 9, 1) + b"\x09\0\0\0" + struct.pack("<HH", 0, 0))
+    nrb = _block(4, struct.pack("<HH", 1, 6) + b"\x7f\0\0\1lo\0\0" + struct.pack("<HH", 0, 0))
+    spb = _block(3, struct.pack("<I", len(FRAME)) + FRAME)
+    opb = _block(2, struct.pack("<HHIIII", 0, 0, 0, 5, len(FRAME), len(FRAME)) + FRAME)
+    isb = _block(5, struct.pack("<III", 0, 0, 0))
+    epb_opts = _block(6, struct.pack("<IIIII", 0, 0, 7, len(FRAME), len(FRAME)) + FRAME
+                      + b"\0" * ((-len(FRAME)) % 4) + struct.pack("<HH", 1, 4) + b"note"
+                      + struct.pack("<HH", 0, 0))
+    recs = list(core.iter_records(shb + idb + nrb + spb + opb + isb + epb_opts))
+    assert len(recs) == 3
+    assert [r[1] for r in recs] == [0, 5, 7]  # nanosecond interface (if_tsresol 9)
+    assert all(r[11] == 7 and r[2] == len(FRAME) for r in recs)
+
+
+@pytest.mark.parametrize("mutate, words", [
+    (lambda d: d[:8] + b"\x00\x00\x00\x00" + d[12:], "bad byte-order magic"),
+    (lambda d: d[:12] + b"\x02\x00" + d[14:], "unsupported pcapng version 2.0"),
+    (lambda d: d[:-1], "truncated block"),
+    (lambda d: d[:-4] + b"\x99\x99\x99\x99", "does not match"),
+])
+def test_damaged_pcapng_headers(core, mutate, words):
+    out = io.BytesIO()
+    w = PcapngWriter(out)
+    w.add_interface(1)
+    w.write(FRAME, 0, 0)
+    with pytest.raises(core.CaptureError) as info:
+        list(core.iter_records(mutate(out.getvalue())))
+    assert words in str(info.value)

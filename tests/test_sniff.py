@@ -116,3 +116,38 @@ def test_without_cap_net_raw_one_clear_line():
 def test_bad_arguments_are_usage_errors(netlab_cli, args):
     out = netlab_cli("sniff", *args)
     assert out.returncode == 2 and len(out.stderr.splitlines()) == 1
+
+
+@pytest.mark.root
+@needs_capture
+@pytest.mark.parametrize("host, family", [("127.0.0.1", socket.AF_INET), ("::1", socket.AF_INET6)])
+def test_kernel_filter_keeps_only_the_port(host, family):
+    """The BPF program attached for --port drops other ports inside the kernel."""
+    from netlab import packet
+    from netlab.sniff import _attach_port_filter, _open
+
+    port, other = free_port(socket.SOCK_DGRAM), free_port(socket.SOCK_DGRAM)
+    sock = _open("lo")
+    try:
+        _attach_port_filter(sock, port)
+        sock.setblocking(False)
+        while True:  # drop what was queued before the filter was attached
+            try:
+                sock.recv(65536)
+            except BlockingIOError:
+                break
+        with socket.socket(family, socket.SOCK_DGRAM) as u:
+            for dport in (other, port, other):
+                u.sendto(b"x", (host, dport))
+        seen = []
+        deadline = time.monotonic() + 2
+        sock.settimeout(0.3)
+        while time.monotonic() < deadline:
+            try:
+                frame = sock.recv(65536)
+            except socket.timeout:
+                break
+            seen.append(packet.decode_frame(frame)[11])
+        assert seen and set(seen) == {port}
+    finally:
+        sock.close()

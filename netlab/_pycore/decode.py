@@ -112,14 +112,15 @@ def _decode(buf, base: int, n: int, linktype: int, checks: bool) -> tuple:
             return (-1, None, None, -1, 0, 0, 0, 0, 0, 0, 0, 0, S_TRUNC)
         (et,) = _H(buf, base + 12)
         off = 14
-        for _ in range(2):
-            if et not in _VLAN_TPIDS:
-                break
-            if n - off < 4:
-                return (-1, None, None, -1, 0, 0, 0, 0, 0, 0, 0, 0, status | S_TRUNC)
-            status |= S_VLAN
-            (et,) = _H(buf, base + off + 2)
-            off += 4
+        if et in _VLAN_TPIDS:  # up to two tags: 802.1ad outer, 802.1Q inner
+            for _ in range(2):
+                if et not in _VLAN_TPIDS:
+                    break
+                if n - off < 4:
+                    return (-1, None, None, -1, 0, 0, 0, 0, 0, 0, 0, 0, status | S_TRUNC)
+                status |= S_VLAN
+                (et,) = _H(buf, base + off + 2)
+                off += 4
     elif linktype == 113:
         if n < 16:
             return (-1, None, None, -1, 0, 0, 0, 0, 0, 0, 0, 0, S_TRUNC)
@@ -169,7 +170,9 @@ def _ipv4(buf, base, n, o, et, status, checks):
         return (et, None, None, -1, 0, 0, 0, 0, 0, 0, 0, 0, status | S_MALFORMED)
     if n - o < ihl:
         return (et, None, None, -1, 0, 0, 0, 0, 0, 0, 0, 0, status | S_TRUNC)
-    src, dst = _name4(s), _name4(d)
+    # Cached text first (one dict lookup each); format only a new address.
+    src = _names4.get(s) or _name4(s)
+    dst = _names4.get(d) or _name4(d)
     if tl < ihl:
         return (et, src, dst, proto, 0, 0, 0, 0, 0, 0, 0, 0, status | S_MALFORMED)
     if ihl > 20:

@@ -17,6 +17,7 @@ import math
 import os
 import signal
 import sys
+import textwrap
 import threading
 import time
 from types import ModuleType
@@ -295,9 +296,10 @@ def plot(path: str, title: str, xlabel: str, labels: Sequence[str],
         ax2.plot(xs, ylabel2[1], "o-", color="tab:red")
         ax2.set_ylabel(ylabel2[0], color="tab:red")
         ax2.set_ylim(bottom=0)
-    if command:
-        fig.text(0.01, 0.01, command, fontsize=7, family="monospace", color="0.35")
-    fig.tight_layout(rect=(0, 0.04, 1, 1))
+    lines = textwrap.wrap(command, 100) if command else []
+    if lines:
+        fig.text(0.01, 0.01, "\n".join(lines), fontsize=7, family="monospace", color="0.35")
+    fig.tight_layout(rect=(0, 0.02 + 0.035 * len(lines), 1, 1))
     try:
         fig.savefig(path)
     except OSError as exc:

@@ -34,7 +34,9 @@ int main(int argc, char **argv) {
     if (fd < 0) { perror(argv[1]); return 1; }
     struct stat st;
     if (fstat(fd, &st) < 0 || st.st_size == 0) { fprintf(stderr, "%s: empty\n", argv[1]); return 1; }
-    const uint8_t *buf = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_SHARED, fd, 0);
+    /* MAP_POPULATE: map every page before the clock starts, as the bench's
+     * Python process has them mapped already after its first pass. */
+    const uint8_t *buf = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_SHARED | MAP_POPULATE, fd, 0);
     if (buf == MAP_FAILED) { perror("mmap"); return 1; }
     double best = 1e300;
     uint64_t packets = 0;
@@ -42,17 +44,18 @@ int main(int argc, char **argv) {
     const char *error = NULL;
     static nl_reader r;
     for (int i = 0; i < repeats; i++) {
+        /* Timed like the Cython stats path: table setup, the walk, teardown. */
         nl_agg g;
-        if (nl_agg_init(&g) < 0) { fprintf(stderr, "out of memory\n"); return 1; }
         double t0 = now();
+        if (nl_agg_init(&g) < 0) { fprintf(stderr, "out of memory\n"); return 1; }
         int rc = nl_reader_init(&r, buf, (size_t)st.st_size);
         if (rc == 0) rc = nl_agg_run(&g, &r, 0);
-        double dt = now() - t0;
-        if (dt < best) best = dt;
         packets = g.packets;
         flows = g.n;
         error = rc < 0 ? r.err : NULL;
         nl_agg_free(&g);
+        double dt = now() - t0;
+        if (dt < best) best = dt;
     }
     printf("{\"packets\": %llu, \"seconds\": %.9f, \"flows\": %zu, \"error\": %s%s%s}\n",
            (unsigned long long)packets, best, flows, error ? "\"" : "", error ? error : "null",

@@ -37,6 +37,11 @@ from netlab.packet import pure_python_requested
 from tests.conftest import ROOT, free_port, free_port_both
 
 STRICT = os.environ.get("NETLAB_BENCH_ASSERT_FIGURES", "") not in ("", "0")
+# With NETLAB_BENCH_PLOTS=DIR each comparison also draws DIR/<name>.png (the
+# plots of docs/benchmarks.rst are made this way).
+PLOTS = os.environ.get("NETLAB_BENCH_PLOTS", "")
+COMMAND = ("NETLAB_BENCH_PLOTS=docs/_static/bench python -m pytest "
+           "tests/benchmarks/test_bench_net.py --benchmark-enable -s")
 
 
 def _need(tool: str, package: str) -> str:
@@ -73,6 +78,20 @@ def cbin(tmp_path_factory):
 
 def _best(values):
     return max(values) if values else 0.0
+
+
+def _plot(name, title, unit, best):
+    if not PLOTS:
+        return
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        return
+    from netlab.bench import _common
+
+    os.makedirs(PLOTS, exist_ok=True)
+    _common.plot(os.path.join(PLOTS, name + ".png"), title, "", list(best),
+                 [(unit, list(best.values()))], command=COMMAND)
 
 
 def _report(title, rows):
@@ -201,6 +220,8 @@ def test_udp_64_bytes_against_iperf3_and_c(benchmark, cbin):
     ratio = best["netlab cython"] / best["iperf3"]
     benchmark.extra_info.update(runs=got, best=best, ratio_vs_iperf3=round(ratio, 3),
                                 ratio_vs_c=round(best["netlab cython"] / best["C sendmmsg/recvmmsg"], 3))
+    _plot("compare-udp-64", "UDP 64 B: received datagrams/s (best of runs)",
+          "received datagrams/s", best)
     _report(f"UDP 64 B, received datagrams/s, best of {rounds} x {seconds:g} s",
             [(k, v, "/s") for k, v in best.items()] + [("netlab cython / iperf3", ratio, "x")])
     assert all(v > 0 for v in best.values())
@@ -245,6 +266,7 @@ def test_tcp_against_iperf3(benchmark):
     best = {k: _best(v) for k, v in got.items()}
     ratio = best["netlab cython"] / best["iperf3"]
     benchmark.extra_info.update(runs=got, best=best, ratio_vs_iperf3=round(ratio, 3))
+    _plot("compare-tcp", "TCP bulk transfer on loopback (best of runs)", "Gbit/s", best)
     _report(f"TCP bulk, Gbit/s, best of {rounds} x {seconds:g} s",
             [(k, v, "Gbit/s") for k, v in best.items()] + [("netlab / iperf3", ratio, "x")])
     assert all(v > 0 for v in best.values())
@@ -276,6 +298,7 @@ def test_echo_50_clients_against_xinetd_and_c_epoll(benchmark, cbin, tmp_path):
     vs_c = best["netlab default model"] / best["C epoll"]
     benchmark.extra_info.update(runs=got, best=best, ratio_vs_xinetd=round(vs_x, 3),
                                 ratio_vs_c_epoll=round(vs_c, 3))
+    _plot("compare-echo-50", f"echo, {clients} clients, 64 B (best of runs)", "round trips/s", best)
     _report(f"echo, {clients} clients, 64 B, round trips/s, best of {rounds} x {seconds:g} s",
             [(k, v, "/s") for k, v in best.items()]
             + [("netlab / xinetd", vs_x, "x"), ("netlab / C epoll", vs_c, "x")])

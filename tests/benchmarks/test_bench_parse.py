@@ -77,3 +77,16 @@ def test_cli_bad_file(netlab_cli, tmp_path):
     junk.write_bytes(b"not a capture at all")
     out = netlab_cli("bench", "parse", junk)
     assert out.returncode == 1 and len(out.stderr.splitlines()) == 1
+
+
+def test_damaged_file_counts_the_packets_before_it(netlab_cli, tmp_path):
+    import os
+
+    with open(os.path.join(os.path.dirname(os.path.dirname(__file__)), "data", "handshake.pcap"), "rb") as f:
+        data = f.read()
+    cut = tmp_path / "cut.pcap"
+    cut.write_bytes(data[:700])
+    out = netlab_cli("bench", "parse", cut, "--json", "--repeats", "1")
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout)
+    assert result["packets"] == 7 and "byte offset 642" in result["notes"][0]
