@@ -75,3 +75,23 @@ def test_ctrl_c_reports_partial_transfer():
     data = json.loads(out)
     assert data["interrupted"] is True and data["seconds"] < 10
     assert data["verified"] is True and data["bytes"] > 0
+
+
+def test_through_a_delaying_relay_every_byte_still_arrives():
+    redirect = pytest.importorskip("netlab.redirect")
+    from tests.conftest import free_port
+
+    port = free_port()
+    with redirect.start_redirect(0, "127.0.0.1", port, protocols=("tcp",), delay_ms=20) as relay:
+        r = tcp.run_tcp(seconds=0.5, buffer=16384, port=port,
+                        target=("127.0.0.1", relay.ports["tcp"]))
+        stats = relay.stats()["tcp"]
+    assert r["target"] == f"127.0.0.1:{relay.ports['tcp']}"
+    assert r["verified"] and r["bytes"] == r["sent"] > 0 and r["mismatched"] == 0
+    assert stats["connections"] == 1
+
+
+def test_target_needs_port(netlab_cli):
+    out = netlab_cli("bench", "tcp", "--target", "127.0.0.1:9")
+    assert out.returncode == 2 and "--port" in out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1

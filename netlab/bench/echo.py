@@ -131,9 +131,15 @@ def measure(host: str, port: int, clients: int = DEFAULT_CLIENTS, seconds: float
     socks: List[socket.socket] = []
     interrupted = False
     try:
+        # All connections within 10 s, so a server that stops accepting
+        # cannot stretch the run.
+        connect_end = io.monotonic_ns() + 10_000_000_000
         for _ in range(clients):
+            left = (connect_end - io.monotonic_ns()) / 1e9
             try:
-                s = socket.create_connection((host, port), timeout=5)
+                if left <= 0:
+                    raise socket.timeout("timed out")
+                s = socket.create_connection((host, port), timeout=min(5.0, left))
             except OSError as exc:
                 raise NetlabError(f"cannot connect to the echo server at {host}:{port}: "
                                   f"{exc.strerror or exc} (is it running? see --target)") from None

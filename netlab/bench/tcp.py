@@ -11,6 +11,13 @@ release the GIL, and the Python twin's ``send``/``recv_into`` release it while
 in the kernel, so each end gets a core. The rate is measured at the receiver,
 from the first byte sent to the end of the stream. Ctrl-C stops the sender
 early; the result then covers what was sent until then (exit status 0).
+
+With ``--target HOST:PORT`` the sender connects there and the forwarder
+delivers to the receiver on ``--port``; through a relay with ``--delay`` the
+rate drops but ``verified`` stays true: the reliability is TCP's::
+
+    netlab redirect 9001 127.0.0.1:9000 --tcp --delay 20 &
+    netlab bench tcp --port 9000 --target 127.0.0.1:9001
 """
 from __future__ import annotations
 
@@ -18,8 +25,9 @@ import argparse
 import socket
 import struct
 import threading
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Optional, Tuple
 
+from netlab._cliutil import port_number
 from netlab.binding import bind_socket, family_for
 from netlab.bench import _common
 from netlab.errors import NetlabError, UsageError
@@ -38,11 +46,15 @@ def _timeval(seconds: float) -> bytes:
 
 
 def run_tcp(seconds: float = DEFAULT_SECONDS, buffer: int = DEFAULT_BUFFER,
-            backend: Optional[str] = None, host: str = "127.0.0.1",
+            backend: Optional[str] = None, host: str = "127.0.0.1", port: int = 0,
+            target: Optional[Tuple[str, int]] = None,
             progress: Optional[_common.Progress] = None,
             stop: Optional[_common.StopFlag] = None) -> Dict[str, Any]:
     """Measure one bulk transfer on loopback; return the result dict (``--json``).
 
+    With ``target`` the sender connects there instead, and whatever listens
+    there must forward to the receiver on ``port`` (e.g. ``netlab redirect``
+    with ``--delay``: TCP still delivers every byte, in order).
     Ctrl-C (or ``stop.set``) ends the sending early; ``interrupted`` says so.
     """
     if not 1 <= buffer <= MAX_BUFFER:
@@ -50,7 +62,7 @@ def run_tcp(seconds: float = DEFAULT_SECONDS, buffer: int = DEFAULT_BUFFER,
     io = _common.netio(backend)
     progress = progress or _common.Progress(enabled=False)
     pat = io.pattern(buffer)
-    listener = bind_socket("tcp", host, 0, backlog=1)
+    listener = bind_socket("tcp", host, port, backlog=1)
     state: Dict[str, Any] = {"received": 0, "bad": 0, "eof": False, "error": None, "end_ns": None}
     hard_end = io.monotonic_ns() + int((seconds + 15) * 1e9)
 
@@ -79,9 +91,9 @@ def run_tcp(seconds: float = DEFAULT_SECONDS, buffer: int = DEFAULT_BUFFER,
     thread.start()
     sent = 0
     interrupted = False
-    sock = socket.socket(family_for(host), socket.SOCK_STREAM)
+    sock = socket.socket(family_for(target[0] if target else host), socket.SOCK_STREAM)
     try:
-        sock.connect(listener.getsockname()[:2])
+        sock.connect(target or listener.getsockname()[:2])
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, _timeval(0.1))
         start = io.monotonic_ns()
         end = start + int(seconds * 1e9)
@@ -118,6 +130,7 @@ def run_tcp(seconds: float = DEFAULT_SECONDS, buffer: int = DEFAULT_BUFFER,
         "mismatched": state["bad"],
         "buffer": buffer,
         "backend": io.BACKEND,
+        "target": f"{target[0]}:{target[1]}" if target else None,
         "interrupted": interrupted,
     }
 
@@ -139,16 +152,27 @@ def register(sub) -> None:
                    help=f"bytes per send/recv call (default {DEFAULT_BUFFER})")
     p.add_argument("--backend", choices=_common.BACKENDS, default=None,
                    help="cython: loops with the GIL released; python: the readable reference")
+    p.add_argument("--target", type=_common.host_port, metavar="HOST:PORT",
+                   help="connect to HOST:PORT, a forwarder to the receiver (see --port), "
+                   "e.g. 'netlab redirect' with --delay")
+    p.add_argument("--port", type=port_number, default=0,
+                   help="the receiver's TCP port (default 0: the OS picks)")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     _common.check_plot_path(args.plot)
+    if args.target and not args.port:
+        raise UsageError("--target needs --port: the forwarder at the target must know "
+                         "where the receiver listens (e.g. --port 9000 with "
+                         "'netlab redirect 9001 127.0.0.1:9000 --tcp')")
     result = run_tcp(seconds=args.seconds, buffer=args.buffer, backend=args.backend,
-                     progress=_common.Progress())
+                     port=args.port, target=args.target, progress=_common.Progress())
     notes = []
     if result["interrupted"]:
         notes.append("interrupted: the figures cover the time measured before Ctrl-C")
+    if result["target"]:
+        notes.append(f"via {result['target']}")
     if not result["verified"]:
         notes.append(f"NOT verified: sent {result['sent']} bytes, received {result['bytes']}, "
                      f"{result['mismatched']} in blocks that differed")

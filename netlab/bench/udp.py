@@ -17,8 +17,9 @@ target must *forward* to the receiver, e.g. a lossy relay::
     netlab bench udp --port 9000 --target 127.0.0.1:9001
 
 The run lasts ``seconds`` of sending; the receiver then drains what is still
-in flight (until 0.2 s of silence). Ctrl-C stops early and reports what was
-measured so far (``"interrupted": true``), exit status 0.
+in flight (until 0.2 s of silence, 1 s with ``--target``). Ctrl-C stops
+early and reports what was measured so far (``"interrupted": true``), exit
+status 0.
 """
 from __future__ import annotations
 
@@ -264,11 +265,12 @@ def run_udp(size: int = DEFAULT_SIZE, seconds: float = DEFAULT_SECONDS, rate: fl
                               "(is the machine very busy?)")
         if "error" in sender.result:
             raise NetlabError(sender.result["error"])
-        # Drain what is still in flight (a relay may delay it): stop after 0.2 s
-        # of silence, or 2 s at most.
-        drain_end = io.monotonic_ns() + 2_000_000_000
+        # Drain what is still in flight: stop after 0.2 s of silence (1 s
+        # through a forwarder, which may delay datagrams on purpose), or 3 s.
+        silence = 1_000_000_000 if target else 200_000_000
+        drain_end = io.monotonic_ns() + 3_000_000_000
         while io.monotonic_ns() < drain_end:
-            if io.udp_recv(sock, counters, io.monotonic_ns() + 200_000_000, bufsize) == 0:
+            if io.udp_recv(sock, counters, io.monotonic_ns() + silence, bufsize) == 0:
                 break
         progress.done()
         drops_after = kernel_drops(sock)

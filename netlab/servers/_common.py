@@ -36,7 +36,7 @@ LINGER_SECONDS = 2.0
 
 @dataclass
 class Limits:
-    """Per-server limits; every keyword of start_server(**limits) is a field."""
+    """Per-server limits; every keyword of ``start_server(**limits)`` is a field."""
 
     #: Close a TCP connection after this many seconds without progress either way.
     idle_timeout: float = 120.0
