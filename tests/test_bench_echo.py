@@ -156,7 +156,7 @@ def test_ctrl_c_prints_partial_result(echo_server):
                              echo_server, "--clients", "3", "--seconds", "30", "--json"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
     try:
-        time.sleep(1.5)
+        time.sleep(3)            # well into the run, even on a busy machine
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=20)
     finally:

@@ -64,7 +64,7 @@ def test_ctrl_c_reports_partial_transfer():
                              "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, cwd=ROOT)
     try:
-        time.sleep(1.5)
+        time.sleep(3)            # well into the run, even on a busy machine
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=20)
     finally:
