@@ -351,12 +351,19 @@ static void nl_transport(const uint8_t *p, uint32_t o, uint32_t end, int checks,
         if (seg < 20) { k->status |= NL_S_TRUNC; return; }
         uint32_t doff = (uint32_t)(q[12] >> 4) * 4;
         if (doff < 20) { k->status |= NL_S_MALFORMED; return; }
-        if (seg < doff) { k->status |= NL_S_TRUNC; return; }
         k->sport = nl_be16(q);
         k->dport = nl_be16(q + 2);
         k->seq = nl_be32(q + 4);
         k->ack = nl_be32(q + 8);
         k->flags = q[13] | ((uint32_t)(q[12] & 1) << 8);
+        if (seg < doff) {
+            /* Options cut short (a small snaplen): the fixed header still gives
+             * ports, numbers and flags, as tcpdump shows them; no payload. */
+            k->payload_off = end;
+            k->payload_len = 0;
+            k->status |= NL_S_TRUNC;
+            break;
+        }
         k->payload_off = o + doff;
         k->payload_len = seg - doff;
         break;

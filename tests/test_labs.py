@@ -149,6 +149,9 @@ def test_crashing_and_uncompilable_submissions(tmp_path):
     messages = {t["name"]: t["message"] for t in result["tests"]}
     assert code == 1 and result["score"] == 0
     assert "exited with status 3" in messages["server echoes a datagram"]
+    # Regression: the child once started as `python -m netlab.labs._child`, and runpy's
+    # "found in sys.modules" RuntimeWarning became the "last output" shown to the student.
+    assert "Warning" not in messages["server echoes a datagram"], messages
     assert "RuntimeError" in messages["client gets the echo"] and "udp_echo.py:6" in messages["client gets the echo"]
 
     path = _broken(tmp_path, "udp_echo.py", "def serve(host, port)\n    pass\n")

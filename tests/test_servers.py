@@ -1,4 +1,10 @@
-"""Every service x both protocols x every concurrency model, over loopback."""
+"""Every service x both protocols x every concurrency model, over loopback.
+
+The selectors model runs twice: as started by default (its TCP side in the
+compiled loop of netlab._fastserve for echo and discard, when built) and as
+``selectors-python``, forced onto the readable Python loop. Both must behave
+the same; tests/test_fastserve.py checks which path is taken.
+"""
 from __future__ import annotations
 
 import datetime as dt
@@ -12,12 +18,15 @@ import pytest
 
 from netlab import servers, services
 from netlab.errors import NetlabError
-from netlab.servers import DEFAULT_MODEL, DEFAULT_PORTS, MODELS, start_server
+from netlab.servers import DEFAULT_MODEL, DEFAULT_PORTS, MODELS
 from netlab.services import chargen, qotd
 from netlab.services import time as time_service
 from tests.conftest import free_port
 
 LOOP = "127.0.0.1"
+#: The selectors model with its compiled TCP path switched off.
+PY_SELECTORS = "selectors-python"
+VARIANTS = (*MODELS, PY_SELECTORS)
 DAYTIME_RE = re.compile(rb"[A-Z][a-z]+day, [A-Z][a-z]+ \d{1,2}, \d{4} \d\d:\d\d:\d\d-UTC\r\n")
 
 
@@ -46,6 +55,13 @@ def _udp(port: int, payload: bytes, host: str = LOOP, wait: float = 2.0):
             return u.recvfrom(65535)[0]
         except socket.timeout:
             return None
+
+
+def start_server(service, model=DEFAULT_MODEL, **kwargs):
+    """netlab.servers.start_server, with ``selectors-python`` = selectors on its Python loop."""
+    if model == PY_SELECTORS:
+        return servers.start_server(service, model="selectors", compiled=False, **kwargs)
+    return servers.start_server(service, model=model, **kwargs)
 
 
 def _wait_for(predicate, timeout: float = 3.0) -> bool:
@@ -118,7 +134,7 @@ def check_udp(service: str, port: int) -> None:
         assert _udp(port, b"x") in qotd.quotes()
 
 
-@pytest.mark.parametrize("model", MODELS)
+@pytest.mark.parametrize("model", VARIANTS)
 @pytest.mark.parametrize("service", services.SERVICES)
 @pytest.mark.parametrize("proto", ["tcp", "udp"])
 def test_every_service_protocol_and_model(service, proto, model):
@@ -134,7 +150,7 @@ def test_every_service_protocol_and_model(service, proto, model):
     assert srv.stats()["active"] == 0
 
 
-@pytest.mark.parametrize("model", MODELS)
+@pytest.mark.parametrize("model", VARIANTS)
 def test_tcp_and_udp_share_one_port_number_and_stop_closes_both(model):
     with start_server("echo", model=model) as srv:
         assert srv.ports["tcp"] == srv.ports["udp"] == srv.port
@@ -151,7 +167,7 @@ def test_tcp_and_udp_share_one_port_number_and_stop_closes_both(model):
         u.bind((LOOP, port))
 
 
-@pytest.mark.parametrize("model", MODELS)
+@pytest.mark.parametrize("model", VARIANTS)
 def test_echo_half_close_gets_everything_back(model):
     with start_server("echo", protocols=("tcp",), model=model) as srv, \
             _connect(srv.port) as s:
@@ -163,8 +179,9 @@ def test_echo_half_close_gets_everything_back(model):
         assert _wait_for(lambda: srv.stats()["bytes_out"] == 14)
 
 
-def test_stats_count_connections_datagrams_and_bytes():
-    with start_server("echo") as srv:
+@pytest.mark.parametrize("model", [DEFAULT_MODEL, PY_SELECTORS])
+def test_stats_count_connections_datagrams_and_bytes(model):
+    with start_server("echo", model=model) as srv:
         with _connect(srv.port) as s:
             s.sendall(b"12345")
             s.shutdown(socket.SHUT_WR)
@@ -178,7 +195,7 @@ def test_stats_count_connections_datagrams_and_bytes():
 
 
 # -- scale and robustness ---------------------------------------------------------
-@pytest.mark.parametrize("model", ["selectors", "threaded", "asyncio"])
+@pytest.mark.parametrize("model", ["selectors", PY_SELECTORS, "threaded", "asyncio"])
 def test_200_concurrent_echo_clients_each_get_their_bytes(model):
     with start_server("echo", protocols=("tcp",), model=model) as srv:
         clients = []
@@ -215,7 +232,7 @@ def _ipv6_loopback() -> bool:
 
 
 @pytest.mark.skipif(not _ipv6_loopback(), reason="no IPv6 loopback (::1) on this machine")
-@pytest.mark.parametrize("model", MODELS)
+@pytest.mark.parametrize("model", VARIANTS)
 def test_ipv6_loopback(model):
     with start_server("echo", host="::1", model=model) as srv:
         assert srv.urls == [f"tcp://[::1]:{srv.port}", f"udp://[::1]:{srv.port}"]
@@ -255,7 +272,7 @@ def _tcp_wmem_max() -> int:
         return 4 << 20
 
 
-@pytest.mark.parametrize("model", ["selectors", "threaded", "asyncio"])
+@pytest.mark.parametrize("model", ["selectors", PY_SELECTORS, "threaded", "asyncio"])
 def test_never_reading_chargen_client_stops_generation_others_served(model):
     limit = 32768
     with start_server("chargen", protocols=("tcp",), model=model, out_buffer=limit) as srv:
@@ -282,7 +299,7 @@ def test_never_reading_chargen_client_stops_generation_others_served(model):
             stalled.close()
 
 
-@pytest.mark.parametrize("model", MODELS)
+@pytest.mark.parametrize("model", VARIANTS)
 def test_loop_guard_no_reply_to_service_source_ports(model):
     with start_server("echo", protocols=("udp",), model=model) as srv:
         # Bind the "attacker" to one of netlab's own 70xx ports (or 7 as root).
@@ -306,7 +323,7 @@ def test_loop_guard_no_reply_to_service_source_ports(model):
         assert _udp(srv.port, b"ok") == b"ok"  # ordinary ports still get answers
 
 
-@pytest.mark.parametrize("model", ["selectors", "asyncio"])
+@pytest.mark.parametrize("model", ["selectors", PY_SELECTORS, "asyncio"])
 def test_udp_rate_limit_per_source(model):
     with start_server("chargen", protocols=("udp",), model=model,
                       udp_rate=2, udp_burst=5) as srv:
@@ -325,7 +342,7 @@ def test_udp_rate_limit_per_source(model):
         assert _wait_for(lambda: srv.stats()["udp_limited"] >= 23)
 
 
-@pytest.mark.parametrize("model", ["selectors", "threaded", "asyncio"])
+@pytest.mark.parametrize("model", ["selectors", PY_SELECTORS, "threaded", "asyncio"])
 def test_max_connections_closes_the_extra_ones(model):
     with start_server("echo", protocols=("tcp",), model=model, max_connections=2) as srv:
         a, b = _connect(srv.port), _connect(srv.port)
@@ -346,7 +363,7 @@ def test_max_connections_closes_the_extra_ones(model):
             b.close()
 
 
-@pytest.mark.parametrize("model", MODELS)
+@pytest.mark.parametrize("model", VARIANTS)
 def test_idle_timeout_closes_a_silent_client(model):
     with start_server("echo", protocols=("tcp",), model=model, idle_timeout=0.4) as srv:
         with _connect(srv.port) as s:
@@ -356,7 +373,7 @@ def test_idle_timeout_closes_a_silent_client(model):
         assert _wait_for(lambda: srv.stats()["timeouts"] == 1)
 
 
-@pytest.mark.parametrize("model", MODELS)
+@pytest.mark.parametrize("model", VARIANTS)
 def test_a_client_that_resets_does_not_hurt_the_server(model):
     with start_server("echo", model=model) as srv:
         s = _connect(srv.port)
@@ -442,7 +459,7 @@ def test_fixed_port_is_honoured():
         assert DEFAULT_MODEL in repr(srv)
 
 
-@pytest.mark.parametrize("model", MODELS)
+@pytest.mark.parametrize("model", VARIANTS)
 def test_stop_is_prompt_even_with_a_stalled_chargen_client(model):
     srv = start_server("chargen", protocols=("tcp",), model=model)
     stalled = _stalled_chargen_client(srv.port)
@@ -461,9 +478,10 @@ def test_stop_is_prompt_even_with_a_stalled_chargen_client(model):
         stalled.close()
 
 
-def test_echo_client_that_never_reads_gets_flow_control_not_memory():
+@pytest.mark.parametrize("model", [DEFAULT_MODEL, PY_SELECTORS])
+def test_echo_client_that_never_reads_gets_flow_control_not_memory(model):
     limit = 16384
-    with start_server("echo", protocols=("tcp",), out_buffer=limit) as srv:
+    with start_server("echo", protocols=("tcp",), model=model, out_buffer=limit) as srv:
         with socket.socket() as s:
             s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
             s.connect((LOOP, srv.port))

@@ -248,10 +248,14 @@ def _transport(buf, base, o, end, et, src, dst, proto, status, checks, addrs):
         doff = (offb >> 4) * 4
         if doff < 20:
             return (et, src, dst, proto, 0, 0, 0, 0, 0, o, o, seg, status | S_MALFORMED)
-        if seg < doff:
-            return (et, src, dst, proto, 0, 0, 0, 0, 0, o, o, seg, status | S_TRUNC)
         flags = fl | (offb & 1) << 8
-        poff, plen = o + doff, seg - doff
+        if seg < doff:
+            # Options cut short (a small snaplen): the fixed header still gives
+            # ports, numbers and flags, as tcpdump shows them; no payload.
+            poff, plen = end, 0
+            status |= S_TRUNC
+        else:
+            poff, plen = o + doff, seg - doff
     elif proto == 17:
         if seg < 8:
             return (et, src, dst, proto, 0, 0, 0, 0, 0, o, o, seg, status | S_TRUNC)

@@ -1,7 +1,7 @@
 """The grader's side of the sandbox: runs inside the child process.
 
-The parent (:mod:`netlab.labs._runner`) starts ``python -m netlab.labs._child
-RESULT_FILE LABDIR SPEC ARGS_FILE`` with resource limits. This module imports
+The parent (:mod:`netlab.labs._runner`) starts a Python child that calls
+:func:`main` with ``RESULT_FILE LABDIR SPEC ARGS_FILE``, under resource limits. This module imports
 the probe named by ``SPEC`` (``module:function``, always a netlab module), calls
 it with the lab folder and the arguments (JSON in ``ARGS_FILE``), and writes what happened to
 ``RESULT_FILE`` as JSON: ``{"ok": true, "value": ...}`` or ``{"ok": false,

@@ -2,7 +2,7 @@
 
 Student code never runs inside the grader's own process: a submission may loop
 forever, eat memory, open sockets without closing them or call ``os._exit``.
-Each probe runs in a fresh ``python -m netlab.labs._child`` process that
+Each probe runs in a fresh child process (:func:`netlab.labs._child.main`) that
 
 * is the leader of its own session, so the grader can stop it *and* anything it
   started with one ``killpg`` of the group it created;
@@ -39,6 +39,12 @@ __all__ = [
     "value_of",
     "wait_for_tcp",
 ]
+
+# The child's entry point. Not ``python -m netlab.labs._child``: the labs
+# package imports _child itself (describe_exception), and runpy then warns
+# about the module being imported twice; that warning would end up as the
+# "last output" in the message a student reads when a submission crashes.
+_CHILD_MAIN = "import sys; from netlab.labs._child import main; sys.exit(main(sys.argv[1:]))"
 
 _PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -119,7 +125,7 @@ class Sandbox:
         with open(args_file, "w", encoding="utf-8") as f:
             json.dump(args or {}, f)
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "netlab.labs._child", self.result_file,
+            [sys.executable, "-c", _CHILD_MAIN, self.result_file,
              os.path.abspath(labdir), spec, args_file],
             stdin=subprocess.DEVNULL, stdout=self._out, stderr=subprocess.STDOUT,
             cwd=os.path.abspath(labdir), env=_child_env(),

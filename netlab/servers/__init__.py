@@ -18,7 +18,10 @@ only moves bytes. Models:
     one thread per TCP connection, blocking sockets.
 ``selectors``
     one thread, non-blocking sockets and readiness events, a bounded output
-    buffer per connection (the default: it scales best).
+    buffer per connection (the default: it scales best). For echo and discard
+    its TCP side runs in the compiled epoll loop ``netlab._fastserve`` when
+    that is built (``ServerHandle.compiled``); ``compiled=False`` or
+    ``NETLAB_PURE_PYTHON=1`` keeps the readable Python loop.
 ``asyncio``
     one event-loop thread, one coroutine per connection.
 
@@ -83,6 +86,8 @@ class ServerHandle:
         self.limits: Limits = engine.limits
         #: ``{"tcp": port, "udp": port}`` for the protocols bound.
         self.ports: Dict[str, int] = dict(ports)
+        #: True when the TCP side runs in the compiled core (netlab._fastserve).
+        self.compiled: bool = bool(getattr(engine, "compiled", False))
 
     @property
     def urls(self) -> List[str]:
@@ -125,17 +130,22 @@ class ServerHandle:
 
     def __repr__(self) -> str:
         state = "running" if self.running else "stopped"
-        return f"<ServerHandle {self.service} {self.model} {' '.join(self.urls)} {state}>"
+        core = " compiled" if self.compiled else ""
+        return (f"<ServerHandle {self.service} {self.model}{core} {' '.join(self.urls)} "
+                f"{state}>")
 
 
 def start_server(service: str, host: str = "127.0.0.1", port: int = 0,
                  protocols: Iterable[str] = PROTOCOLS, model: str = DEFAULT_MODEL,
-                 **limits) -> ServerHandle:
+                 compiled: Optional[bool] = None, **limits) -> ServerHandle:
     """Bind ``service`` on ``host``:``port`` for ``protocols`` and serve it in the background.
 
     ``port`` 0 lets the OS choose (TCP and UDP still share one number).
     ``limits`` are the fields of :class:`Limits`: ``idle_timeout``,
     ``max_connections``, ``out_buffer``, ``udp_rate``, ``udp_burst``.
+    ``compiled`` (selectors model, echo and discard): None uses the compiled
+    TCP loop when it is built and ``NETLAB_PURE_PYTHON`` is unset, False
+    keeps the Python loop, True requires the compiled one.
     Binding errors raise :class:`NetlabError` with a one-line explanation.
     """
     if service not in services.SERVICES:
@@ -148,10 +158,21 @@ def start_server(service: str, host: str = "127.0.0.1", port: int = 0,
         raise NetlabError(f"protocols must be 'tcp' and/or 'udp', not {protocols!r}")
     if not 0 <= int(port) <= 65535:
         raise NetlabError(f"invalid port {port}: ports run from 0 to 65535")
+    if compiled and model != "selectors":
+        raise NetlabError(f"the compiled server core belongs to the selectors model, not "
+                          f"{model}: use model='selectors' or leave compiled unset")
     parsed = Limits.from_kwargs(limits)
     socks = bind_all(host, int(port), protocols)
     ports = {proto: sock.getsockname()[1] for proto, sock in socks.items()}
-    engine = _ENGINES[model](service, socks, parsed, Stats())
+    try:
+        if model == "selectors":
+            engine = SelectorsEngine(service, socks, parsed, Stats(), compiled=compiled)
+        else:
+            engine = _ENGINES[model](service, socks, parsed, Stats())
+    except BaseException:
+        for sock in socks.values():
+            sock.close()
+        raise
     try:
         engine.start()
     except BaseException:

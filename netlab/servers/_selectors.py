@@ -7,6 +7,11 @@ stops *reading* that client (echo: its bytes wait in the kernel, TCP flow
 control slows the client down) and chargen generates more lines only when
 the socket is writable and the buffer has room. A client that never reads
 costs one buffer, not a growing heap, and the others stay served.
+
+This loop is the readable reference. For echo and discard, whose TCP side
+only moves bytes, the engine hands TCP to the compiled epoll loop of
+``netlab._fastserve`` when it is built (see :mod:`netlab.servers._fast`): the
+same rules in C, run with the GIL released. UDP stays here either way.
 """
 from __future__ import annotations
 
@@ -16,8 +21,9 @@ import time as _time
 from typing import Dict, Optional
 
 from netlab import services
-from netlab.servers._common import LINGER_SECONDS, RECV_SIZE, handle_datagram
+from netlab.servers._common import LINGER_SECONDS, RECV_SIZE, Limits, Stats, handle_datagram
 from netlab.servers._engine import Engine
+from netlab.servers._fast import CoreStats, use_compiled
 
 __all__ = ["SelectorsEngine"]
 
@@ -41,7 +47,32 @@ class _Conn:
 class SelectorsEngine(Engine):
     model = "selectors"
 
+    def __init__(self, service: str, socks: Dict[str, socket.socket], limits: Limits,
+                 stats: Stats, compiled: Optional[bool] = None) -> None:
+        module = use_compiled(service, socks, compiled)  # may refuse: before the wake pair
+        super().__init__(service, socks, limits, stats)
+        self._core = None
+        if module is not None:
+            # Built here, not in the serving thread: a failure surfaces in
+            # start_server() and the counters are readable from the start.
+            try:
+                self._core = module.TcpCore(socks["tcp"].fileno(), service, limits.out_buffer,
+                                            limits.idle_timeout, limits.max_connections)
+            except BaseException:
+                self._wake_r.close()
+                self._wake_w.close()
+                raise
+            self.stats = CoreStats(stats, self._core)
+
+    @property
+    def compiled(self) -> bool:
+        """True when the TCP side runs in the compiled core."""
+        return self._core is not None
+
     def run(self) -> None:
+        if self._core is not None:
+            self._run_compiled()
+            return
         self._sel = selectors.DefaultSelector()
         self._conns: Dict[int, _Conn] = {}
         self._udp = services.udp_service(self.service)
@@ -73,6 +104,25 @@ class SelectorsEngine(Engine):
             for conn in list(self._conns.values()):
                 self._close(conn)
             sel.close()
+
+    def _run_compiled(self) -> None:
+        """TCP in C (GIL released); wake-ups and UDP datagrams come back here."""
+        core = self._core
+        wake_bit = 1 << core.watch(self._wake_r.fileno())
+        udp = self.socks.get("udp")
+        udp_bit = 1 << core.watch(udp.fileno()) if udp is not None else 0
+        udp_service = services.udp_service(self.service)
+        try:
+            while not self.stopping.is_set():
+                ready = core.run(_SWEEP)
+                if ready & wake_bit:
+                    self.drain_wake()
+                if ready & udp_bit:
+                    for _ in range(64):
+                        if not handle_datagram(udp, udp_service, self.guard, self.stats):
+                            break
+        finally:
+            core.close()
 
     # -- connections --------------------------------------------------------
     def _accept(self, listener: socket.socket) -> None:
