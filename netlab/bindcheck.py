@@ -97,6 +97,11 @@ def check_bind(port: int, proto: str = "tcp", host: str = "127.0.0.1") -> dict:
         result["errno"] = exc.errno
         result["error"] = errno.errorcode.get(exc.errno or 0)
         result["reason"] = explain_bind_error(exc, proto, host, port)
+        if exc.errno in (errno.EACCES, errno.EPERM) and privileged and root and not cap:
+            # uid 0 is not enough: the kernel checks the capability, and a
+            # container or 'setpriv --bounding-set' may have taken it away.
+            result["reason"] += ("; this process is root but lacks CAP_NET_BIND_SERVICE "
+                                 "(dropped from its capability bounding set)")
         if exc.errno == errno.EADDRINUSE:
             result["holders"] = _holders(port, proto, host)
             if result["holders"]:

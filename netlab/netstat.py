@@ -26,8 +26,13 @@ def format_address(ip: str, port: int) -> str:
 def _psutil():
     # Imported at first use, not at import time: every CLI command module is
     # imported to build the parser, and 'netlab info' must not need psutil.
-    import psutil
+    try:
+        import psutil
+    except ImportError:
+        from netlab.errors import NetlabError
 
+        raise NetlabError("netstat needs the psutil package, which this Python cannot import "
+                          "(install it with 'pip install psutil', or use 'ss -a -n -p')") from None
     return psutil
 
 

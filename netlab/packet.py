@@ -82,9 +82,17 @@ def _choose() -> tuple:
     try:
         return load_backend("cython"), "compiled core loaded"
     except ImportError as exc:
-        return load_backend("python"), (
-            f"compiled core not built ({exc}); rebuild with: python setup.py build_ext --inplace"
-        )
+        return load_backend("python"), _why_no_core(exc)
+
+
+def _why_no_core(exc: ImportError) -> str:
+    """Why the compiled core did not load, and the way to get it (checkout or install)."""
+    parent = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    if os.path.isfile(os.path.join(parent, "setup.py")):
+        return f"compiled core not built ({exc}); rebuild with: python setup.py build_ext --inplace"
+    # An installed copy: the usual cause is an install with the opt-out set.
+    return (f"compiled core not part of this install (installed with {OPT_OUT}=1?); "
+            f"reinstall without {OPT_OUT} and with a C compiler to get it")
 
 
 _impl, BACKEND_REASON = _choose()

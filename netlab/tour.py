@@ -384,7 +384,7 @@ def _step_parse_bench(ctx: TourContext) -> Dict:
                 f"{'yes' if same else 'NO'} ({', '.join(sorted(counts))}).")
     else:
         ctx.say(f"Only the {', '.join(counts)} backend is available here "
-                "(build the core with: python setup.py build_ext --inplace).")
+                f"({packet.BACKEND_REASON}).")
     for note in data.get("notes", []):
         ctx.say(f"note: {note}")
     ctx.say("Full run with dpkt and more packets: netlab bench parse")

@@ -20,7 +20,7 @@ def _backends():
 
 @pytest.mark.parametrize("backend", _backends())
 def test_json_contract_and_verification(netlab_cli, backend):
-    out = netlab_cli("bench", "tcp", "--seconds", "0.3", "--buffer", "65536", "--backend", backend,
+    out = netlab_cli("bench", "tcp", "--seconds", "0.3", "--buffer", "64K", "--backend", backend,
                      "--json")
     assert out.returncode == 0, out.stderr
     data = json.loads(out.stdout)

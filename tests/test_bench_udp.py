@@ -63,7 +63,7 @@ def test_sweep_json_is_a_list(netlab_cli):
 
 def test_sized_rcvbuf_at_a_fixed_rate_loses_nothing(netlab_cli):
     out = netlab_cli("bench", "udp", "--size", "64", "--seconds", "0.5", "--rate", "20000",
-                     "--rcvbuf", str(4 << 20), "--json")
+                     "--rcvbuf", "4M", "--json")  # iperf3-style suffix: 4 MiB
     assert out.returncode == 0, out.stderr
     data = json.loads(out.stdout)
     assert data["sent"] > 1000 and data["lost"] == 0 and data["received"] == data["sent"]
@@ -81,6 +81,7 @@ def test_sized_rcvbuf_at_a_fixed_rate_loses_nothing(netlab_cli):
     (["--rate", "fast"], "--rate"),
     (["--backend", "rust"], "cython"),
     (["--rcvbuf", "0"], "at least 1"),
+    (["--rcvbuf", "8X"], "64K or 8M"),
     (["--target", "nohost"], "HOST:PORT"),
     (["--target", "127.0.0.1:99999"], "1 to 65535"),
     (["--target", "127.0.0.1:9"], "--port"),
@@ -212,3 +213,10 @@ def test_datagrams_delayed_by_the_relay_are_still_counted():
     # receiver drains until the path is quiet, so none counts as lost.
     assert r["sent"] > 200 and r["lost"] == 0 and r["received"] == r["sent"]
     assert r["reordered"] == 0 and r["duplicated"] == 0
+
+
+@pytest.mark.parametrize("text, value", [("65536", 65536), ("64K", 65536), ("64k", 65536),
+                                         ("8M", 8 << 20), ("1G", 1 << 30)])
+def test_byte_sizes_take_binary_suffixes(text, value):
+    from netlab.bench import _common
+    assert _common.byte_count(text) == value

@@ -118,3 +118,19 @@ def test_bad_arguments(netlab_cli, argv):
 def test_address_not_on_this_machine(netlab_cli):
     data = _json(netlab_cli("bindcheck", free_port(), "--host", "192.0.2.1", "--json"))
     assert data["ok"] is False and data["errno"] == errno.EADDRNOTAVAIL
+
+
+@pytest.mark.skipif(not IS_ROOT or shutil.which("setpriv") is None,
+                    reason="needs root and setpriv (util-linux) to drop the capability")
+def test_root_without_the_capability_is_told_so():
+    """uid 0 without CAP_NET_BIND_SERVICE (a container, setpriv) cannot bind below the
+    limit; the reason must not just say 'run as root' to someone who is root."""
+    if sysinfo.unprivileged_port_start() <= 80:
+        pytest.skip("ip_unprivileged_port_start is lowered on this machine")
+    out = subprocess.run(["setpriv", "--bounding-set=-all", "--inh-caps=-all", sys.executable,
+                          "-m", "netlab", "bindcheck", "80", "--json"],
+                         capture_output=True, text=True, cwd=ROOT, timeout=60)
+    data = _json(out)
+    assert data["root"] is True and data["cap_net_bind_service"] is False
+    assert data["ok"] is False and data["errno"] == errno.EACCES
+    assert "root but lacks CAP_NET_BIND_SERVICE" in data["reason"]

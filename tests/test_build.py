@@ -54,3 +54,58 @@ def test_default_build_compiles_the_core(tmp_path):
     # The course ships beside the package, for `netlab lab` in a regular install.
     assert any(n.endswith("data/share/netlab/exercises/lab01-ports/README.md") for n in names)
     assert any("data/share/netlab/exercises/solutions/" in n for n in names)
+
+
+def test_an_installed_copy_runs_the_course_outside_the_checkout(tmp_path):
+    """A regular (non-editable) install must carry everything the labs and the tour read.
+
+    The wheel goes into a fresh venv, and every command runs from a folder that
+    is not the checkout, so data files can only come from the install. No
+    network: psutil, the one dependency, is lent from this interpreter through
+    a folder holding only it (the system site-packages would bring the
+    checkout's editable finder along).
+    """
+    psutil = pytest.importorskip("psutil")
+    out = _wheel(tmp_path, {"NETLAB_PURE_PYTHON": "1"})
+    assert out.returncode == 0, out.stderr[-2000:]
+    (wheel,) = (tmp_path / "dist").glob("netlab-*.whl")
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300)
+    deps = tmp_path / "deps"
+    deps.mkdir()
+    os.symlink(os.path.dirname(psutil.__file__), deps / "psutil")
+    py = str(venv / "bin" / "python")
+    subprocess.run([py, "-m", "pip", "install", "--no-deps", "--no-index", "-q", str(wheel)],
+                   check=True, timeout=300, capture_output=True)
+    work = tmp_path / "work"
+    work.mkdir()
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("PYTHONPATH", "NETLAB_EXERCISES", "NETLAB_DEBUG", "NETLAB_PURE_PYTHON")}
+    env["PYTHONPATH"] = str(deps)
+
+    def netlab(*args):
+        return subprocess.run([str(venv / "bin" / "netlab"), *args], capture_output=True,
+                              text=True, timeout=120, cwd=str(work), env=env)
+
+    where = subprocess.run([py, "-c", "import netlab; print(netlab.__file__)"], cwd=str(work),
+                           env=env, capture_output=True, text=True, timeout=60, check=True)
+    assert where.stdout.startswith(str(venv)), where.stdout
+    info = netlab("info")
+    backend = info.stdout.splitlines()[1]
+    assert info.returncode == 0 and "python" in backend, info.stdout
+    # Not "python setup.py build_ext --inplace": an installed copy has no setup.py.
+    assert "reinstall without NETLAB_PURE_PYTHON" in backend, backend
+    assert netlab("lab", "show", "3").stdout.startswith("# Lab 3")
+    assert netlab("lab", "init", "3").returncode == 0
+    starter = netlab("lab", "check", "3", "--json")
+    assert starter.returncode == 1 and "Traceback" not in starter.stderr, starter.stderr
+    assert netlab("lab", "init", "3", "--solution", "--dest", "sol").returncode == 0
+    solution = netlab("lab", "check", "3", "--path", "sol", "--json")
+    assert solution.returncode == 0, solution.stdout[-2000:]
+    tour = netlab("tour", "--no-live")
+    assert tour.returncode == 0, tour.stdout[-2000:] + tour.stderr
+    assert "not available" not in tour.stdout and "failed" not in tour.stdout, tour.stdout
+    assert "handshake 3/3" in tour.stdout  # the shipped sample capture was decoded
+    assert "Only the python backend is available here (compiled core not part" in tour.stdout
+    ports = netlab("ports", "7")
+    assert ports.returncode == 0 and "echo" in ports.stdout  # the shipped registry

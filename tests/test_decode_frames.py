@@ -187,3 +187,18 @@ def test_bad_tcp_options_end_the_list(core):
     assert core.tcp_options(b"\x01\x00\x02\x04\x00\x01") == [("nop", None), ("eol", None)]
     assert core.tcp_options(b"\x05\x0a" + struct.pack(">II", 1, 9)) == [("sack", [(1, 9)])]
     assert core.tcp_options(b"\xfe\x03\x07") == [("opt-254", b"\x07")]
+
+
+def test_tcp_options_cut_by_snaplen_keep_ports_and_flags(core):
+    # tcpdump -s 60 on lo cuts a SYN inside its options: the fixed header is
+    # whole, so ports, numbers and flags are known (tcpdump and dpkt show
+    # them); the payload is empty, not the header bytes.
+    opts = b"\x02\x04\xff\xd7\x04\x02\x08\x0a\x00\x00\x00\x01\x00\x00\x00\x00\x01\x03\x03\x07"
+    frame = eth(tcp4(opts=opts, flags=dpkt.tcp.TH_SYN | dpkt.tcp.TH_ACK))[:60]
+    rec = core.decode_frame(frame, 1, True)
+    status = field(rec, "status")
+    assert status & S_TRUNC and status & S_L4
+    assert not status & (S_L4CSUM_OK | S_L4CSUM_BAD)  # a cut segment is not verified
+    assert (field(rec, "sport"), field(rec, "dport")) == (40000, 7007)
+    assert (field(rec, "seq"), field(rec, "ack"), field(rec, "flags")) == (1000, 77, 0x12)
+    assert (field(rec, "payload_off"), field(rec, "payload_len")) == (60, 0)

@@ -230,3 +230,14 @@ def test_netlab_chargen_client_against_xinetd(xinetd):
 
 def test_netlab_discard_client_against_xinetd(xinetd):
     assert clients.discard("tcp", H, xinetd["discard"], b"q" * 10_000) == 10_000
+
+
+def test_cli_udp_chargen_prints_exactly_n_lines_from_xinetd(xinetd, netlab_cli):
+    # Regression: xinetd packs many CR LF lines into one 1024-byte datagram and
+    # '--lines 3' printed dozens of lines (with stray CRs).
+    out = netlab_cli("chargen", "--client", "--udp", str(xinetd["chargen"]), "--lines", "3")
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.split("\n")
+    assert lines[-1] == "" and len(lines) == 4, out.stdout
+    assert all(line and "\r" not in line and all(" " <= c <= "~" for c in line)
+               for line in lines[:3])

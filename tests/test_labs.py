@@ -236,3 +236,53 @@ def test_processes_forked_by_a_submission_are_stopped(tmp_path):
             return
         time.sleep(0.05)
     raise AssertionError(f"the forked process {pid} still runs: {state}")
+
+
+def test_a_submission_hanging_on_import_fails_every_check_at_once(tmp_path):
+    # Before the import pre-flight this cost one 15 s probe timeout per check of lab 8.
+    path = _broken(tmp_path, "dissect.py", """
+        import time
+        while True:
+            time.sleep(0.1)
+    """)
+    code, out, err = finish(start_check(8, path, str(tmp_path)), timeout=60)
+    result = parse(out, err)
+    assert code == 1 and result["score"] == 0
+    for test in result["tests"]:
+        assert test["message"].startswith("not run: importing dissect.py did not finish"), test
+        assert "__main__" in test["message"]  # the way out
+
+
+def test_a_failed_shared_probe_is_run_once(tmp_path):
+    # Lab 8 shares one probe run between its checks; a failed run used to be
+    # repeated by every check (seven times the timeout for a hanging dissect.py).
+    # The submission counts its own imports: one pre-flight plus one probe.
+    names = ["read_pcap", "ip_payload", "parse_ipv4", "parse_tcp", "parse_udp", "checksum",
+             "transport_checksum_ok", "find_handshake"]
+    body = "".join(f"def {name}(*args):\n    os._exit(3)\n" for name in names)
+    path = _broken(tmp_path, "dissect.py", "import os\n"
+                   "with open('imports.log', 'a') as f:\n    f.write('import\\n')\n" + body)
+    code, out, err = finish(start_check(8, path, str(tmp_path)), timeout=60)
+    result = parse(out, err)
+    assert code == 1 and result["score"] == 0
+    assert all("exited with status 3" in t["message"] for t in result["tests"]), result
+    assert (tmp_path / "submission" / "imports.log").read_text().count("import") == 2
+
+
+def test_grading_stops_when_the_time_budget_is_used_up(tmp_path, monkeypatch):
+    from netlab.labs import _grade
+
+    path = _broken(tmp_path, "ports.py", """
+        def classify(port):
+            while True:
+                pass
+        def needs_privilege(port, start=1024):
+            return port < start
+    """)
+    monkeypatch.setattr(_grade, "GRADING_BUDGET", 1.0)
+    result = _grade.grade(LABS[1], path)
+    first, *rest = result["tests"]
+    assert not first["passed"] and "did not finish within" in first["message"]
+    assert rest and all(t["message"].startswith("not run: grading stopped after")
+                        and not t["passed"] for t in rest), rest
+    assert result["score"] == 0

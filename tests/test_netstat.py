@@ -2,8 +2,11 @@
 import json
 import os
 import socket
+import subprocess
+import sys
 
 from netlab import ports
+from tests.conftest import ROOT
 
 
 def _rows(netlab_cli, *args):
@@ -75,3 +78,17 @@ def test_table_and_usage_error(netlab_cli):
     assert out.returncode == 0 and "local address" in out.stdout and "state" in out.stdout
     bad = netlab_cli("netstat", "--tcp", "--udp")
     assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1
+
+
+def test_without_psutil_one_line_says_how_to_get_it(tmp_path):
+    # Regression: a Python without psutil (e.g. the system one an ordinary user
+    # falls back to) got "internal error: ModuleNotFoundError". Shadow psutil
+    # with a package whose import fails, as a missing one does.
+    (tmp_path / "psutil").mkdir()
+    (tmp_path / "psutil" / "__init__.py").write_text("raise ImportError('no psutil here')\n")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(tmp_path), ROOT]))
+    out = subprocess.run([sys.executable, "-m", "netlab", "netstat", "--listening"],
+                         capture_output=True, text=True, cwd=ROOT, env=env, timeout=60)
+    assert out.returncode == 1 and out.stdout == ""
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and "psutil" in lines[0] and "pip install psutil" in lines[0], lines

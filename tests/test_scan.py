@@ -131,3 +131,27 @@ def test_library_scan_reports_services():
         result = scan.scan("127.0.0.1", [port], "tcp")
     assert result[0]["state"] == "closed" and result[0]["proto"] == "tcp"
     assert "service" in result[0]
+
+
+@pytest.mark.parametrize("bad", [["--retries", "-1"], ["--rate", "nan"], ["--rate", "0"],
+                                 ["--concurrency", "0"], ["--timeout", "-1"]])
+def test_bad_numbers_are_one_line_usage_errors_before_the_note(netlab_cli, bad):
+    # Regression: these used to print the ethics note first (two stderr lines),
+    # and --retries -1 / --rate nan were accepted.
+    out = netlab_cli("scan", "127.0.0.1", "1-2", *bad)
+    assert out.returncode == 2, out
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and bad[0] in lines[0], lines
+    assert out.stdout == ""
+
+
+def test_a_lone_port_list_scans_this_machine(netlab_cli):
+    # Regression: 'netlab scan 7007' read 7007 as the host 0.0.27.95 and refused it.
+    with socket.socket() as srv:
+        srv.bind(("127.0.0.1", 0))
+        srv.listen(1)
+        port = srv.getsockname()[1]
+        out = netlab_cli("scan", str(port), "--json")
+    assert out.returncode == 0, out.stderr
+    (row,) = json.loads(out.stdout)
+    assert (row["port"], row["proto"], row["state"]) == (port, "tcp", "open")

@@ -123,6 +123,22 @@ def test_server_listens_on_both_and_stops_cleanly_on_signal(sig):
         u.bind(("127.0.0.1", port))
 
 
+
+
+@pytest.mark.parametrize("model", ["selectors", "threaded"])
+def test_signal_at_any_moment_stops_the_server(model):
+    """Regression: the SIGINT handler used to call Event.set() while the main
+    thread could hold that Event's lock inside wait(); a signal delivered to a
+    serving thread then ran the handler at that moment and hung the server for
+    ever. Signals at several moments of the wait loop must all stop it."""
+    for delay in (0.0, 0.13, 0.27, 0.41, 0.55, 0.77):
+        with ServerProcess("discard", "0", "--model", model) as srv:
+            srv.listening(2)
+            time.sleep(delay)
+            rc, out, err = srv.stop(signal.SIGINT, timeout=10)
+        assert rc == 0 and err == "", (delay, rc, err)
+        assert SUMMARY_RE.fullmatch(out.strip()), out
+
 @pytest.mark.parametrize("flag, model", [("--tcp", "iterative"), ("--udp", "asyncio")])
 def test_one_protocol_and_a_model(flag, model):
     with ServerProcess("time", flag, "0", "--model", model) as srv:

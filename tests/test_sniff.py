@@ -118,6 +118,14 @@ def test_bad_arguments_are_usage_errors(netlab_cli, args):
     assert out.returncode == 2 and len(out.stderr.splitlines()) == 1
 
 
+def test_unwritable_output_file_is_one_clear_line(netlab_cli, tmp_path):
+    # Checked before the packet socket opens, so no root is needed.
+    out = netlab_cli("sniff", "--timeout", "0.5", "-w", str(tmp_path / "missing" / "x.pcap"))
+    assert out.returncode == 1, out.stderr
+    assert out.stderr.splitlines() == [out.stderr.strip()]
+    assert "cannot write" in out.stderr and "folder" in out.stderr
+
+
 @pytest.mark.root
 @needs_capture
 @pytest.mark.parametrize("host, family", [("127.0.0.1", socket.AF_INET), ("::1", socket.AF_INET6)])

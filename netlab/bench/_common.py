@@ -31,6 +31,7 @@ __all__ = [
     "Progress",
     "StopFlag",
     "add_common_flags",
+    "byte_count",
     "emit",
     "host_port",
     "netio",
@@ -79,6 +80,26 @@ def positive_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"invalid number {text!r}: expected a whole number") from None
     if value <= 0:
         raise argparse.ArgumentTypeError(f"invalid number {value}: must be at least 1")
+    return value
+
+
+_UNITS = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
+
+
+def byte_count(text: str) -> int:
+    """A size in bytes: ``65536``, or with a binary suffix as iperf3 takes it: ``64K``, ``8M``, ``1G``."""
+    raw = text.strip()
+    mult = 1
+    if raw[-1:].lower() in _UNITS:
+        mult = _UNITS[raw[-1].lower()]
+        raw = raw[:-1]
+    try:
+        value = int(raw, 10) * mult
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"invalid size {text!r}: bytes as a whole number, e.g. 65536, 64K or 8M") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"invalid size {text!r}: must be at least 1 byte")
     return value
 
 

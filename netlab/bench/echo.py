@@ -239,7 +239,7 @@ def register(sub) -> None:
     p.add_argument("--clients", type=_common.positive_int, default=DEFAULT_CLIENTS, metavar="N",
                    help=f"concurrent connections (default {DEFAULT_CLIENTS})")
     _common.add_common_flags(p, DEFAULT_SECONDS)
-    p.add_argument("--size", type=_common.positive_int, default=DEFAULT_SIZE, metavar="BYTES",
+    p.add_argument("--size", type=_common.byte_count, default=DEFAULT_SIZE, metavar="BYTES",
                    help=f"bytes per request (default {DEFAULT_SIZE})")
     p.add_argument("--model", type=_model_list, metavar="MODEL",
                    help="server concurrency model" + (f": {', '.join(models)} (default {default}); "

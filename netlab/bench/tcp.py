@@ -148,7 +148,7 @@ def register(sub) -> None:
         "Ctrl-C prints what was measured so far (exit 0).",
     )
     _common.add_common_flags(p, DEFAULT_SECONDS)
-    p.add_argument("--buffer", type=_common.positive_int, default=DEFAULT_BUFFER, metavar="BYTES",
+    p.add_argument("--buffer", type=_common.byte_count, default=DEFAULT_BUFFER, metavar="BYTES",
                    help=f"bytes per send/recv call (default {DEFAULT_BUFFER})")
     p.add_argument("--backend", choices=_common.BACKENDS, default=None,
                    help="cython: loops with the GIL released; python: the readable reference")

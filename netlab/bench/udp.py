@@ -371,7 +371,7 @@ def register(sub) -> None:
                    "python: one system call per datagram, the readable reference")
     p.add_argument("--sweep", type=_sizes, metavar="SIZES",
                    help="run several sizes one after the other, e.g. 64,512,1400")
-    p.add_argument("--rcvbuf", type=_common.positive_int, metavar="BYTES",
+    p.add_argument("--rcvbuf", type=_common.byte_count, metavar="BYTES",
                    help="receive buffer to ask for (SO_RCVBUF; SO_RCVBUFFORCE when privileged)")
     p.add_argument("--target", type=_common.host_port, metavar="HOST:PORT",
                    help="send to HOST:PORT, a forwarder to the receiver (see --port)")

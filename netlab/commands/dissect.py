@@ -156,7 +156,13 @@ def run_sniff(args: argparse.Namespace) -> int:
     from netlab.sniff import iter_sniff
 
     predicate = _compile(args.filter)
-    writer = PcapWriter(args.write) if args.write else None
+    writer = None
+    if args.write:
+        try:
+            writer = PcapWriter(args.write)
+        except OSError as exc:
+            raise NetlabError(f"cannot write {args.write}: {exc.strerror or exc} "
+                              "(choose a file in a folder that exists and you may write to)") from None
     annotator = lib.Annotator()
     n = 0
     try:

@@ -2,10 +2,33 @@
 from __future__ import annotations
 
 import argparse
+import math
+import re
 import sys
 
 from netlab import scan
 from netlab._cliutil import add_json_flag, print_json, print_table
+
+# A lone argument made only of digits, commas and dashes is a port list, not a
+# host: 'netlab scan 7,13,19' scans this machine (a bare number such as 7007
+# would otherwise be read as the IPv4 address 0.0.27.95).
+_PORT_LIST = re.compile(r"[0-9][0-9,\- ]*")
+
+
+def _number(kind: str, what: str, minimum: float, strict: bool):
+    """argparse type: a finite number >= minimum (> minimum when ``strict``)."""
+    def parse(text: str):
+        try:
+            value = int(text, 10) if kind == "int" else float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"invalid {what} {text!r}: give a number") from None
+        if (isinstance(value, float) and not math.isfinite(value)) or value < minimum \
+                or (strict and value == minimum):
+            bound = f"more than {minimum:g}" if strict else f"at least {minimum:g}"
+            raise argparse.ArgumentTypeError(f"invalid {what} {text!r}: must be {bound}")
+        return value
+    return parse
+
 
 # Up to this many ports the table lists every port; above it only the
 # interesting ones (not closed), as nmap does.
@@ -23,18 +46,18 @@ def register(sub) -> None:
     )
     p.add_argument("host", nargs="?", default="127.0.0.1", metavar="HOST",
                    help="the host to scan (default 127.0.0.1)")
-    p.add_argument("ports", nargs="?", default="1-1024", metavar="PORTS",
+    p.add_argument("ports", nargs="?", default=None, metavar="PORTS",
                    help="ports like 1-1024, 7,13,19 or 7,10-20 (default 1-1024)")
     which = p.add_mutually_exclusive_group()
     which.add_argument("--tcp", action="store_true", help="TCP connect scan (the default)")
     which.add_argument("--udp", action="store_true", help="UDP probe scan")
-    p.add_argument("--concurrency", type=int, metavar="N",
+    p.add_argument("--concurrency", type=_number("int", "count", 1, False), metavar="N",
                    help="probes in flight at once (default 200 TCP, 50 UDP)")
-    p.add_argument("--rate", type=float, metavar="PPS",
+    p.add_argument("--rate", type=_number("float", "rate", 0, True), metavar="PPS",
                    help="new probes per second at most (default: unlimited TCP, 500 UDP)")
-    p.add_argument("--timeout", type=float, metavar="S",
+    p.add_argument("--timeout", type=_number("float", "timeout", 0, True), metavar="S",
                    help="seconds to wait for an answer per probe (default 1)")
-    p.add_argument("--retries", type=int, default=1, metavar="N",
+    p.add_argument("--retries", type=_number("int", "count", 0, False), default=1, metavar="N",
                    help="UDP: probe silent ports N more times (default 1)")
     p.add_argument("--payload", default="", metavar="TEXT",
                    help="UDP: send TEXT in each probe (default: an empty datagram)")
@@ -47,6 +70,11 @@ def register(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.ports is None:
+        if _PORT_LIST.fullmatch(args.host) and args.host != "127.0.0.1":
+            args.host, args.ports = "127.0.0.1", args.host
+        else:
+            args.ports = "1-1024"
     ports = scan.parse_ports(args.ports)
     proto = "udp" if args.udp else "tcp"
     scan.check_target(args.host, args.authorized)   # refuse before saying anything else

@@ -20,6 +20,8 @@ from netlab.servers import DEFAULT_MODEL, DEFAULT_PORTS, MODELS, Limits
 
 __all__ = ["register", "run"]
 
+_POLL = 0.1  # s between checks of the stop flag: the longest a signal waits to be seen
+
 _WHAT = {
     "echo": "sends back every byte (TCP until you close; UDP per datagram)",
     "discard": "reads and drops everything, answers nothing",
@@ -134,7 +136,7 @@ def _run_server(args: argparse.Namespace) -> int:
                          "to run a server")
     protocols = ("tcp",) if args.tcp else ("udp",) if args.udp else ("tcp", "udp")
     port = DEFAULT_PORTS[args.service] if args.port is None else args.port
-    stop = threading.Event()
+    stop = _StopFlag()
     previous = _install_signal_handlers(stop)
     try:
         handle = servers.start_server(
@@ -145,9 +147,11 @@ def _run_server(args: argparse.Namespace) -> int:
         try:
             for url in handle.urls:
                 print(f"listening on {url}", flush=True)
-            while not stop.wait(0.5):
-                if handle.error is not None:
-                    break
+            # A plain sleep, not Event.wait(): a signal handler that calls
+            # Event.set() can deadlock when the signal lands while this very
+            # thread holds the Event's internal lock inside wait().
+            while not stop.requested and handle.error is None:
+                _time.sleep(_POLL)
         finally:
             totals = handle.stop()
     finally:
@@ -176,13 +180,24 @@ def _withheld(totals: dict) -> str:
     return f"; withheld: {', '.join(parts)}" if parts else ""
 
 
-def _install_signal_handlers(stop: threading.Event) -> dict:
+class _StopFlag:
+    """Set by SIGINT/SIGTERM. The handler only stores a value: it takes no lock,
+    so it cannot deadlock whatever the main thread was doing when it ran."""
+
+    def __init__(self) -> None:
+        self.requested: Optional[int] = None
+
+    def __call__(self, signum: int, frame) -> None:
+        self.requested = signum
+
+
+def _install_signal_handlers(stop: _StopFlag) -> dict:
     """SIGINT and SIGTERM set ``stop``: the server closes cleanly, exit 0."""
     previous = {}
     if threading.current_thread() is not threading.main_thread():
         return previous  # signals only reach the main thread; called from a test thread
     for sig in (signal.SIGINT, signal.SIGTERM):
-        previous[sig] = signal.signal(sig, lambda *_: stop.set())
+        previous[sig] = signal.signal(sig, stop)
     return previous
 
 
@@ -228,6 +243,8 @@ def _run_client(args: argparse.Namespace) -> int:
             print(text, flush=True)
         return 0
     lines = clients.chargen(proto, lines=args.lines, retries=args.retries, **common)
+    if proto == "udp":
+        lines = _reply_lines(lines)[:args.lines]
     if as_json:
         print_json({"lines": lines})
     else:
@@ -235,6 +252,21 @@ def _run_client(args: argparse.Namespace) -> int:
             print(line)
         sys.stdout.flush()
     return 0
+
+
+def _reply_lines(replies: List[str]) -> List[str]:
+    """The lines of UDP chargen replies, so ``--lines N`` prints exactly N lines.
+
+    A netlab reply is one run of 0-512 characters (one line, maybe empty); other
+    servers (xinetd) put several CR LF-ended lines in one datagram.
+    """
+    out: List[str] = []
+    for reply in replies:
+        parts = reply.replace("\r\n", "\n").split("\n")
+        if len(parts) > 1 and parts[-1] == "":
+            parts.pop()  # the line end of the last line, not an extra empty line
+        out.extend(parts)
+    return out
 
 
 def _message_or_stdin(args: argparse.Namespace) -> Optional[bytes]:

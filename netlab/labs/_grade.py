@@ -8,9 +8,18 @@ from typing import Dict, Optional
 
 from netlab.errors import NetlabError
 from netlab.labs._registry import CheckFailed, Lab
-from netlab.labs._runner import ProbeFailed
+from netlab.labs._runner import ProbeFailed, explain, run_probe
 
-__all__ = ["RESULTS_FILE", "grade", "load_results", "locate_lab_dir", "save_result"]
+__all__ = ["GRADING_BUDGET", "IMPORT_TIMEOUT", "RESULTS_FILE", "grade", "load_results",
+           "locate_lab_dir", "save_result"]
+
+# A hanging submission must give failed checks quickly, not one full probe
+# timeout per check: the student's files are imported once first (a hang on
+# import fails every check after IMPORT_TIMEOUT), and once grading has taken
+# GRADING_BUDGET seconds the checks not yet run are failed without running.
+# Every reference solution grades in a few seconds, far below the budget.
+IMPORT_TIMEOUT = 5.0
+GRADING_BUDGET = 20.0
 
 # The last result of each lab, kept in the folder the student works in so that
 # `netlab lab list` run there shows it (and a temporary folder keeps its own).
@@ -32,8 +41,16 @@ def grade(lab: Lab, labdir: str) -> dict:
     tests = []
     if lab.reset:
         lab.reset()
+    started = time.monotonic()
+    not_run = _import_problem(lab, labdir)
     for chk in lab.checks:
+        elapsed = time.monotonic() - started
+        if not_run is None and elapsed > GRADING_BUDGET:
+            not_run = (f"grading stopped after {elapsed:.0f} s because earlier checks did not "
+                       f"finish in time: fix those first, then check again")
         try:
+            if not_run is not None:
+                raise CheckFailed(f"not run: {not_run}")
             message = chk.run(labdir) or "ok"
             passed = True
         except (CheckFailed, ProbeFailed) as exc:
@@ -50,6 +67,26 @@ def grade(lab: Lab, labdir: str) -> dict:
         })
     score = sum(t["points"] for t in tests if t["passed"])
     return {"lab": lab.number, "score": score, "max_score": lab.max_score, "tests": tests}
+
+
+def _import_problem(lab: Lab, labdir: str) -> Optional[str]:
+    """Import the student's files once in the sandbox; a message if that alone never returns.
+
+    An import that raises is left to the checks, which report the error and
+    the student's line; only a hang, a crash or an exit on import stops grading.
+    """
+    modules = [name[:-3] for name in lab.files
+               if name.endswith(".py") and os.path.isfile(os.path.join(labdir, name))]
+    if not modules:
+        return None
+    result = run_probe(labdir, "netlab.labs._probes:imports", {"modules": modules},
+                       timeout=IMPORT_TIMEOUT)
+    if result.ok or result.error:
+        return None
+    files = ", ".join(m + ".py" for m in modules)
+    return (explain(result, f"importing {files}")
+            + " (code at the top level of a file runs on import: put it under "
+              "if __name__ == '__main__':)")
 
 
 def locate_lab_dir(lab: Lab, path: Optional[str], cwd: Optional[str] = None) -> str:

@@ -13,7 +13,8 @@ from netlab.labs._child import describe_exception
 from netlab.labs._registry import CheckFailed, student_module
 from netlab.labs._runner import ProbeResult, explain, run_probe, value_of
 
-__all__ = ["bytes_of", "call_all", "calls", "outcome_text", "serve", "server", "student_value"]
+__all__ = ["bytes_of", "call_all", "calls", "imports", "outcome_text", "serve", "server",
+           "student_value"]
 
 
 def _plain(value: Any) -> Any:
@@ -38,6 +39,22 @@ def calls(labdir: str, module: str, calls: List[list]) -> list:
         try:
             out.append({"ok": True, "value": _plain(getattr(mod, func)(*args))})
         except Exception as exc:  # noqa: BLE001 - the outcome is data for the parent
+            out.append(describe_exception(exc, labdir))
+    return out
+
+
+def imports(labdir: str, modules: List[str]) -> list:
+    """Import each student module once; one outcome dict per module.
+
+    The grader runs this before the checks: a file that hangs (or kills its
+    process) on import then costs one short timeout instead of one per check.
+    """
+    out = []
+    for name in modules:
+        try:
+            student_module(labdir, name)
+            out.append({"ok": True, "value": name})
+        except Exception as exc:  # noqa: BLE001 - the checks report the details
             out.append(describe_exception(exc, labdir))
     return out
 

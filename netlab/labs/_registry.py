@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import sys
+import sysconfig
 from dataclasses import dataclass, field
 from typing import Callable, List, Optional
 
@@ -64,8 +65,19 @@ def course_dir() -> str:
     if os.environ.get("NETLAB_EXERCISES"):
         candidates.append(os.environ["NETLAB_EXERCISES"])
     here = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    candidates.append(os.path.join(here, "exercises"))
+    # A checkout has its pyproject.toml beside exercises/; an installed netlab
+    # sits in site-packages, where an "exercises" folder would be someone else's.
+    if os.path.isfile(os.path.join(here, "pyproject.toml")):
+        candidates.append(os.path.join(here, "exercises"))
+    # pip puts data files under the scheme's data path: the prefix of the
+    # interpreter (or venv), or the user base for `pip install --user`.
     candidates.append(os.path.join(sys.prefix, "share", "netlab", "exercises"))
+    for scheme in (None, "posix_user"):
+        try:
+            data = sysconfig.get_path("data", scheme) if scheme else sysconfig.get_path("data")
+        except KeyError:
+            continue
+        candidates.append(os.path.join(data, "share", "netlab", "exercises"))
     for path in candidates:
         if os.path.isdir(path):
             return path
