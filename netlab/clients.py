@@ -239,10 +239,21 @@ def discard(proto: str = "tcp", host: str = DEFAULT_HOST, port: Optional[int] = 
         return sock.sendto(data, address)
 
 
+def _check_not_empty(raw: bytes, service: str, proto: str, host: str,
+                     port: Optional[int]) -> None:
+    # An empty answer is no answer: RFC 865 and 867 always send text. An echo
+    # or discard server reached by mistake closes (or replies) with nothing.
+    if not raw:
+        url = _url(proto, host, default_port(service) if port is None else port)
+        raise NetlabError(f"{url} answered with nothing (is it a {service} server, "
+                          "on that port?)")
+
+
 def daytime(proto: str = "tcp", host: str = DEFAULT_HOST, port: Optional[int] = None,
             timeout: Optional[float] = None, retries: int = DEFAULT_RETRIES) -> str:
     """RFC 867: the server's date and time line (CR LF stripped)."""
     raw = _fetch("daytime", proto, host, port, timeout, retries)
+    _check_not_empty(raw, "daytime", proto, host, port)
     return raw.decode("ascii", errors="replace").rstrip("\r\n")
 
 
@@ -250,6 +261,7 @@ def qotd(proto: str = "tcp", host: str = DEFAULT_HOST, port: Optional[int] = Non
          timeout: Optional[float] = None, retries: int = DEFAULT_RETRIES) -> str:
     """RFC 865: one quote, lines joined with ``\\n``."""
     raw = _fetch("qotd", proto, host, port, timeout, retries)
+    _check_not_empty(raw, "qotd", proto, host, port)
     text = raw.decode("ascii", errors="replace").replace("\r\n", "\n")
     return text.rstrip("\n")
 

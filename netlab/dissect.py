@@ -162,6 +162,15 @@ def _clock(ts_ns: int) -> str:
         return f"{sec}.{ns // 1000:06d}"
 
 
+_ESCAPES = {0x09: "\\t", 0x0A: "\\n", 0x0D: "\\r", 0x5C: "\\\\", 0x27: "\\'"}
+
+
+def _show(data: bytes) -> str:
+    """Payload bytes as readable text: printable ASCII as is, the rest escaped once (``\\xff``)."""
+    return "".join(chr(b) if 0x20 <= b < 0x7F and b not in _ESCAPES
+                   else _ESCAPES.get(b, f"\\x{b:02x}") for b in data)
+
+
 def packet_line(n: int, rec: tuple, frame: bytes, note: Optional[str] = None) -> str:
     """One packet as one line of text, like tcpdump's but with names spelled out."""
     proto = proto_label(rec)
@@ -180,8 +189,7 @@ def packet_line(n: int, rec: tuple, frame: bytes, note: Optional[str] = None) ->
         else:
             body += f" len={rec[17]}"
         if rec[17]:
-            text = _payload(rec, frame)[:40].decode("utf-8", "backslashreplace")
-            body += "  " + repr(text) + ("..." if rec[17] > 40 else "")
+            body += "  '" + _show(_payload(rec, frame)[:40]) + "'" + ("..." if rec[17] > 40 else "")
     words = _status_words(rec[18])
     if words:
         body += "  {" + ", ".join(words) + "}"

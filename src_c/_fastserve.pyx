@@ -99,6 +99,7 @@ cdef extern from *:
     int accept4(int fd, void *addr, void *addrlen, int flags) nogil
     ssize_t send(int fd, const void *buf, size_t n, int flags) nogil
     ssize_t recv(int fd, void *buf, size_t n, int flags) nogil
+    ssize_t read(int fd, void *buf, size_t n) nogil
     int close(int fd) nogil
     ctypedef unsigned int socklen_t
     int setsockopt(int fd, int level, int name, const void *value, socklen_t length) nogil
@@ -393,7 +394,7 @@ cdef class TcpCore:
             if self.mode == MODE_ECHO and self.out_buffer - c.length < room:
                 room = self.out_buffer - c.length
             if room:
-                r = recv(c.fd, self.scratch, room, 0)
+                r = read(c.fd, self.scratch, room)
                 if r > 0:
                     self.bytes_in += r
                     c.last_ns = now

@@ -154,3 +154,14 @@ def test_bad_protocol_name():
 def test_default_ports():
     assert clients.default_port("echo") == 7007
     assert clients.default_port("time") == 7037
+
+
+@pytest.mark.parametrize("fetch", [clients.daytime, clients.qotd], ids=["daytime", "qotd"])
+def test_an_empty_answer_is_an_error_not_an_empty_line(srv, fetch):
+    # Regression: pointed at the wrong server, daytime/qotd printed an empty
+    # line and exited 0. The discard server closes with nothing over TCP; the
+    # echo server answers the empty request datagram with an empty datagram.
+    with pytest.raises(NetlabError, match="answered with nothing"):
+        fetch("tcp", H, srv["discard"], timeout=5)
+    with pytest.raises(NetlabError, match="answered with nothing"):
+        fetch("udp", H, srv["echo"], timeout=2, retries=0)

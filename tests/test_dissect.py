@@ -1,6 +1,7 @@
 """``netlab dissect``: text, JSON, stats, filters and damaged files, through the real CLI."""
 import json
 import os
+import struct
 
 import pytest
 
@@ -109,3 +110,22 @@ def test_pure_python_gives_the_same_output(netlab_cli):
                    env={"NETLAB_PURE_PYTHON": "1"})
     assert a.returncode == b.returncode == 0
     assert a.stdout == b.stdout and len(a.stdout.splitlines()) == 14
+
+
+def test_binary_payload_is_escaped_once_and_exact_in_json(netlab_cli, tmp_path):
+    # One UDP datagram with a non-ASCII byte, a quote and a backslash.
+    from netlab.pcap import PcapWriter
+    payload = b"hi \xff 'x' \\ end\r\n"
+    udp = struct.pack(">HHHH", 5000, 7007, 8 + len(payload), 0) + payload
+    ip = struct.pack(">BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), 1, 0, 64, 17, 0,
+                     bytes([127, 0, 0, 1]), bytes([127, 0, 0, 1])) + udp
+    frame = b"\0" * 12 + b"\x08\x00" + ip
+    path = tmp_path / "one.pcap"
+    with PcapWriter(path) as w:
+        w.write(frame, 1_700_000_000_123_456_000)
+    text = netlab_cli("dissect", path)
+    assert text.returncode == 0, text.stderr
+    assert "'hi \\xff \\'x\\' \\\\ end\\r\\n'" in text.stdout  # not \\\\xff
+    row = json.loads(netlab_cli("dissect", path, "--json").stdout)
+    assert bytes.fromhex(row["payload"]) == payload
+    assert (row["length"], row["ts"], row["sport"], row["dport"]) == (len(frame), 1700000000.123456, 5000, 7007)

@@ -68,15 +68,18 @@ def _list(args: argparse.Namespace) -> int:
     if args.json:
         print_json(rows)
         return 0
-    table = []
+    # Exactly one line per lab (no header), so the list is easy to read and to grep:
+    # number, title, folder, and the last score where this folder was checked.
+    title_w = max(len(r["title"]) for r in rows)
+    slug_w = max(len(r["slug"]) for r in rows)
     for row in rows:
         last = row["last_result"]
-        status = "not checked"
+        status = ""
         if last:
-            status = f"{last['score']}/{last['max_score']}"
+            status = f"checked: {last['score']}/{last['max_score']}"
             status += " passed" if last["score"] == last["max_score"] else ""
-        table.append((row["number"], row["title"], row["slug"], status))
-    print_table(table, ("lab", "title", "folder", "status"))
+        line = f"{row['number']:>2}  {row['title']:<{title_w}}  {row['slug']:<{slug_w}}  {status}"
+        print(line.rstrip())
     return 0
 
 
