@@ -73,11 +73,16 @@ def _fail(code: int, message: str) -> int:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Run the command line with ``argv`` (default ``sys.argv[1:]``); return the exit status."""
-    parser = build_parser()
     try:
+        # Building the parser imports every command module: a Ctrl-C that
+        # lands here must not show a traceback either.
+        parser = build_parser()
         args = parser.parse_args(argv)
     except SystemExit as exc:  # --help, --version, usage errors
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
+    except KeyboardInterrupt:
+        print("netlab: interrupted", file=sys.stderr)
+        return 130
     func = getattr(args, "func", None)
     if func is None:
         return _fail(2, "no command given (see 'netlab --help' for the list)")

@@ -82,6 +82,8 @@ def _status_words(status: int) -> list:
 
 
 def _payload(rec, frame: bytes) -> bytes:
+    if rec[9] in (6, 17, 1, 58) and not rec[18] & S_L4:
+        return b""  # the transport header itself is cut or broken: no payload to speak of
     return bytes(frame[rec[16]:rec[16] + rec[17]])
 
 
@@ -186,9 +188,9 @@ def packet_line(n: int, rec: tuple, frame: bytes, note: Optional[str] = None) ->
         elif rec[9] in (1, 58) and rec[18] & S_L4:
             names = _ICMP if rec[9] == 1 else _ICMP6
             body += f" {names.get(rec[10], 'type ' + str(rec[10]))} (code {rec[11]}) len={rec[17]}"
-        else:
+        elif rec[9] not in (6, 17, 1, 58) or rec[18] & S_L4:
             body += f" len={rec[17]}"
-        if rec[17]:
+        if rec[17] and (rec[9] not in (6, 17, 1, 58) or rec[18] & S_L4):
             body += "  '" + _show(_payload(rec, frame)[:40]) + "'" + ("..." if rec[17] > 40 else "")
     words = _status_words(rec[18])
     if words:

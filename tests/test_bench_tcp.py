@@ -11,7 +11,7 @@ import pytest
 
 from netlab.bench import tcp
 from netlab.packet import pure_python_requested
-from tests.conftest import ROOT
+from tests.conftest import ROOT, free_port
 
 
 def _backends():
@@ -95,3 +95,12 @@ def test_target_needs_port(netlab_cli):
     out = netlab_cli("bench", "tcp", "--target", "127.0.0.1:9")
     assert out.returncode == 2 and "--port" in out.stderr
     assert len(out.stderr.strip().splitlines()) == 1
+
+
+def test_target_with_nothing_listening_is_one_clear_line(netlab_cli):
+    from tests.conftest import free_port
+    out = netlab_cli("bench", "tcp", "--target", f"127.0.0.1:{free_port()}", "--port",
+                     str(free_port()), "--seconds", "0.3")
+    assert out.returncode == 1, out.stderr
+    assert out.stderr.splitlines() == [out.stderr.strip()]
+    assert "cannot connect to 127.0.0.1:" in out.stderr and "--port" in out.stderr

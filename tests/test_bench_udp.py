@@ -198,7 +198,7 @@ def test_progress_line_only_on_a_terminal():
             os.close(slave)
     err = b"".join(chunks).decode(errors="replace")
     assert proc.returncode == 0
-    assert "\rudp 64 B: sent" in err and "lost so far" in err
+    assert "\rudp 64 B: sent" in err and "lost so far" in err and "/s)" in err  # rate so far
     assert "lost so far" not in out and out.splitlines()[0].startswith("size")
 
 

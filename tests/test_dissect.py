@@ -129,3 +129,22 @@ def test_binary_payload_is_escaped_once_and_exact_in_json(netlab_cli, tmp_path):
     row = json.loads(netlab_cli("dissect", path, "--json").stdout)
     assert bytes.fromhex(row["payload"]) == payload
     assert (row["length"], row["ts"], row["sport"], row["dport"]) == (len(frame), 1700000000.123456, 5000, 7007)
+
+
+def test_cut_transport_header_has_no_payload(netlab_cli, tmp_path):
+    # A snaplen of 40 keeps 6 bytes of the TCP header: those are not payload.
+    from netlab.pcap import PcapWriter
+    tcp = struct.pack(">HHIIBBHHH", 40000, 7007, 1, 0, 0x50, 0x02, 65535, 0, 0) + b"data"
+    ip = struct.pack(">BBHHHBBH4s4s", 0x45, 0, 20 + len(tcp), 1, 0, 64, 6, 0,
+                     bytes([127, 0, 0, 1]), bytes([127, 0, 0, 1])) + tcp
+    frame = b"\0" * 12 + b"\x08\x00" + ip
+    path = tmp_path / "cut.pcap"
+    with PcapWriter(path, snaplen=40) as w:
+        w.write(frame, 1_700_000_000_000_000_000)
+    out = netlab_cli("dissect", path, "--json")
+    assert out.returncode == 0, out.stderr
+    row = json.loads(out.stdout)
+    assert (row["proto"], row["length"], row["wirelen"]) == ("tcp", 40, len(frame))
+    assert row["payload"] == "" and row["sport"] is None and "truncated" in row["status"]
+    text = netlab_cli("dissect", path)
+    assert "truncated" in text.stdout and "'" not in text.stdout

@@ -93,7 +93,13 @@ def run_tcp(seconds: float = DEFAULT_SECONDS, buffer: int = DEFAULT_BUFFER,
     interrupted = False
     sock = socket.socket(family_for(target[0] if target else host), socket.SOCK_STREAM)
     try:
-        sock.connect(target or listener.getsockname()[:2])
+        try:
+            sock.connect(target or listener.getsockname()[:2])
+        except OSError as exc:
+            if target is None:
+                raise
+            raise NetlabError(f"cannot connect to {target[0]}:{target[1]}: {exc.strerror or exc} "
+                              "(is a forwarder listening there? it must forward to --port)") from None
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, _timeval(0.1))
         start = io.monotonic_ns()
         end = start + int(seconds * 1e9)

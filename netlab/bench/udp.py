@@ -248,8 +248,11 @@ def run_udp(size: int = DEFAULT_SIZE, seconds: float = DEFAULT_SECONDS, rate: fl
                 # highest sequence number seen (the sender's count lags).
                 expected = counters.highest_seq + 1
                 lost = max(expected - counters.received, 0)
+                elapsed = (io.monotonic_ns() - start) / 1e9
+                rate_now = counters.received / elapsed if elapsed > 0 else 0.0
                 progress.update(f"udp {size} B: sent {_common.si(max(sender.sent, expected))}, "
-                                f"received {_common.si(counters.received)}, lost so far "
+                                f"received {_common.si(counters.received)} "
+                                f"({_common.si(rate_now)}/s), lost so far "
                                 f"{100.0 * lost / expected if expected else 0.0:.1f}%")
             if flag.set and sender.result is None:
                 # Ctrl-C: the sender stops and tells how many it sent.
