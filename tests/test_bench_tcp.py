@@ -98,7 +98,6 @@ def test_target_needs_port(netlab_cli):
 
 
 def test_target_with_nothing_listening_is_one_clear_line(netlab_cli):
-    from tests.conftest import free_port
     out = netlab_cli("bench", "tcp", "--target", f"127.0.0.1:{free_port()}", "--port",
                      str(free_port()), "--seconds", "0.3")
     assert out.returncode == 1, out.stderr

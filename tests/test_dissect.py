@@ -128,7 +128,8 @@ def test_binary_payload_is_escaped_once_and_exact_in_json(netlab_cli, tmp_path):
     assert "'hi \\xff \\'x\\' \\\\ end\\r\\n'" in text.stdout  # not \\\\xff
     row = json.loads(netlab_cli("dissect", path, "--json").stdout)
     assert bytes.fromhex(row["payload"]) == payload
-    assert (row["length"], row["ts"], row["sport"], row["dport"]) == (len(frame), 1700000000.123456, 5000, 7007)
+    assert (row["length"], row["sport"], row["dport"]) == (len(frame), 5000, 7007)
+    assert row["ts"] == 1700000000.123456
 
 
 def test_cut_transport_header_has_no_payload(netlab_cli, tmp_path):

@@ -259,3 +259,111 @@ def test_max_connections_and_counters(core_parts, fastserve):
     assert core.active == 0
     with pytest.raises(ValueError, match="closed"):
         core.run(0.01)
+
+
+# -- descriptors: running out of them, and numbers above 1024 --------------------------
+_CHILD = r"""
+import json, os, resource, sys
+from netlab.servers import start_server
+limit, burn, compiled = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3] == "1"
+if limit:
+    resource.setrlimit(resource.RLIMIT_NOFILE, (limit, limit))
+held = [os.open(os.devnull, os.O_RDONLY) for _ in range(burn)]  # push fd numbers up
+srv = start_server("echo", protocols=("tcp",), compiled=compiled)
+print(srv.port, int(srv.compiled), flush=True)
+sys.stdin.readline()
+print(json.dumps(srv.stats()), flush=True)
+sys.stdin.readline()
+srv.stop()
+"""
+
+
+class _Child:
+    """An echo server in a child process with its own descriptor limit."""
+
+    def __init__(self, limit: int, burn: int, compiled: bool) -> None:
+        import subprocess
+
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", _CHILD, str(limit), str(burn), "1" if compiled else "0"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        port, used = self.proc.stdout.readline().split()
+        self.port, self.compiled = int(port), used == "1"
+
+    def stats(self) -> dict:
+        import json
+
+        self.proc.stdin.write("stats\n")
+        self.proc.stdin.flush()
+        return json.loads(self.proc.stdout.readline())
+
+    def close(self) -> None:
+        try:
+            self.proc.stdin.write("stop\n")
+            self.proc.stdin.close()
+            self.proc.wait(timeout=10)
+        except (OSError, ValueError):
+            pass
+        finally:
+            if self.proc.poll() is None:
+                self.proc.kill()
+                self.proc.wait()
+            self.proc.stdout.close()
+
+
+def _echo_once(sock: socket.socket, payload: bytes) -> None:
+    sock.sendall(payload)
+    got = b""
+    while len(got) < len(payload):
+        data = sock.recv(65536)
+        assert data, "server closed early"
+        got += data
+    assert got == payload
+
+
+@pytest.mark.parametrize("compiled", [True, False], ids=["compiled", "python"])
+def test_out_of_descriptors_serves_the_others_and_recovers(request, compiled):
+    if compiled:
+        request.getfixturevalue("fastserve")
+    child = _Child(limit=64, burn=0, compiled=compiled)
+    clients = []
+    try:
+        assert child.compiled is compiled
+        first = _connect(child.port)
+        clients.append(first)
+        for _ in range(80):          # more than the server's 64 descriptors
+            clients.append(_connect(child.port))   # queued by the kernel if not accepted
+        assert _wait_for(lambda: child.stats()["errors"] > 0)  # EMFILE, counted
+        _echo_once(first, b"still served")
+        for c in clients[1:]:
+            c.close()
+        del clients[1:]
+        # Descriptors free again: the server accepts the next client.
+        with _connect(child.port) as late:
+            _echo_once(late, b"late but served")
+    finally:
+        for c in clients:
+            c.close()
+        child.close()
+
+
+def test_descriptor_numbers_above_1024(fastserve):
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < 1400:
+        pytest.skip(f"the descriptor limit ({hard}) is too low to reach numbers above 1024")
+    child = _Child(limit=1400 if hard == resource.RLIM_INFINITY else min(hard, 4096),
+                   burn=1100, compiled=True)
+    try:
+        assert child.compiled
+        socks = [_connect(child.port) for _ in range(3)]
+        try:
+            for i, s in enumerate(socks):
+                _echo_once(s, b"high fd %d" % i)
+            assert child.stats()["active"] == 3
+        finally:
+            for s in socks:
+                s.close()
+    finally:
+        child.close()
