@@ -72,7 +72,9 @@ cdef extern from *:
     static int epoll_wait(int e, struct epoll_event *ev, int n, int t) { (void)e; (void)ev; (void)n; (void)t; return -1; }
     static int accept4(int fd, void *a, void *l, int f) { (void)fd; (void)a; (void)l; (void)f; return -1; }
     #endif
-    #define EPOLL_CLOEXEC_FLAG 0
+    #ifndef EPOLL_CLOEXEC
+    #define EPOLL_CLOEXEC 0
+    #endif
     """
     const int NETLAB_HAVE_EPOLL
     const int MSG_NOSIGNAL
@@ -85,6 +87,7 @@ cdef extern from *:
     const int EPOLL_CTL_MOD
     const int SOCK_NONBLOCK
     const int SOCK_CLOEXEC
+    const int EPOLL_CLOEXEC
     const int IPPROTO_TCP
     const int TCP_NODELAY
     union epoll_data:
@@ -98,7 +101,6 @@ cdef extern from *:
     int epoll_wait(int epfd, epoll_event *events, int n, int timeout_ms) nogil
     int accept4(int fd, void *addr, void *addrlen, int flags) nogil
     ssize_t send(int fd, const void *buf, size_t n, int flags) nogil
-    ssize_t recv(int fd, void *buf, size_t n, int flags) nogil
     ssize_t read(int fd, void *buf, size_t n) nogil
     int close(int fd) nogil
     ctypedef unsigned int socklen_t
@@ -177,7 +179,7 @@ cdef class TcpCore:
         self.scratch = <char *>malloc(RECV_SIZE)
         if self.scratch == NULL:
             raise MemoryError()
-        self.ep = epoll_create1(0)
+        self.ep = epoll_create1(EPOLL_CLOEXEC)
         if self.ep < 0:
             raise OSError(errno, "epoll_create1 failed")
         self._ctl(EPOLL_CTL_ADD, listen_fd, EPOLLIN)
@@ -214,10 +216,6 @@ cdef class TcpCore:
         with nogil:
             ready = self._loop(deadline)
         return ready
-
-    def connection_count(self) -> int:
-        """Connections open now (the same as ``active``)."""
-        return self.active
 
     def close(self):
         """Close every connection and the epoll descriptor (not the listener)."""

@@ -271,9 +271,10 @@ if limit:
 held = [os.open(os.devnull, os.O_RDONLY) for _ in range(burn)]  # push fd numbers up
 srv = start_server("echo", protocols=("tcp",), compiled=compiled)
 print(srv.port, int(srv.compiled), flush=True)
-sys.stdin.readline()
-print(json.dumps(srv.stats()), flush=True)
-sys.stdin.readline()
+for line in sys.stdin:                       # "stats" as often as asked, then "stop"
+    if line.strip() != "stats":
+        break
+    print(json.dumps(srv.stats()), flush=True)
 srv.stop()
 """
 
@@ -286,16 +287,25 @@ class _Child:
 
         self.proc = subprocess.Popen(
             [sys.executable, "-c", _CHILD, str(limit), str(burn), "1" if compiled else "0"],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-        port, used = self.proc.stdout.readline().split()
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        line = self.proc.stdout.readline()
+        assert line, f"the server child failed: {self._stderr()}"
+        port, used = line.split()
         self.port, self.compiled = int(port), used == "1"
+
+    def _stderr(self) -> str:
+        if self.proc.poll() is None:
+            return "(still running)"
+        return self.proc.stderr.read()[-2000:]
 
     def stats(self) -> dict:
         import json
 
         self.proc.stdin.write("stats\n")
         self.proc.stdin.flush()
-        return json.loads(self.proc.stdout.readline())
+        line = self.proc.stdout.readline()
+        assert line, f"the server child failed: {self._stderr()}"
+        return json.loads(line)
 
     def close(self) -> None:
         try:
@@ -309,6 +319,7 @@ class _Child:
                 self.proc.kill()
                 self.proc.wait()
             self.proc.stdout.close()
+            self.proc.stderr.close()
 
 
 def _echo_once(sock: socket.socket, payload: bytes) -> None:
