@@ -506,3 +506,23 @@ def test_echo_client_that_never_reads_gets_flow_control_not_memory(model):
             peak = srv.stats()["buffer_peak"]
             # one receive may land on a nearly full buffer, never more
             assert peak <= limit + 65536
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root for a raw socket to spoof the source port")
+@pytest.mark.parametrize("model", VARIANTS)
+def test_loop_guard_covers_the_servers_own_port(model):
+    # A datagram forged to come *from* the server's own address and port would
+    # make an unguarded echo server answer itself until the rate limit stopped it.
+    import struct
+
+    with start_server("echo", protocols=("udp",), model=model) as srv:
+        port = srv.port
+        payload = b"talk to yourself"
+        udp = struct.pack(">HHHH", port, port, 8 + len(payload), 0) + payload  # checksum 0: none
+        with socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_UDP) as raw:
+            raw.sendto(udp, (LOOP, 0))
+        assert _wait_for(lambda: srv.stats()["udp_looped"] == 1)
+        time.sleep(0.2)
+        stats = srv.stats()
+        assert stats["udp_looped"] == 1 and stats["bytes_out"] == 0, stats
+        assert _udp(srv.port, b"ok") == b"ok"

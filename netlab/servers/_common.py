@@ -11,7 +11,7 @@ from typing import Dict, Optional
 from netlab import services
 from netlab.binding import bind_socket
 from netlab.errors import NetlabError
-from netlab.services.guard import DEFAULT_UDP_RATE, UdpGuard
+from netlab.services.guard import DEFAULT_UDP_RATE, GUARDED_PORTS, UdpGuard
 
 __all__ = [
     "LINGER_SECONDS",
@@ -68,8 +68,12 @@ class Limits:
             raise ValueError("udp_rate must be 0 (unlimited) or more")
         return limits
 
-    def guard(self) -> UdpGuard:
-        return UdpGuard(rate=self.udp_rate, burst=self.udp_burst)
+    def guard(self, own_port: int = 0) -> UdpGuard:
+        """The UDP loop guard; ``own_port`` (the port this server bound) is guarded
+        too, so a spoofed datagram "from" the server itself cannot make it talk to
+        itself, whatever port it runs on."""
+        ports = GUARDED_PORTS | ({own_port} if own_port else set())
+        return UdpGuard(rate=self.udp_rate, burst=self.udp_burst, guarded_ports=ports)
 
 
 class Stats:

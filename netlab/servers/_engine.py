@@ -27,7 +27,8 @@ class Engine:
         self.socks = socks
         self.limits = limits
         self.stats = stats
-        self.guard = limits.guard()
+        udp = socks.get("udp")
+        self.guard = limits.guard(udp.getsockname()[1] if udp is not None else 0)
         self.stopping = threading.Event()
         self.error: "BaseException | None" = None
         self._wake_r, self._wake_w = socket.socketpair()

@@ -164,7 +164,8 @@ class Xinetd:
             + "}\n")
         self.proc = subprocess.Popen([self.exe, "-dontfork", "-f", str(conf),
                                       "-pidfile", str(self.tmp / "xinetd.pid")],
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                     start_new_session=True)  # same footing as netlab's server
         import socket
 
         for _ in range(100):                  # up to 5 s for it to listen
@@ -190,7 +191,8 @@ class EpollEcho:
         self.exe = cbin["epoll_echo"]
 
     def __enter__(self):
-        self.proc = subprocess.Popen([self.exe, "0"], stdout=subprocess.PIPE, text=True)
+        self.proc = subprocess.Popen([self.exe, "0"], stdout=subprocess.PIPE, text=True,
+                                     start_new_session=True)  # same footing as netlab's server
         line = self.proc.stdout.readline()
         assert line.startswith("port "), line
         return "127.0.0.1", int(line.split()[1])
