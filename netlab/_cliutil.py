@@ -3,10 +3,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
-from typing import Any, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence, TypeVar
 
-__all__ = ["add_json_flag", "port_number", "print_json", "print_table"]
+__all__ = ["add_json_flag", "checked_number", "port_number", "print_json", "print_table"]
+
+N = TypeVar("N", int, float)
 
 
 def port_number(text: str) -> int:
@@ -21,6 +24,25 @@ def port_number(text: str) -> int:
         raise argparse.ArgumentTypeError(
             f"invalid port {value}: ports run from 0 to 65535 (16 bits)"
         )
+    return value
+
+
+def checked_number(text: str, convert: Callable[[str], N], ok: Callable[[N], bool],
+                   not_a_number: str, out_of_range: str) -> N:
+    """The body of a numeric argparse type: ``convert(text)``, then ``ok(value)``.
+
+    ``not_a_number`` and ``out_of_range`` are ``str.format`` templates for the
+    one-line errors; they may use ``{text!r}`` (what the user typed) and, the
+    second one, ``{value}`` (the converted number).
+    """
+    try:
+        value = convert(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(not_a_number.format(text=text)) from None
+    # nan and inf pass many range checks (nan compares false to everything);
+    # no netlab option means them, so they are out of range everywhere.
+    if isinstance(value, float) and not math.isfinite(value) or not ok(value):
+        raise argparse.ArgumentTypeError(out_of_range.format(text=text, value=value))
     return value
 
 

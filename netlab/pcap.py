@@ -21,7 +21,7 @@ import mmap
 import os
 import struct
 import time
-from typing import BinaryIO, Iterator, Optional, Union
+from typing import BinaryIO, Iterator, Optional, TypeVar, Union
 
 __all__ = [
     "LINKTYPE_ETHERNET", "LINKTYPE_LINUX_SLL", "LINKTYPE_LINUX_SLL2", "LINKTYPE_RAW",
@@ -34,6 +34,7 @@ LINKTYPE_LINUX_SLL = 113
 LINKTYPE_LINUX_SLL2 = 276
 
 PathLike = Union[str, "os.PathLike[str]"]
+_W = TypeVar("_W", bound="_CaptureWriter")
 
 
 @contextlib.contextmanager
@@ -62,7 +63,35 @@ def _now_ns() -> int:
     return time.time_ns()
 
 
-class PcapWriter:
+class _CaptureWriter:
+    """What both writers share: the output file (opened here, or the caller's),
+    flushing, closing and the ``with`` protocol."""
+
+    def __init__(self, file: Union[PathLike, BinaryIO], byteorder: str) -> None:
+        if byteorder not in "<>" or len(byteorder) != 1:
+            raise ValueError("byteorder must be '<' or '>'")
+        # A path is ours to close; a file object the caller passed stays open
+        # (we only flush it), so it can be a pipe or a BytesIO.
+        self._own = not hasattr(file, "write")
+        self._f: BinaryIO = open(file, "wb") if self._own else file  # type: ignore[arg-type]
+
+    def flush(self) -> None:
+        self._f.flush()
+
+    def close(self) -> None:
+        if self._own:
+            self._f.close()
+        else:
+            self._f.flush()
+
+    def __enter__(self: _W) -> _W:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class PcapWriter(_CaptureWriter):
     """Write frames to a pcap file (tcpdump.org savefile format).
 
     ``nanoseconds=True`` writes the nanosecond magic (``a1b23c4d``);
@@ -71,10 +100,7 @@ class PcapWriter:
 
     def __init__(self, file: Union[PathLike, BinaryIO], linktype: int = LINKTYPE_ETHERNET,
                  snaplen: int = 262144, nanoseconds: bool = False, byteorder: str = "<") -> None:
-        if byteorder not in "<>" or len(byteorder) != 1:
-            raise ValueError("byteorder must be '<' or '>'")
-        self._own = not hasattr(file, "write")
-        self._f: BinaryIO = open(file, "wb") if self._own else file  # type: ignore[arg-type]
+        super().__init__(file, byteorder)
         self._order = byteorder
         self._ns = nanoseconds
         self.snaplen = snaplen
@@ -95,23 +121,8 @@ class PcapWriter:
         self._f.write(data)
         self.count += 1
 
-    def flush(self) -> None:
-        self._f.flush()
 
-    def close(self) -> None:
-        if self._own:
-            self._f.close()
-        else:
-            self._f.flush()
-
-    def __enter__(self) -> "PcapWriter":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
-
-class PcapngWriter:
+class PcapngWriter(_CaptureWriter):
     """Write a pcapng file: one section, interfaces added as needed.
 
     ``add_interface`` returns the interface number to pass to ``write``.
@@ -121,10 +132,7 @@ class PcapngWriter:
 
     def __init__(self, file: Union[PathLike, BinaryIO], byteorder: str = "<",
                  application: str = "netlab") -> None:
-        if byteorder not in "<>" or len(byteorder) != 1:
-            raise ValueError("byteorder must be '<' or '>'")
-        self._own = not hasattr(file, "write")
-        self._f: BinaryIO = open(file, "wb") if self._own else file  # type: ignore[arg-type]
+        super().__init__(file, byteorder)
         self._o = byteorder
         self._res: list = []
         self._snap: list = []
@@ -175,21 +183,6 @@ class PcapngWriter:
                            len(data), wire)
         self._block(6, head + data + pad)
         self.count += 1
-
-    def flush(self) -> None:
-        self._f.flush()
-
-    def close(self) -> None:
-        if self._own:
-            self._f.close()
-        else:
-            self._f.flush()
-
-    def __enter__(self) -> "PcapngWriter":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
 
 
 def convert_to_pcapng(src: PathLike, dst: PathLike, tsresol: int = 9) -> int:

@@ -105,79 +105,28 @@ def _result(port: int, proto: str, state: str, detail: Optional[str] = None) -> 
             "service": registry.service_name(port, proto), "detail": detail}
 
 
-def _scan_tcp(ip: str, ports: Sequence[int], concurrency: int, rate: Optional[float],
-              timeout: float, progress: Optional[Callable[[int, int], None]]) -> Dict[int, dict]:
+# A probe's hooks get the socket and ``finish(sock, state, detail)``, which
+# records the port's result and releases the socket.
+_Finish = Callable[[socket.socket, str, Optional[str]], None]
+
+
+def _run_probes(ip: str, ports: Sequence[int], proto: str, concurrency: int,
+                limiter: _Limiter, timeout: float,
+                open_socket: Callable[[int], socket.socket],
+                launch: Callable[[socket.socket, int, _Finish], Optional[int]],
+                on_ready: Callable[[socket.socket, _Finish], None],
+                timeout_state: str, timeout_detail: str,
+                progress: Optional[Callable[[int, int], None]] = None) -> Dict[int, dict]:
+    """The event loop both scans share: keep at most ``concurrency`` probes in
+    flight, start new ones no faster than ``limiter`` allows, and give each
+    ``timeout`` seconds before it counts as ``timeout_state``.
+
+    ``open_socket(family)`` makes a non-blocking socket; ``launch`` starts the
+    probe and returns the selector event to wait for, or None when it already
+    called ``finish``; ``on_ready`` handles a socket the selector reports.
+    """
     family = socket.AF_INET6 if ":" in ip else socket.AF_INET
     sel = selectors.DefaultSelector()
-    limiter = _Limiter(rate)
-    todo = list(ports)
-    todo.reverse()
-    inflight: Dict[socket.socket, tuple] = {}
-    results: Dict[int, dict] = {}
-
-    def finish(sock: socket.socket, state: str, detail: Optional[str]) -> None:
-        port, _ = inflight.pop(sock)
-        try:
-            sel.unregister(sock)
-        except (KeyError, ValueError):
-            pass
-        sock.close()
-        results[port] = _result(port, "tcp", state, detail)
-        if progress:
-            progress(len(results), len(ports))
-
-    try:
-        while todo or inflight:
-            now = time.monotonic()
-            while todo and len(inflight) < concurrency and limiter.wait_time(now) == 0:
-                limiter.take(now)
-                port = todo.pop()
-                sock = socket.socket(family, socket.SOCK_STREAM)
-                sock.setblocking(False)
-                # SO_LINGER 0: close() sends RST instead of FIN, so an open port
-                # is not left with thousands of TIME_WAIT entries on our side.
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
-                inflight[sock] = (port, now + timeout)
-                err = sock.connect_ex((ip, port))
-                if err == errno.EINPROGRESS:
-                    sel.register(sock, selectors.EVENT_WRITE)
-                elif err == 0:
-                    finish(sock, "open", None)
-                elif err == errno.ECONNREFUSED:
-                    finish(sock, "closed", "ECONNREFUSED")
-                else:
-                    finish(sock, "filtered", errno.errorcode.get(err, str(err)))
-            if inflight:
-                wait = min(due for _, due in inflight.values()) - now
-                if todo and len(inflight) < concurrency:
-                    wait = min(wait, limiter.wait_time(now))
-                for key, _ in sel.select(max(0.0, wait)):
-                    sock = key.fileobj
-                    err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
-                    if err == 0:
-                        finish(sock, "open", None)
-                    elif err == errno.ECONNREFUSED:
-                        finish(sock, "closed", "ECONNREFUSED")
-                    else:
-                        finish(sock, "filtered", errno.errorcode.get(err, str(err)))
-            elif todo:
-                time.sleep(limiter.wait_time(now))
-            now = time.monotonic()
-            for sock, (port, due) in list(inflight.items()):
-                if due <= now:
-                    finish(sock, "filtered", "no answer (timeout)")
-    finally:
-        for sock in list(inflight):
-            sock.close()
-        sel.close()
-    return results
-
-
-def _scan_udp_round(ip: str, ports: Sequence[int], concurrency: int, rate: Optional[float],
-                    timeout: float, payload: bytes) -> Dict[int, dict]:
-    family = socket.AF_INET6 if ":" in ip else socket.AF_INET
-    sel = selectors.DefaultSelector()
-    limiter = _Limiter(rate)
     todo = list(reversed(ports))
     inflight: Dict[socket.socket, tuple] = {}
     results: Dict[int, dict] = {}
@@ -189,7 +138,9 @@ def _scan_udp_round(ip: str, ports: Sequence[int], concurrency: int, rate: Optio
         except (KeyError, ValueError):
             pass
         sock.close()
-        results[port] = _result(port, "udp", state, detail)
+        results[port] = _result(port, proto, state, detail)
+        if progress:
+            progress(len(results), len(ports))
 
     try:
         while todo or inflight:
@@ -197,49 +148,102 @@ def _scan_udp_round(ip: str, ports: Sequence[int], concurrency: int, rate: Optio
             while todo and len(inflight) < concurrency and limiter.wait_time(now) == 0:
                 limiter.take(now)
                 port = todo.pop()
-                sock = socket.socket(family, socket.SOCK_DGRAM)
-                sock.setblocking(False)
+                sock = open_socket(family)
                 inflight[sock] = (port, now + timeout)
-                try:
-                    # connect() makes the kernel deliver ICMP errors for this
-                    # peer to this socket (as ECONNREFUSED on the next recv).
-                    sock.connect((ip, port))
-                    # By default an empty datagram: echo, daytime, time, qotd
-                    # and chargen all answer one (RFC 862-868).
-                    sock.send(payload)
-                except OSError as exc:
-                    state = "closed" if exc.errno == errno.ECONNREFUSED else "open|filtered"
-                    finish(sock, state, errno.errorcode.get(exc.errno or 0))
-                    continue
-                sel.register(sock, selectors.EVENT_READ)
+                event = launch(sock, port, finish)
+                if event is not None:
+                    sel.register(sock, event)
             if inflight:
                 wait = min(due for _, due in inflight.values()) - now
                 if todo and len(inflight) < concurrency:
                     wait = min(wait, limiter.wait_time(now))
                 for key, _ in sel.select(max(0.0, wait)):
-                    sock = key.fileobj
-                    try:
-                        sock.recv(65535)
-                    except BlockingIOError:
-                        continue
-                    except OSError as exc:
-                        if exc.errno == errno.ECONNREFUSED:
-                            finish(sock, "closed", "ICMP port unreachable")
-                        else:
-                            finish(sock, "open|filtered", errno.errorcode.get(exc.errno or 0))
-                        continue
-                    finish(sock, "open", "reply received")
+                    on_ready(key.fileobj, finish)  # type: ignore[arg-type]
             elif todo:
                 time.sleep(limiter.wait_time(now))
             now = time.monotonic()
             for sock, (port, due) in list(inflight.items()):
                 if due <= now:
-                    finish(sock, "open|filtered", "no reply (timeout)")
+                    finish(sock, timeout_state, timeout_detail)
     finally:
         for sock in list(inflight):
             sock.close()
         sel.close()
     return results
+
+
+def _tcp_outcome(sock: socket.socket, err: int, finish: _Finish) -> None:
+    """Record a finished connect: 0 is open, RST (ECONNREFUSED) closed, else filtered."""
+    if err == 0:
+        finish(sock, "open", None)
+    elif err == errno.ECONNREFUSED:
+        finish(sock, "closed", "ECONNREFUSED")
+    else:
+        finish(sock, "filtered", errno.errorcode.get(err, str(err)))
+
+
+def _scan_tcp(ip: str, ports: Sequence[int], concurrency: int, rate: Optional[float],
+              timeout: float, progress: Optional[Callable[[int, int], None]]) -> Dict[int, dict]:
+    def open_socket(family: int) -> socket.socket:
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setblocking(False)
+        # SO_LINGER 0: close() sends RST instead of FIN, so an open port
+        # is not left with thousands of TIME_WAIT entries on our side.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+        return sock
+
+    def launch(sock: socket.socket, port: int, finish: _Finish) -> Optional[int]:
+        err = sock.connect_ex((ip, port))
+        if err == errno.EINPROGRESS:
+            return selectors.EVENT_WRITE
+        _tcp_outcome(sock, err, finish)
+        return None
+
+    def on_ready(sock: socket.socket, finish: _Finish) -> None:
+        _tcp_outcome(sock, sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR), finish)
+
+    return _run_probes(ip, ports, "tcp", concurrency, _Limiter(rate), timeout,
+                       open_socket, launch, on_ready,
+                       "filtered", "no answer (timeout)", progress)
+
+
+def _scan_udp_round(ip: str, ports: Sequence[int], concurrency: int, rate: Optional[float],
+                    timeout: float, payload: bytes) -> Dict[int, dict]:
+    def open_socket(family: int) -> socket.socket:
+        sock = socket.socket(family, socket.SOCK_DGRAM)
+        sock.setblocking(False)
+        return sock
+
+    def launch(sock: socket.socket, port: int, finish: _Finish) -> Optional[int]:
+        try:
+            # connect() makes the kernel deliver ICMP errors for this
+            # peer to this socket (as ECONNREFUSED on the next recv).
+            sock.connect((ip, port))
+            # By default an empty datagram: echo, daytime, time, qotd
+            # and chargen all answer one (RFC 862-868).
+            sock.send(payload)
+        except OSError as exc:
+            state = "closed" if exc.errno == errno.ECONNREFUSED else "open|filtered"
+            finish(sock, state, errno.errorcode.get(exc.errno or 0))
+            return None
+        return selectors.EVENT_READ
+
+    def on_ready(sock: socket.socket, finish: _Finish) -> None:
+        try:
+            sock.recv(65535)
+        except BlockingIOError:
+            return
+        except OSError as exc:
+            if exc.errno == errno.ECONNREFUSED:
+                finish(sock, "closed", "ICMP port unreachable")
+            else:
+                finish(sock, "open|filtered", errno.errorcode.get(exc.errno or 0))
+            return
+        finish(sock, "open", "reply received")
+
+    return _run_probes(ip, ports, "udp", concurrency, _Limiter(rate), timeout,
+                       open_socket, launch, on_ready,
+                       "open|filtered", "no reply (timeout)")
 
 
 def check_target(host: str, allow_remote: bool = False) -> str:

@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -58,6 +60,28 @@ def run_netlab(*args, input=None, timeout=60, env=None, check=False):
         check=check,
         cwd=ROOT,
     )
+
+
+def interrupt_netlab(*args, after: float = 3.0, timeout: float = 20) -> subprocess.CompletedProcess:
+    """Start ``python -m netlab ARGS``, press Ctrl-C (SIGINT) ``after`` seconds
+    in, and return the CompletedProcess (text stdout and stderr).
+
+    The process is killed (by its PID) if it outlives ``timeout`` seconds
+    after the signal, so a command that ignores Ctrl-C fails the test instead
+    of hanging it.
+    """
+    argv = [sys.executable, "-m", "netlab", *map(str, args)]
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            cwd=ROOT)
+    try:
+        time.sleep(after)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=timeout)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    return subprocess.CompletedProcess(argv, proc.returncode, out, err)
 
 
 @pytest.fixture

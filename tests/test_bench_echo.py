@@ -9,18 +9,15 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import socket
 import socketserver
 import subprocess
-import sys
 import threading
-import time
 
 import pytest
 
 from netlab.packet import pure_python_requested
-from tests.conftest import ROOT, free_port
+from tests.conftest import ROOT, free_port, interrupt_netlab
 
 ECHO_KEYS = {"clients", "round_trips", "rtps", "p50_us", "p99_us", "model", "size", "errors"}
 
@@ -152,19 +149,11 @@ def test_bad_flags(netlab_cli, argv, words):
 
 
 def test_ctrl_c_prints_partial_result(echo_server):
-    proc = subprocess.Popen([sys.executable, "-m", "netlab", "bench", "echo", "--target",
-                             echo_server, "--clients", "3", "--seconds", "30", "--json"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
-    try:
-        time.sleep(3)            # well into the run, even on a busy machine
-        proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=20)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    assert proc.returncode == 0, err
-    data = json.loads(out)
+    # Ctrl-C 3 s in: well into the run, even on a busy machine.
+    proc = interrupt_netlab("bench", "echo", "--target", echo_server, "--clients", "3",
+                            "--seconds", "30", "--json", after=3)
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(proc.stdout)
     assert data["interrupted"] is True and data["round_trips"] > 0 and data["seconds"] < 10
 
 

@@ -2,16 +2,12 @@
 from __future__ import annotations
 
 import json
-import signal
-import subprocess
-import sys
-import time
 
 import pytest
 
 from netlab.bench import tcp
 from netlab.packet import pure_python_requested
-from tests.conftest import ROOT, free_port
+from tests.conftest import free_port, interrupt_netlab
 
 
 def _backends():
@@ -60,19 +56,10 @@ def test_bad_flags(netlab_cli, argv, words):
 
 
 def test_ctrl_c_reports_partial_transfer():
-    proc = subprocess.Popen([sys.executable, "-m", "netlab", "bench", "tcp", "--seconds", "30",
-                             "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, cwd=ROOT)
-    try:
-        time.sleep(3)            # well into the run, even on a busy machine
-        proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=20)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    assert proc.returncode == 0, err
-    data = json.loads(out)
+    # Ctrl-C 3 s in: well into the run, even on a busy machine.
+    proc = interrupt_netlab("bench", "tcp", "--seconds", "30", "--json", after=3)
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(proc.stdout)
     assert data["interrupted"] is True and data["seconds"] < 10
     assert data["verified"] is True and data["bytes"] > 0
 

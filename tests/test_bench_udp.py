@@ -7,17 +7,15 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
-import time
 
 import pytest
 
 from netlab.bench import udp
 from netlab.packet import pure_python_requested
-from tests.conftest import ROOT, free_port
+from tests.conftest import ROOT, free_port, interrupt_netlab
 
 UDP_KEYS = {"size", "seconds", "sent", "received", "lost", "duplicated", "reordered",
             "send_pps", "recv_pps", "gbps", "jitter_us"}
@@ -106,20 +104,11 @@ def test_port_in_use_is_a_runtime_error(netlab_cli):
 
 
 def test_ctrl_c_prints_what_was_measured(tmp_path):
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "netlab", "bench", "udp", "--seconds", "30", "--rate", "2000",
-         "--json"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
-    try:
-        time.sleep(3)            # well into the run, even on a busy machine
-        proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=20)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    assert proc.returncode == 0, err
-    data = json.loads(out)
+    # Ctrl-C 3 s in: well into the run, even on a busy machine.
+    proc = interrupt_netlab("bench", "udp", "--seconds", "30", "--rate", "2000", "--json",
+                            after=3)
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(proc.stdout)
     assert data["interrupted"] is True and data["seconds"] < 10
     assert data["sent"] > 0 and data["received"] > 0
 

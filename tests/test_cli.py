@@ -86,3 +86,14 @@ def test_console_script_is_the_same_program():
         pytest.skip("the netlab console script is not on PATH (pip install -e . puts it there)")
     out = subprocess.run([exe, "--version"], capture_output=True, text=True, timeout=60)
     assert out.stdout.strip() == f"netlab {netlab.__version__}"
+
+
+@pytest.mark.parametrize("argv", [
+    ["redirect", "0", "127.0.0.1:9", "--seconds", "nan"],
+    ["redirect", "0", "127.0.0.1:9", "--udp", "--loss", "nan"],
+    ["bench", "udp", "--seconds", "inf"],
+])
+def test_nan_and_inf_are_usage_errors(netlab_cli, argv):
+    out = netlab_cli(*argv, timeout=30)
+    assert out.returncode == 2, out.stdout + out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1 and "Traceback" not in out.stderr

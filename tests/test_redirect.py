@@ -23,7 +23,30 @@ LISTEN_RE = re.compile(r"^listening on (tcp|udp)://127\.0\.0\.1:(\d+)$")
 
 # ------------------------------------------------------------------ real peers
 
-class TcpReverser:
+class _ThreadedPeer:
+    """A bound socket served by a daemon thread (``_serve``) until ``close()``.
+
+    The 0.2 s socket timeout lets ``_serve`` look at ``stop`` that often.
+    """
+
+    def __init__(self, sock):
+        self.sock = sock
+        self.sock.settimeout(0.2)
+        self.port = self.sock.getsockname()[1]
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self):
+        raise NotImplementedError
+
+    def close(self):
+        self.stop.set()
+        self.thread.join(2)
+        self.sock.close()
+
+
+class TcpReverser(_ThreadedPeer):
     """Reads until the client half-closes, then answers with the bytes reversed.
 
     A reply can only arrive if the relay passed the half-close on *and* kept
@@ -31,14 +54,10 @@ class TcpReverser:
     """
 
     def __init__(self):
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen()
-        self.sock.settimeout(0.2)
-        self.port = self.sock.getsockname()[1]
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._serve, daemon=True)
-        self.thread.start()
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        super().__init__(sock)
 
     def _serve(self):
         while not self.stop.is_set():
@@ -65,23 +84,14 @@ class TcpReverser:
             except OSError:
                 pass
 
-    def close(self):
-        self.stop.set()
-        self.thread.join(2)
-        self.sock.close()
 
-
-class UdpUpper:
+class UdpUpper(_ThreadedPeer):
     """Answers each datagram with its bytes upper-cased, to the sender."""
 
     def __init__(self, port=0):
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind(("127.0.0.1", port))
-        self.sock.settimeout(0.2)
-        self.port = self.sock.getsockname()[1]
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._serve, daemon=True)
-        self.thread.start()
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        sock.bind(("127.0.0.1", port))
+        super().__init__(sock)
 
     def _serve(self):
         while not self.stop.is_set():
@@ -92,11 +102,6 @@ class UdpUpper:
             except OSError:
                 return
             self.sock.sendto(data.upper(), addr)
-
-    def close(self):
-        self.stop.set()
-        self.thread.join(2)
-        self.sock.close()
 
 
 @pytest.fixture

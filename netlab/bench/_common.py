@@ -23,7 +23,7 @@ import time
 from types import ModuleType
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-from netlab._cliutil import add_json_flag, print_json, print_table
+from netlab._cliutil import add_json_flag, checked_number, print_json, print_table
 from netlab.errors import NetlabError, UsageError
 
 __all__ = [
@@ -74,13 +74,9 @@ def netio(backend: Optional[str] = None) -> ModuleType:
 # --- argparse types ----------------------------------------------------------
 
 def positive_int(text: str) -> int:
-    try:
-        value = int(text, 10)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid number {text!r}: expected a whole number") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"invalid number {value}: must be at least 1")
-    return value
+    return checked_number(text, lambda t: int(t, 10), lambda v: v > 0,
+                          "invalid number {text!r}: expected a whole number",
+                          "invalid number {value}: must be at least 1")
 
 
 _UNITS = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
@@ -104,13 +100,9 @@ def byte_count(text: str) -> int:
 
 
 def positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid number {text!r}: expected e.g. 2 or 0.5") from None
-    if not math.isfinite(value) or value <= 0:
-        raise argparse.ArgumentTypeError(f"invalid value {text!r}: must be a positive number")
-    return value
+    return checked_number(text, float, lambda v: math.isfinite(v) and v > 0,
+                          "invalid number {text!r}: expected e.g. 2 or 0.5",
+                          "invalid value {text!r}: must be a positive number")
 
 
 def seconds_value(text: str) -> float:

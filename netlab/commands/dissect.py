@@ -6,7 +6,7 @@ import json
 import sys
 
 from netlab import dissect as lib
-from netlab._cliutil import add_json_flag, port_number, print_json, print_table
+from netlab._cliutil import add_json_flag, checked_number, port_number, print_json, print_table
 from netlab.errors import NetlabError, UsageError
 from netlab.packet import CaptureError
 from netlab.pcap import PcapWriter, open_capture
@@ -16,23 +16,15 @@ __all__ = ["register", "run_dissect", "run_sniff"]
 
 
 def _positive(text: str) -> int:
-    try:
-        value = int(text, 10)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid count {text!r}: a whole number above 0") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"invalid count {value}: a whole number above 0")
-    return value
+    return checked_number(text, lambda t: int(t, 10), lambda v: v >= 1,
+                          "invalid count {text!r}: a whole number above 0",
+                          "invalid count {value}: a whole number above 0")
 
 
 def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid timeout {text!r}: seconds, e.g. 5 or 0.5") from None
-    if not value > 0 or value != value or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"invalid timeout {text!r}: seconds above 0")
-    return value
+    return checked_number(text, float, lambda v: v > 0 and v != float("inf"),
+                          "invalid timeout {text!r}: seconds, e.g. 5 or 0.5",
+                          "invalid timeout {text!r}: seconds above 0")
 
 
 def register(sub) -> None:

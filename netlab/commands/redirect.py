@@ -7,41 +7,31 @@ import signal
 import sys
 
 from netlab import redirect
-from netlab._cliutil import add_json_flag, port_number
+from netlab._cliutil import add_json_flag, checked_number, port_number
 
 
 def probability(text: str) -> float:
     """argparse type: ``0.1`` or ``10%`` -> 0.1."""
-    raw = text.strip()
-    try:
-        value = float(raw[:-1]) / 100 if raw.endswith("%") else float(raw)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"invalid probability {text!r}: give a number from 0 to 1 (or a percentage like 10%)"
-        ) from None
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"invalid probability {text!r}: it must lie between 0 and 1")
-    return value
+    def convert(t: str) -> float:
+        raw = t.strip()
+        return float(raw[:-1]) / 100 if raw.endswith("%") else float(raw)
+
+    return checked_number(
+        text, convert, lambda v: 0.0 <= v <= 1.0,
+        "invalid probability {text!r}: give a number from 0 to 1 (or a percentage like 10%)",
+        "invalid probability {text!r}: it must lie between 0 and 1")
 
 
 def milliseconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid delay {text!r}: give milliseconds, e.g. 50") from None
-    if not 0 <= value <= 60000:
-        raise argparse.ArgumentTypeError(f"invalid delay {text!r}: give 0 to 60000 ms")
-    return value
+    return checked_number(text, float, lambda v: 0 <= v <= 60000,
+                          "invalid delay {text!r}: give milliseconds, e.g. 50",
+                          "invalid delay {text!r}: give 0 to 60000 ms")
 
 
 def seconds_type(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid duration {text!r}: give seconds, e.g. 30") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"invalid duration {text!r}: it must be positive")
-    return value
+    return checked_number(text, float, lambda v: not v <= 0,
+                          "invalid duration {text!r}: give seconds, e.g. 30",
+                          "invalid duration {text!r}: it must be positive")
 
 
 def target_type(text: str):
