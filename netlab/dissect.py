@@ -28,7 +28,7 @@ __all__ = ["Annotator", "Record", "capture_stats", "dissect", "flag_names", "ope
 
 Record = collections.namedtuple("Record", packet.RECORD_FIELDS)
 
-_FLAG_NAMES = ("FIN", "SYN", "RST", "PSH", "ACK", "URG", "ECE", "CWR", "NS")
+_FLAG_NAMES = packet.TCP_FLAG_NAMES + ("NS",)  # records keep the 9th bit (NS)
 _ICMP = {0: "echo reply", 3: "destination unreachable", 5: "redirect", 8: "echo request",
          11: "time exceeded"}
 _ICMP6 = {1: "destination unreachable", 2: "packet too big", 3: "time exceeded",
@@ -145,10 +145,8 @@ def _tcp_detail(rec, frame: bytes) -> str:
             opts.append(f"TS {value[0]}:{value[1]}")
         elif name == "sack":
             opts.append("sack " + ",".join(f"{a}-{b}" for a, b in value))
-        elif value is None:
-            opts.append(name)
-        elif isinstance(value, bytes):
-            opts.append(f"{name}")
+        elif value is None or isinstance(value, bytes):
+            opts.append(name)  # no value, or raw bytes of an unknown kind: the name says enough
         else:
             opts.append(f"{name} {value}")
     if opts:

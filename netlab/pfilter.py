@@ -21,6 +21,8 @@ import re
 import socket
 from typing import Callable, List
 
+from netlab._pycore.decode import S_L4
+
 __all__ = ["FilterError", "compile_filter"]
 
 _TOKEN = re.compile(r"\s*(\(|\)|&&|\|\||!|[^\s()!]+)")
@@ -136,10 +138,10 @@ class _Parser:
                 raise FilterError(f"'{value}' is not a port number (0-65535)")
             port = int(value)
             if direction == "src":
-                return lambda r: r[_STATUS] & 1 and r[_PROTO] in (6, 17) and r[_SPORT] == port
+                return lambda r: r[_STATUS] & S_L4 and r[_PROTO] in (6, 17) and r[_SPORT] == port
             if direction == "dst":
-                return lambda r: r[_STATUS] & 1 and r[_PROTO] in (6, 17) and r[_DPORT] == port
-            return lambda r: (r[_STATUS] & 1 and r[_PROTO] in (6, 17)
+                return lambda r: r[_STATUS] & S_L4 and r[_PROTO] in (6, 17) and r[_DPORT] == port
+            return lambda r: (r[_STATUS] & S_L4 and r[_PROTO] in (6, 17)
                               and (r[_SPORT] == port or r[_DPORT] == port))
         if tok == "host":
             value = self.take()

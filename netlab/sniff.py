@@ -21,6 +21,7 @@ import time
 from typing import Callable, Iterable, Iterator, List, Optional, Tuple
 
 from netlab import packet
+from netlab._pycore.decode import S_L4
 from netlab.dissect import Annotator, Record
 from netlab.errors import NetlabError
 
@@ -39,7 +40,7 @@ def capture_allowed() -> bool:
     try:
         socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL)).close()
         return True
-    except (PermissionError, OSError, AttributeError):
+    except (OSError, AttributeError):  # PermissionError is an OSError
         return False
 
 
@@ -168,7 +169,7 @@ def iter_sniff(port: Optional[int] = None, count: Optional[int] = None,
             if addr[2] == PACKET_OUTGOING and loopback:
                 continue  # the same frame arrives again as incoming on lo
             rec = packet.decode_frame(frame, 1, False, time.time_ns(), -1)
-            if port is not None and not (rec[18] & 1 and rec[9] in (6, 17)
+            if port is not None and not (rec[18] & S_L4 and rec[9] in (6, 17)
                                          and port in (rec[10], rec[11])):
                 continue
             if predicate is not None and not predicate(rec):

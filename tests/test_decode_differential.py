@@ -85,6 +85,23 @@ def test_single_frames(both_cores, frame, link):
     assert c.tcp_options(frame[:40]) == py.tcp_options(frame[:40])
 
 
+_MAGICS = [b"", b"\xd4\xc3\xb2\xa1", b"\xa1\xb2\xc3\xd4", b"\x4d\x3c\xb2\xa1",
+           b"\xa1\xb2\x3c\x4d", b"\x0a\x0d\x0d\x0a"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(st.tuples(st.sampled_from(_MAGICS), st.binary(max_size=40)).map(b"".join),
+                 st.sampled_from(SEEDS).map(lambda seed: seed[:64])))
+def test_capture_info(both_cores, data):
+    results = []
+    for core in both_cores:
+        try:
+            results.append(core.capture_info(data))
+        except core.CaptureError as exc:
+            results.append((exc.offset, str(exc)))
+    assert results[0] == results[1]
+
+
 # --- against dpkt ----------------------------------------------------------------
 
 def dpkt_view(path):

@@ -91,6 +91,16 @@ def test_pseudo_header_rejects_mixed_families(core):
         core.pseudo_header_sum(b"\0" * 4, b"\0" * 16, 6, 20)
 
 
+@settings(max_examples=300, deadline=None)
+@given(st.sampled_from([4, 16]), st.binary(min_size=32, max_size=32), st.integers(0, 255),
+       st.integers(0, 0xFFFFFFFF))
+def test_pseudo_header_sum_twins_agree(both_cores, size, raw, protocol, length):
+    c, py = both_cores
+    src, dst = raw[:size], raw[16:16 + size]
+    assert c.pseudo_header_sum(src, dst, protocol, length) == \
+        py.pseudo_header_sum(src, dst, protocol, length)
+
+
 # --- decoding --------------------------------------------------------------
 
 def test_decode_tcp_syn(core):
@@ -194,3 +204,22 @@ def test_mutated_real_packets_twins_agree(both_cores, payload, cut):
         except DecodeError as exc:
             results.append(str(exc))
     assert results[0] == results[1]
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.sampled_from([b"", b"\x45", b"\x46\x00", b"\x4f"]), st.binary(max_size=80),
+       st.integers(0, 0x1FF))
+def test_header_decoders_and_flag_names_twins_agree(both_cores, prefix, rest, flags):
+    """decode_ipv4/tcp/udp and tcp_flag_names called directly, not only through decode_packet."""
+    data = prefix + rest
+    for name in ("decode_ipv4", "decode_tcp", "decode_udp"):
+        results = []
+        for core in both_cores:
+            try:
+                results.append(getattr(core, name)(data))
+            except DecodeError as exc:
+                results.append(str(exc))
+        assert results[0] == results[1], name
+    c, py = both_cores
+    assert c.tcp_flag_names(flags) == py.tcp_flag_names(flags)
+    assert c.TCP_FLAG_NAMES == py.TCP_FLAG_NAMES

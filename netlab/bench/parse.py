@@ -36,6 +36,7 @@ import time
 from typing import Callable, Dict, Optional
 
 from netlab import packet
+from netlab._cliutil import checked_number
 from netlab.errors import NetlabError
 from netlab.pcap import open_capture
 
@@ -106,7 +107,7 @@ def _until_damage(reader, dpkt):
             yield next(it)
         except StopIteration:
             return
-        except (dpkt.NeedData, dpkt.UnpackError, ValueError, struct.error):
+        except (dpkt.UnpackError, ValueError, struct.error):  # NeedData is an UnpackError
             return
 
 
@@ -366,23 +367,15 @@ def _ratios(stats: dict, records: dict) -> dict:
 # --- command line --------------------------------------------------------------
 
 def _packets(text: str) -> int:
-    try:
-        value = int(text, 10)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid packet count {text!r}: a whole number") from None
-    if not 1 <= value <= 50_000_000:
-        raise argparse.ArgumentTypeError(f"invalid packet count {value}: 1 to 50000000")
-    return value
+    return checked_number(text, lambda t: int(t, 10), lambda v: 1 <= v <= 50_000_000,
+                          "invalid packet count {text!r}: a whole number",
+                          "invalid packet count {value}: 1 to 50000000")
 
 
 def _repeats(text: str) -> int:
-    try:
-        value = int(text, 10)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid repeat count {text!r}") from None
-    if not 1 <= value <= 100:
-        raise argparse.ArgumentTypeError(f"invalid repeat count {value}: 1 to 100")
-    return value
+    return checked_number(text, lambda t: int(t, 10), lambda v: 1 <= v <= 100,
+                          "invalid repeat count {text!r}",
+                          "invalid repeat count {value}: 1 to 100")
 
 
 def register(bench_sub) -> None:

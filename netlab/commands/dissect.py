@@ -22,7 +22,7 @@ def _positive(text: str) -> int:
 
 
 def _seconds(text: str) -> float:
-    return checked_number(text, float, lambda v: v > 0 and v != float("inf"),
+    return checked_number(text, float, lambda v: v > 0,  # checked_number already refuses nan and inf
                           "invalid timeout {text!r}: seconds, e.g. 5 or 0.5",
                           "invalid timeout {text!r}: seconds above 0")
 
