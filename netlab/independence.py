@@ -83,19 +83,18 @@ def demonstrate(port: Optional[int] = None, host: str = "127.0.0.1") -> dict:
         })
         return err
 
+    def must_bind(proto: str, *how) -> None:
+        err = step(*how)
+        if err is not None:
+            raise NetlabError(explain_bind_error(OSError(err, os.strerror(err)), proto, host, port))
+
     try:
-        first_tcp = step("first TCP socket", socket.SOCK_STREAM, True,
-                         "TCP port bound and listening",
-                         "the TCP port is already taken on this machine")
-        if first_tcp is not None:
-            raise NetlabError(explain_bind_error(OSError(first_tcp, os.strerror(first_tcp)),
-                                                 "tcp", host, port))
-        first_udp = step("UDP socket", socket.SOCK_DGRAM, False,
-                         "UDP bound too: TCP and UDP are separate port spaces",
-                         "the UDP port is already taken on this machine")
-        if first_udp is not None:
-            raise NetlabError(explain_bind_error(OSError(first_udp, os.strerror(first_udp)),
-                                                 "udp", host, port))
+        must_bind("tcp", "first TCP socket", socket.SOCK_STREAM, True,
+                  "TCP port bound and listening",
+                  "the TCP port is already taken on this machine")
+        must_bind("udp", "UDP socket", socket.SOCK_DGRAM, False,
+                  "UDP bound too: TCP and UDP are separate port spaces",
+                  "the UDP port is already taken on this machine")
         second_tcp = step("second TCP socket", socket.SOCK_STREAM, True,
                           "unexpected: two TCP sockets share the port",
                           "refused: within TCP the port has one owner")

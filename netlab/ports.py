@@ -57,13 +57,16 @@ def port_range(port: int) -> str:
     raise AssertionError("unreachable")  # the ranges cover 0-65535
 
 
-def _data_lines(path: str) -> List[str]:
+def _read_data(path: str, what: str) -> Tuple[List[str], List[str]]:
+    """``(comment lines, data lines)`` of one shipped data file, read once."""
     try:
         with open(path, encoding="utf-8") as f:
-            return [line for line in f if not line.startswith("#")]
+            lines = f.readlines()
     except OSError as exc:
-        raise NetlabError(f"cannot read netlab's data file {path}: {exc.strerror} "
+        raise NetlabError(f"cannot read netlab's {what} {path}: {exc.strerror} "
                           "(reinstall netlab; the file ships with the package)") from None
+    comments = [line for line in lines if line.startswith("#")]
+    return comments, [line for line in lines if not line.startswith("#")]
 
 
 class _Registry:
@@ -73,11 +76,11 @@ class _Registry:
         self.by_port: Dict[int, Dict[str, str]] = {}
         self.by_name: Dict[str, List[int]] = {}
         self.source = ""
-        with open(REGISTRY_FILE, encoding="utf-8") as f:
-            for line in f:
-                if line.startswith("# Snapshot:"):
-                    self.source = line[len("# Snapshot:"):].strip()
-        for row in csv.DictReader(_data_lines(REGISTRY_FILE)):
+        comments, rows = _read_data(REGISTRY_FILE, "port registry")
+        for line in comments:
+            if line.startswith("# Snapshot:"):
+                self.source = line[len("# Snapshot:"):].strip()
+        for row in csv.DictReader(rows):
             first, _, last = row["port"].partition("-")
             lo, hi = int(first), int(last or first)
             entry = {"tcp": row["tcp"], "udp": row["udp"], "description": row["description"]}
@@ -94,17 +97,13 @@ class _Registry:
 
 @functools.lru_cache(maxsize=1)
 def _registry() -> _Registry:
-    try:
-        return _Registry()
-    except OSError as exc:
-        raise NetlabError(f"cannot read netlab's port registry {REGISTRY_FILE}: {exc.strerror} "
-                          "(reinstall netlab; the file ships with the package)") from None
+    return _Registry()
 
 
 @functools.lru_cache(maxsize=1)
 def _notes() -> Dict[int, List[Dict[str, str]]]:
     notes: Dict[int, List[Dict[str, str]]] = {}
-    for row in csv.DictReader(_data_lines(NOTES_FILE)):
+    for row in csv.DictReader(_read_data(NOTES_FILE, "data file")[1]):
         notes.setdefault(int(row["port"]), []).append({
             "protocols": row["protocols"], "topic": row["topic"], "note": row["note"]})
     return notes

@@ -38,8 +38,9 @@ import threading
 import time
 from typing import Callable, Deque, Dict, List, Optional, Sequence, Tuple
 
-from netlab.binding import bind_socket
-from netlab.errors import NetlabError, UsageError
+from netlab.errors import UsageError
+from netlab.netstat import format_address
+from netlab.servers import bind_all, format_url
 
 __all__ = ["Redirector", "parse_target", "start_redirect"]
 
@@ -212,7 +213,6 @@ class Redirector:
         self._seq = itertools.count()
         self._pairs: Dict[int, _TcpPair] = {}
         self._flows: Dict[tuple, _UdpFlow] = {}
-        self._flow_by_sock: Dict[socket.socket, _UdpFlow] = {}
         self._stop = threading.Event()
         self._thread: Optional[threading.Thread] = None
         self._stopped = False
@@ -243,25 +243,9 @@ class Redirector:
         return target_host == self.host or {target_host, self.host} <= {"127.0.0.1", "localhost"}
 
     def _bind(self, listen_port: int) -> None:
-        # With port 0 and both protocols, look for one number free for both,
-        # like netlab's servers do, so "the redirect's port" means one thing.
-        attempts = 20 if listen_port == 0 and len(self.protocols) == 2 else 1
-        for attempt in range(attempts):
-            port = listen_port
-            opened: Dict[str, socket.socket] = {}
-            try:
-                for proto in self.protocols:
-                    sock = bind_socket(proto, self.host, port)
-                    opened[proto] = sock
-                    port = sock.getsockname()[1]
-            except NetlabError:
-                for sock in opened.values():
-                    sock.close()
-                if attempt + 1 < attempts:
-                    continue
-                raise
-            self._listeners = opened
-            break
+        # With port 0 and both protocols, bind_all looks for one number free
+        # for both, as for netlab's servers, so "the redirect's port" means one thing.
+        self._listeners = bind_all(self.host, listen_port, self.protocols)
         for proto, sock in self._listeners.items():
             sock.setblocking(False)
             if proto == "udp":
@@ -286,8 +270,7 @@ class Redirector:
 
     def listen_urls(self) -> List[str]:
         """``['tcp://127.0.0.1:PORT', 'udp://...']``: what the CLI prints."""
-        shown = f"[{self.host}]" if ":" in self.host else self.host
-        return [f"{proto}://{shown}:{port}" for proto, port in self.ports.items()]
+        return [format_url(proto, self.host, port) for proto, port in self.ports.items()]
 
     # ---------------------------------------------------------------- selector helpers
 
@@ -422,8 +405,7 @@ class Redirector:
             udp[key] = up[key] + down[key]
         return {
             "ports": dict(self.ports),
-            "target": (f"[{self.target[0]}]:{self.target[1]}" if ":" in self.target[0]
-                       else f"{self.target[0]}:{self.target[1]}"),
+            "target": format_address(*self.target),
             "seconds": round(time.monotonic() - self._started_at, 3),
             "settings": dict(self.settings),
             "tcp": dict(self._tcp_stats, active=len(self._pairs)),
@@ -454,9 +436,7 @@ class Redirector:
         for _ in range(64):
             try:
                 client, peer = listener.accept()
-            except (BlockingIOError, InterruptedError):
-                return
-            except OSError:  # ECONNABORTED, EMFILE...: skip this one, keep serving
+            except OSError:  # EAGAIN (none left), ECONNABORTED, EMFILE...: keep serving
                 return
             client.setblocking(False)
             upstream = socket.socket(self.target_family, socket.SOCK_STREAM)
@@ -665,7 +645,6 @@ class Redirector:
             return None
         flow = _UdpFlow(addr, upstream, now)
         self._flows[addr] = flow
-        self._flow_by_sock[upstream] = flow
         self._udp_stats["clients"] += 1
         self._register(upstream, selectors.EVENT_READ, lambda ev, f=flow: self._on_udp_reply(f))
         return flow
@@ -688,7 +667,6 @@ class Redirector:
 
     def _drop_flow(self, flow: _UdpFlow) -> None:
         self._flows.pop(flow.client_addr, None)
-        self._flow_by_sock.pop(flow.upstream, None)
         self._forget(flow.upstream)
 
     def _expire_flows(self, now: float) -> None:

@@ -30,14 +30,13 @@ import time
 from typing import Callable, Dict, List, Optional, Sequence
 
 from netlab import ports as registry
+from netlab.binding import family_for
 from netlab.errors import NetlabError, UsageError
 
 __all__ = ["ETHICS_NOTE", "check_target", "is_own_address", "parse_ports", "resolve", "scan"]
 
 ETHICS_NOTE = ("Scan only hosts you own or are explicitly allowed to test: scanning other "
                "people's machines is abuse and, in many countries, a crime.")
-
-MAX_PORTS = 65535
 
 
 def parse_ports(text: str) -> List[int]:
@@ -125,7 +124,7 @@ def _run_probes(ip: str, ports: Sequence[int], proto: str, concurrency: int,
     probe and returns the selector event to wait for, or None when it already
     called ``finish``; ``on_ready`` handles a socket the selector reports.
     """
-    family = socket.AF_INET6 if ":" in ip else socket.AF_INET
+    family = family_for(ip)
     sel = selectors.DefaultSelector()
     todo = list(reversed(ports))
     inflight: Dict[socket.socket, tuple] = {}

@@ -109,7 +109,9 @@ def test_registry_is_a_package_data_file_from_iana():
 
 
 def test_registry_is_read_lazily():
-    code = ("import netlab.ports as p; a = p._registry.cache_info().currsize; "
+    # Building the whole command line (every command module) must not read it.
+    code = ("import netlab.cli as c, netlab.ports as p; c.build_parser(); "
+            "a = p._registry.cache_info().currsize; "
             "p.service_name(7); print(a, p._registry.cache_info().currsize)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
     assert out.stdout.split() == ["0", "1"], out.stderr

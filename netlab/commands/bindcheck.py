@@ -5,6 +5,7 @@ import argparse
 
 from netlab import bindcheck
 from netlab._cliutil import add_json_flag, port_number, print_json, print_table
+from netlab.servers import format_url
 
 
 def register(sub) -> None:
@@ -50,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
         print_json(data)
         return 0
     start = mine["unprivileged_port_start"]
-    where = f"{proto}://{'[' + args.host + ']' if ':' in args.host else args.host}:{args.port}"
+    where = format_url(proto, args.host, args.port)
     if args.port == 0:
         print(f"{where}: port 0 asks the OS for any free port\n")
     else:

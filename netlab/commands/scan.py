@@ -2,12 +2,11 @@
 from __future__ import annotations
 
 import argparse
-import math
 import re
 import sys
 
 from netlab import scan
-from netlab._cliutil import add_json_flag, print_json, print_table
+from netlab._cliutil import add_json_flag, checked_number, print_json, print_table
 
 # A lone argument made only of digits, commas and dashes is a port list, not a
 # host: 'netlab scan 7,13,19' scans this machine (a bare number such as 7007
@@ -17,16 +16,14 @@ _PORT_LIST = re.compile(r"[0-9][0-9,\- ]*")
 
 def _number(kind: str, what: str, minimum: float, strict: bool):
     """argparse type: a finite number >= minimum (> minimum when ``strict``)."""
+    convert = int if kind == "int" else float
+    bound = f"more than {minimum:g}" if strict else f"at least {minimum:g}"
+
     def parse(text: str):
-        try:
-            value = int(text, 10) if kind == "int" else float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"invalid {what} {text!r}: give a number") from None
-        if (isinstance(value, float) and not math.isfinite(value)) or value < minimum \
-                or (strict and value == minimum):
-            bound = f"more than {minimum:g}" if strict else f"at least {minimum:g}"
-            raise argparse.ArgumentTypeError(f"invalid {what} {text!r}: must be {bound}")
-        return value
+        return checked_number(text, convert,
+                              (lambda v: v > minimum) if strict else (lambda v: v >= minimum),
+                              f"invalid {what} {{text!r}}: give a number",
+                              f"invalid {what} {{text!r}}: must be {bound}")
     return parse
 
 
@@ -77,10 +74,12 @@ def run(args: argparse.Namespace) -> int:
             args.ports = "1-1024"
     ports = scan.parse_ports(args.ports)
     proto = "udp" if args.udp else "tcp"
-    scan.check_target(args.host, args.authorized)   # refuse before saying anything else
+    # Refuse before saying anything else; scan the address resolved here, so
+    # the name is not looked up (and checked) a second time.
+    ip = scan.check_target(args.host, args.authorized)
     if not args.json:
         print(f"note: {scan.ETHICS_NOTE}", file=sys.stderr, flush=True)
-    results = scan.scan(args.host, ports, proto, concurrency=args.concurrency, rate=args.rate,
+    results = scan.scan(ip, ports, proto, concurrency=args.concurrency, rate=args.rate,
                         timeout=args.timeout, retries=args.retries, allow_remote=args.authorized,
                         payload=args.payload.encode())
     if args.json:
