@@ -16,6 +16,7 @@ import threading
 
 import pytest
 
+from netlab import servers
 from netlab.packet import pure_python_requested
 from tests.conftest import ROOT, free_port, interrupt_netlab
 
@@ -168,12 +169,7 @@ def test_plot_compares_servers(netlab_cli, echo_server, tmp_path):
 
 # --- netlab's own server, in each concurrency model -------------------------------
 
-def _servers():
-    return pytest.importorskip("netlab.servers", reason="netlab.servers (issue 3) not built yet")
-
-
 def test_every_model_answers(netlab_cli):
-    servers = _servers()
     models = list(servers.MODELS)
     out = netlab_cli("bench", "echo", "--model", ",".join(models), "--clients", "4",
                      "--seconds", "0.3", "--json", timeout=120)
@@ -187,7 +183,6 @@ def test_every_model_answers(netlab_cli):
 
 
 def test_default_model_serves_all_clients(netlab_cli):
-    servers = _servers()
     out = netlab_cli("bench", "echo", "--clients", "10", "--seconds", "0.5", "--json")
     assert out.returncode == 0, out.stderr
     data = json.loads(out.stdout)
@@ -196,9 +191,6 @@ def test_default_model_serves_all_clients(netlab_cli):
 
 
 def test_iterative_server_stalls_all_but_one(netlab_cli):
-    servers = _servers()
-    if "iterative" not in servers.MODELS:
-        pytest.skip("netlab.servers has no iterative model")
     out = netlab_cli("bench", "echo", "--model", "iterative", "--clients", "5",
                      "--seconds", "0.5", "--json")
     assert out.returncode == 0, out.stderr
@@ -208,7 +200,6 @@ def test_iterative_server_stalls_all_but_one(netlab_cli):
 
 
 def test_unknown_model_is_a_usage_error(netlab_cli):
-    servers = _servers()
     out = netlab_cli("bench", "echo", "--model", "quantum")
     assert out.returncode == 2 and "quantum" in out.stderr
     assert all(m in out.stderr for m in servers.MODELS)

@@ -5,6 +5,7 @@ import json
 
 import pytest
 
+from netlab import redirect
 from netlab.bench import tcp
 from netlab.packet import pure_python_requested
 from tests.conftest import free_port, interrupt_netlab
@@ -65,9 +66,6 @@ def test_ctrl_c_reports_partial_transfer():
 
 
 def test_through_a_delaying_relay_every_byte_still_arrives():
-    redirect = pytest.importorskip("netlab.redirect")
-    from tests.conftest import free_port
-
     port = free_port()
     with redirect.start_redirect(0, "127.0.0.1", port, protocols=("tcp",), delay_ms=20) as relay:
         r = tcp.run_tcp(seconds=0.5, buffer=16384, port=port,

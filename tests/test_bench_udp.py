@@ -13,6 +13,7 @@ import sys
 
 import pytest
 
+from netlab import redirect
 from netlab.bench import udp
 from netlab.packet import pure_python_requested
 from tests.conftest import ROOT, free_port, interrupt_netlab
@@ -127,7 +128,6 @@ def test_plot_is_a_png(netlab_cli, tmp_path):
 
 @pytest.mark.parametrize("backend", _backends())
 def test_counters_match_what_the_lossy_relay_did(backend):
-    redirect = pytest.importorskip("netlab.redirect")
     port = free_port(socket.SOCK_DGRAM)
     with redirect.start_redirect(0, "127.0.0.1", port, protocols=("udp",), loss=0.1,
                                  duplicate=0.05, reorder=0.05, seed=6) as relay:
@@ -143,7 +143,6 @@ def test_counters_match_what_the_lossy_relay_did(backend):
 
 
 def test_same_seed_same_fates():
-    redirect = pytest.importorskip("netlab.redirect")
     outcomes = []
     for _ in range(2):
         port = free_port(socket.SOCK_DGRAM)
@@ -192,7 +191,6 @@ def test_progress_line_only_on_a_terminal():
 
 
 def test_datagrams_delayed_by_the_relay_are_still_counted():
-    redirect = pytest.importorskip("netlab.redirect")
     port = free_port(socket.SOCK_DGRAM)
     with redirect.start_redirect(0, "127.0.0.1", port, protocols=("udp",), delay_ms=300,
                                  seed=1) as relay:

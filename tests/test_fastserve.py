@@ -2,7 +2,8 @@
 
 tests/test_servers.py runs every behaviour on both paths; here: that the
 default really takes the compiled path, how to switch it off, and what only
-the core itself can show (the GIL released, the watch bits, its own limits).
+the core itself can show (the GIL released, the watch bits, its own limits),
+and the server-level checks written here, run on both paths (``compiled``).
 """
 from __future__ import annotations
 
@@ -18,8 +19,7 @@ from netlab import servers
 from netlab.errors import NetlabError
 from netlab.packet import pure_python_requested
 from netlab.servers import start_server
-
-LOOP = "127.0.0.1"
+from tests.test_servers import LOOP, _connect, _read_to_eof, _wait_for
 
 
 @pytest.fixture
@@ -36,29 +36,12 @@ def fastserve():
     return _fastserve
 
 
-def _connect(port: int) -> socket.socket:
-    s = socket.create_connection((LOOP, port), timeout=5)
-    s.settimeout(5)
-    return s
-
-
-def _read_to_eof(sock: socket.socket, limit: int = 1 << 22) -> bytes:
-    got = b""
-    while len(got) < limit:
-        data = sock.recv(65536)
-        if not data:
-            return got
-        got += data
-    raise AssertionError("server did not close")
-
-
-def _wait_for(predicate, timeout: float = 3.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.02)
-    return predicate()
+@pytest.fixture(params=[True, False], ids=["compiled", "python"])
+def compiled(request):
+    """Each TCP path of the selectors model in turn, for the assertions both must meet."""
+    if request.param:
+        request.getfixturevalue("fastserve")
+    return request.param
 
 
 # -- which path is taken ---------------------------------------------------------------
@@ -68,6 +51,13 @@ def test_default_model_uses_the_compiled_core(fastserve, service):
         assert srv.model == servers.DEFAULT_MODEL == "selectors"
         assert srv.compiled is True
         assert "compiled" in repr(srv)
+
+
+def test_python_side_knows_the_services_of_the_core(fastserve):
+    # netlab.servers._fast decides before importing the core, from its own copy.
+    from netlab.servers._fast import FAST_SERVICES
+
+    assert FAST_SERVICES == fastserve.SERVICES
 
 
 def test_compiled_false_and_the_opt_out_keep_the_python_loop(fastserve, monkeypatch):
@@ -117,8 +107,10 @@ def test_tcp_compiled_and_udp_in_python_share_one_engine(fastserve):
     assert srv.stats()["active"] == 0
 
 
-def test_discard_counts_and_answers_nothing(fastserve):
-    with start_server("discard", protocols=("tcp",)) as srv, _connect(srv.port) as s:
+def test_discard_counts_and_answers_nothing(compiled):
+    with start_server("discard", protocols=("tcp",), compiled=compiled) as srv, \
+            _connect(srv.port) as s:
+        assert srv.compiled is compiled
         payload = os.urandom(500_000)
         s.sendall(payload)
         s.shutdown(socket.SHUT_WR)
@@ -149,8 +141,10 @@ def test_queue_stays_within_out_buffer_exactly(fastserve):
             assert 0 < srv.stats()["buffered"] <= limit
 
 
-def test_half_closed_client_that_never_reads_is_timed_out(fastserve):
-    with start_server("echo", protocols=("tcp",), idle_timeout=0.5, out_buffer=4096) as srv:
+def test_half_closed_client_that_never_reads_is_timed_out(compiled):
+    with start_server("echo", protocols=("tcp",), idle_timeout=0.5, out_buffer=4096,
+                      compiled=compiled) as srv:
+        assert srv.compiled is compiled
         with socket.socket() as s:
             s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
             s.connect((LOOP, srv.port))
@@ -165,8 +159,9 @@ def test_half_closed_client_that_never_reads_is_timed_out(fastserve):
             assert _wait_for(lambda: srv.stats()["active"] == 0)
 
 
-def test_stop_closes_every_open_connection(fastserve):
-    srv = start_server("echo", protocols=("tcp",))
+def test_stop_closes_every_open_connection(compiled):
+    srv = start_server("echo", protocols=("tcp",), compiled=compiled)
+    assert srv.compiled is compiled
     clients = [_connect(srv.port) for _ in range(20)]
     try:
         for c in clients:
@@ -332,10 +327,7 @@ def _echo_once(sock: socket.socket, payload: bytes) -> None:
     assert got == payload
 
 
-@pytest.mark.parametrize("compiled", [True, False], ids=["compiled", "python"])
-def test_out_of_descriptors_serves_the_others_and_recovers(request, compiled):
-    if compiled:
-        request.getfixturevalue("fastserve")
+def test_out_of_descriptors_serves_the_others_and_recovers(compiled):
     child = _Child(limit=64, burn=0, compiled=compiled)
     clients = []
     try:
@@ -358,16 +350,16 @@ def test_out_of_descriptors_serves_the_others_and_recovers(request, compiled):
         child.close()
 
 
-def test_descriptor_numbers_above_1024(fastserve):
+def test_descriptor_numbers_above_1024(compiled):
     import resource
 
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if hard != resource.RLIM_INFINITY and hard < 1400:
         pytest.skip(f"the descriptor limit ({hard}) is too low to reach numbers above 1024")
     child = _Child(limit=1400 if hard == resource.RLIM_INFINITY else min(hard, 4096),
-                   burn=1100, compiled=True)
+                   burn=1100, compiled=compiled)
     try:
-        assert child.compiled
+        assert child.compiled is compiled
         socks = [_connect(child.port) for _ in range(3)]
         try:
             for i, s in enumerate(socks):

@@ -193,6 +193,43 @@ def test_both_twins_count_alike(events):
     assert a.jitter_ns == b.jitter_ns
 
 
+@settings(max_examples=100, deadline=None)
+@given(seq=st.integers(0, 2**64 - 1), send_ns=st.integers(0, 2**63 - 1),
+       size=st.integers(20, 200), length=st.integers(0, 600),
+       blob=st.binary(max_size=40))
+def test_both_twins_stamp_and_pattern_alike(seq, send_ns, size, length, blob):
+    if _netio is None:
+        pytest.skip("compiled twin not built")
+    stamped = _netio.encode_stamp(seq, send_ns, size)
+    assert stamped == _pynetio.encode_stamp(seq, send_ns, size)
+    for data in (stamped, blob, b"NLB1" + blob):
+        assert _netio.parse_stamp(data) == _pynetio.parse_stamp(data)
+    assert _netio.pattern(length) == _pynetio.pattern(length)
+
+
+@pytest.mark.parametrize("offset, flip", [(0, None), (7, None), (1000, 3), (250, 999)])
+def test_both_twins_check_a_stream_alike(offset, flip):
+    """tcp_recv of both twins on the very same bytes: same (received, mismatched, eof)."""
+    if _netio is None:
+        pytest.skip("compiled twin not built")
+    pat = _pynetio.pattern(1000)
+    start = offset % _pynetio.PATTERN_PERIOD
+    stream = bytearray(pat[start:start + 1000])
+    if flip is not None:
+        stream[flip] ^= 0xFF
+    results = []
+    for mod in (_netio, _pynetio):
+        a, b = socket.socketpair()
+        with a, b:
+            a.sendall(stream)
+            a.shutdown(socket.SHUT_WR)
+            results.append(mod.tcp_recv(b, pat, bytearray(1000), offset,
+                                        mod.monotonic_ns() + 2_000_000_000))
+    assert results[0] == results[1]
+    assert results[1][0] == 1000 and results[1][2] is True
+    assert (results[1][1] > 0) == (flip is not None)
+
+
 # --- on real loopback sockets ----------------------------------------------------------
 
 def _udp_pair():

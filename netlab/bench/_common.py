@@ -16,6 +16,7 @@ import contextlib
 import math
 import os
 import signal
+import struct
 import sys
 import textwrap
 import threading
@@ -32,6 +33,7 @@ __all__ = [
     "StopFlag",
     "add_common_flags",
     "byte_count",
+    "check_target_port",
     "emit",
     "host_port",
     "netio",
@@ -39,6 +41,7 @@ __all__ = [
     "plot",
     "positive_float",
     "positive_int",
+    "timeval",
 ]
 
 BACKENDS = ("cython", "python")
@@ -69,6 +72,12 @@ def netio(backend: Optional[str] = None) -> ModuleType:
                 "'python setup.py build_ext --inplace' or use --backend python") from None
         return _netio
     raise UsageError(f"unknown backend {backend!r}: choose cython or python")
+
+
+def timeval(seconds: float) -> bytes:
+    """``seconds`` as a C ``struct timeval``, the value of SO_SNDTIMEO / SO_RCVTIMEO."""
+    whole = int(seconds)
+    return struct.pack("@ll", whole, int((seconds - whole) * 1e6))
 
 
 # --- argparse types ----------------------------------------------------------
@@ -136,6 +145,14 @@ def add_common_flags(p: argparse.ArgumentParser, seconds: float) -> None:
     add_json_flag(p)
     p.add_argument("--plot", metavar="FILE.png",
                    help="also draw the result as a PNG (needs matplotlib: pip install 'netlab[plot]')")
+
+
+def check_target_port(args: argparse.Namespace, proto: str) -> None:
+    """--target forwards to the receiver, so the receiver's --port must be fixed."""
+    if args.target and not args.port:
+        raise UsageError("--target needs --port: the forwarder at the target must know "
+                         "where the receiver listens (e.g. --port 9000 with "
+                         f"'netlab redirect 9001 127.0.0.1:9000 --{proto}')")
 
 
 def check_plot_path(path: Optional[str]) -> None:

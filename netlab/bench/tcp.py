@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import socket
-import struct
 import threading
 from typing import Any, Dict, Optional, Tuple
 
@@ -38,11 +37,6 @@ DEFAULT_SECONDS = 3.0
 DEFAULT_BUFFER = 128 * 1024     # the block size iperf3 uses for TCP
 MAX_BUFFER = 16 * 1024 * 1024
 CHUNK_NS = 50_000_000
-
-
-def _timeval(seconds: float) -> bytes:
-    whole = int(seconds)
-    return struct.pack("@ll", whole, int((seconds - whole) * 1e6))
 
 
 def run_tcp(seconds: float = DEFAULT_SECONDS, buffer: int = DEFAULT_BUFFER,
@@ -73,7 +67,7 @@ def run_tcp(seconds: float = DEFAULT_SECONDS, buffer: int = DEFAULT_BUFFER,
             conn.settimeout(None)
             # Time out inside the kernel (not via Python's poll) so the
             # compiled loop can look at the clock now and then.
-            conn.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, _timeval(0.1))
+            conn.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, _common.timeval(0.1))
             buf = bytearray(buffer)
             with conn:
                 while not state["eof"] and io.monotonic_ns() < hard_end:
@@ -100,7 +94,7 @@ def run_tcp(seconds: float = DEFAULT_SECONDS, buffer: int = DEFAULT_BUFFER,
                 raise
             raise NetlabError(f"cannot connect to {target[0]}:{target[1]}: {exc.strerror or exc} "
                               "(is a forwarder listening there? it must forward to --port)") from None
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, _timeval(0.1))
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, _common.timeval(0.1))
         start = io.monotonic_ns()
         end = start + int(seconds * 1e9)
         with _common.stop_context(stop) as flag:
@@ -168,10 +162,7 @@ def register(sub) -> None:
 
 def run(args: argparse.Namespace) -> int:
     _common.check_plot_path(args.plot)
-    if args.target and not args.port:
-        raise UsageError("--target needs --port: the forwarder at the target must know "
-                         "where the receiver listens (e.g. --port 9000 with "
-                         "'netlab redirect 9001 127.0.0.1:9000 --tcp')")
+    _common.check_target_port(args, "tcp")
     result = run_tcp(seconds=args.seconds, buffer=args.buffer, backend=args.backend,
                      port=args.port, target=args.target, progress=_common.Progress())
     notes = []

@@ -32,6 +32,7 @@ import subprocess
 import sys
 from typing import Any, Dict, List, Optional, Tuple
 
+from netlab._cliutil import port_number
 from netlab.binding import bind_socket, family_for
 from netlab.bench import _common
 from netlab.errors import NetlabError, UsageError
@@ -102,7 +103,7 @@ def _sender_main(spec: Dict[str, Any]) -> int:
     sock = socket.socket(family_for(host), socket.SOCK_DGRAM)
     try:
         # A send never blocks longer than 0.1 s, so a stop request is seen.
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, _timeval(0.1))
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, _common.timeval(0.1))
         sock.connect((host, port))
     except OSError as exc:
         print("r " + json.dumps({"error": f"cannot send to {host}:{port}: {exc.strerror or exc}"}),
@@ -131,13 +132,6 @@ def _sender_main(spec: Dict[str, Any]) -> int:
                              "last_errno": last_errno}), flush=True)
     sock.close()
     return 0
-
-
-def _timeval(seconds: float) -> bytes:
-    import struct
-
-    whole = int(seconds)
-    return struct.pack("@ll", whole, int((seconds - whole) * 1e6))
 
 
 class _Sender:
@@ -350,10 +344,6 @@ def _bad_size(text: str) -> int:
     raise argparse.ArgumentTypeError(f"invalid --size {text!r}: one size; use --sweep for several")
 
 
-def _rate(text: str) -> float:
-    return _common.positive_float(text)
-
-
 def register(sub) -> None:
     p = sub.add_parser(
         "udp",
@@ -367,7 +357,7 @@ def register(sub) -> None:
     p.add_argument("--size", type=_size, default=DEFAULT_SIZE, metavar="BYTES",
                    help=f"UDP payload size (default {DEFAULT_SIZE}, at least 20 for the stamp)")
     _common.add_common_flags(p, DEFAULT_SECONDS)
-    p.add_argument("--rate", type=_rate, default=0.0, metavar="PPS",
+    p.add_argument("--rate", type=_common.positive_float, default=0.0, metavar="PPS",
                    help="datagrams per second (default: as fast as possible)")
     p.add_argument("--backend", choices=_common.BACKENDS, default=None,
                    help="cython: sendmmsg/recvmmsg batches with the GIL released; "
@@ -378,24 +368,15 @@ def register(sub) -> None:
                    help="receive buffer to ask for (SO_RCVBUF; SO_RCVBUFFORCE when privileged)")
     p.add_argument("--target", type=_common.host_port, metavar="HOST:PORT",
                    help="send to HOST:PORT, a forwarder to the receiver (see --port)")
-    p.add_argument("--port", type=_port, default=0,
+    p.add_argument("--port", type=port_number, default=0,
                    help="the receiver's UDP port (default 0: the OS picks)")
     p.add_argument("--host", default="127.0.0.1", help="the receiver's address (default 127.0.0.1)")
     p.set_defaults(func=run)
 
 
-def _port(text: str) -> int:
-    from netlab._cliutil import port_number
-
-    return port_number(text)
-
-
 def run(args: argparse.Namespace) -> int:
     _common.check_plot_path(args.plot)
-    if args.target and not args.port:
-        raise UsageError("--target needs --port: the forwarder at the target must know "
-                         "where the receiver listens (e.g. --port 9000 with "
-                         "'netlab redirect 9001 127.0.0.1:9000 --udp')")
+    _common.check_target_port(args, "udp")
     sizes = args.sweep or [args.size]
     progress = _common.Progress()
     results = []

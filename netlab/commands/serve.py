@@ -14,7 +14,7 @@ import time as _time
 from typing import List, Optional
 
 from netlab import clients, servers, services
-from netlab._cliutil import port_number, print_json
+from netlab._cliutil import checked_number, port_number, print_json
 from netlab.errors import UsageError
 from netlab.servers import DEFAULT_MODEL, DEFAULT_PORTS, MODELS, Limits
 
@@ -33,38 +33,23 @@ _WHAT = {
 
 
 def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid number {text!r}: give seconds, e.g. 2.5") \
-            from None
-    if not value > 0 or value != value or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"invalid value {text!r}: must be more than 0")
-    return value
+    return checked_number(text, float, lambda v: v > 0,
+                          "invalid number {text!r}: give seconds, e.g. 2.5",
+                          "invalid value {text!r}: must be more than 0")
 
 
 def _count(minimum: int):
     def parse(text: str) -> int:
-        try:
-            value = int(text, 10)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"invalid count {text!r}: a whole number") \
-                from None
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"invalid count {value}: at least {minimum}")
-        return value
+        return checked_number(text, lambda t: int(t, 10), lambda v: v >= minimum,
+                              "invalid count {text!r}: a whole number",
+                              f"invalid count {{value}}: at least {minimum}")
     return parse
 
 
 def _rate(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid rate {text!r}: replies per second, "
-                                         "0 for no limit") from None
-    if value < 0 or value != value or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"invalid rate {text!r}: 0 (no limit) or more")
-    return value
+    return checked_number(text, float, lambda v: v >= 0,
+                          "invalid rate {text!r}: replies per second, 0 for no limit",
+                          "invalid rate {text!r}: 0 (no limit) or more")
 
 
 def register(sub) -> None:
@@ -307,7 +292,6 @@ def _discard_client(args: argparse.Namespace, proto: str, port: int) -> int:
     message = _message_or_stdin(args)
     data = message if message is not None else b"".join(_stdin_lines())
     sent = clients.discard(proto, args.host, port, data, args.timeout)
-    shown = f"[{args.host}]" if ":" in args.host else args.host
-    print(f"sent {sent} bytes to {proto}://{shown}:{port} (discard answers nothing)",
-          flush=True)
+    print(f"sent {sent} bytes to {servers.format_url(proto, args.host, port)} "
+          "(discard answers nothing)", flush=True)
     return 0

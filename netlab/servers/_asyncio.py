@@ -13,7 +13,7 @@ import threading
 from typing import Dict, Optional
 
 from netlab import services
-from netlab.servers._common import LINGER_SECONDS, RECV_SIZE
+from netlab.servers._common import LINGER_SECONDS, RECV_SIZE, udp_reply
 from netlab.servers._engine import Engine
 
 __all__ = ["AsyncioEngine"]
@@ -32,20 +32,9 @@ class _UdpProtocol(asyncio.DatagramProtocol):
         self.transport = transport
 
     def datagram_received(self, data: bytes, addr) -> None:  # type: ignore[override]
-        stats, guard = self.engine.stats, self.engine.guard
-        stats.add("datagrams")
-        stats.add("bytes_in", len(data))
-        try:
-            reply = self.service.reply(data)
-        except Exception:  # noqa: BLE001 - one bad datagram never stops the server
-            stats.add("errors")
-            return
+        stats = self.engine.stats
+        reply = udp_reply(self.service, self.engine.guard, stats, data, addr)
         if reply is None or self.transport is None:
-            return
-        looped, limited = guard.looped, guard.limited
-        if not guard.allow(addr):
-            stats.add("udp_looped", guard.looped - looped)
-            stats.add("udp_limited", guard.limited - limited)
             return
         # The transport queues what the kernel refuses; drop instead of queueing
         # without bound (UDP promises nothing).

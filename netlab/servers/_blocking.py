@@ -29,6 +29,17 @@ def _send(engine: Engine, conn: socket.socket, data: bytes) -> None:
         engine.stats.add("bytes_out", len(data))
 
 
+def _receive(engine: Engine, conn: socket.socket, session: services.TcpSession) -> bool:
+    """Feed one recv() to ``session`` and send its answer; False once the client sent EOF."""
+    data = conn.recv(RECV_SIZE)
+    if data:
+        engine.stats.add("bytes_in", len(data))
+        _send(engine, conn, session.received(data))
+        return True
+    _send(engine, conn, session.eof_received())
+    return False
+
+
 def _linger(engine: Engine, conn: socket.socket) -> None:
     """Half-close, then read and drop until the client's EOF (bounded in time)."""
     try:
@@ -71,23 +82,11 @@ def serve_connection(engine: Engine, conn: socket.socket) -> None:
                     stats.add("timeouts")
                     return
                 if readable:
-                    data = conn.recv(RECV_SIZE)
-                    if data:
-                        stats.add("bytes_in", len(data))
-                        _send(engine, conn, session.received(data))
-                    else:
-                        read_open = False
-                        _send(engine, conn, session.eof_received())
+                    read_open = _receive(engine, conn, session)
                 if writable:
                     _send(engine, conn, session.pull(_CHUNK))
                 continue
-            data = conn.recv(RECV_SIZE)
-            if data:
-                stats.add("bytes_in", len(data))
-                _send(engine, conn, session.received(data))
-            else:
-                read_open = False
-                _send(engine, conn, session.eof_received())
+            read_open = _receive(engine, conn, session)
         if session.finished and read_open and not engine.stopping.is_set():
             _linger(engine, conn)
     except socket.timeout:

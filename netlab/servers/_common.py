@@ -22,6 +22,7 @@ __all__ = [
     "format_url",
     "handle_datagram",
     "is_disconnect",
+    "udp_reply",
     "wait_socket",
 ]
 
@@ -161,6 +162,30 @@ def wait_socket(sock: socket.socket, read: bool, write: bool, timeout: float) ->
         bool(ev & select.POLLOUT) or bool(hangup and write)
 
 
+def udp_reply(service: "services.UdpService", guard: UdpGuard, stats: Stats, data: bytes,
+              addr) -> Optional[bytes]:
+    """Count one datagram from ``addr`` and return the reply to send, or None.
+
+    None when the service answers nothing, fails on this datagram (counted as
+    an error), or the loop guard / per-source rate limit withholds the reply.
+    """
+    stats.add("datagrams")
+    stats.add("bytes_in", len(data))
+    try:
+        reply = service.reply(data)
+    except Exception:  # noqa: BLE001 - one bad datagram never stops the server
+        stats.add("errors")
+        return None
+    if reply is None:
+        return None
+    looped, limited = guard.looped, guard.limited
+    if not guard.allow(addr):
+        stats.add("udp_looped", guard.looped - looped)
+        stats.add("udp_limited", guard.limited - limited)
+        return None
+    return reply
+
+
 def handle_datagram(sock: socket.socket, service: "services.UdpService", guard: UdpGuard,
                     stats: Stats) -> bool:
     """Receive one datagram from non-blocking ``sock`` and answer it if allowed.
@@ -176,19 +201,8 @@ def handle_datagram(sock: socket.socket, service: "services.UdpService", guard: 
         # e.g. ECONNREFUSED left by an ICMP error for an earlier reply.
         stats.add("errors")
         return True
-    stats.add("datagrams")
-    stats.add("bytes_in", len(data))
-    try:
-        reply = service.reply(data)
-    except Exception:  # noqa: BLE001 - one bad datagram never stops the server
-        stats.add("errors")
-        return True
+    reply = udp_reply(service, guard, stats, data, addr)
     if reply is None:
-        return True
-    before = (guard.looped, guard.limited)
-    if not guard.allow(addr):
-        stats.add("udp_looped", guard.looped - before[0])
-        stats.add("udp_limited", guard.limited - before[1])
         return True
     try:
         sent = sock.sendto(reply, addr)

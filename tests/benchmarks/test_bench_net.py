@@ -282,7 +282,6 @@ def test_tcp_against_iperf3(benchmark):
 @pytest.mark.benchmark(group="net-echo-50")
 def test_echo_50_clients_against_xinetd_and_c_epoll(benchmark, cbin, tmp_path):
     _compiled()
-    pytest.importorskip("netlab.servers", reason="netlab.servers not built yet")
     seconds, rounds = _timing(benchmark)
     clients = 50
     got = {"netlab default model": [], "xinetd": [], "C epoll": []}
