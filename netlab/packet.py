@@ -44,12 +44,7 @@ __all__ = [
     "tcp_state_name",
 ]
 
-OPT_OUT = "NETLAB_PURE_PYTHON"
-
-
-def pure_python_requested() -> bool:
-    """True when the environment asks for the pure-Python core."""
-    return os.environ.get(OPT_OUT, "").strip() not in ("", "0")
+from netlab.sysinfo import OPT_OUT, pure_python_requested  # noqa: E402 - re-exported
 
 
 def load_backend(name: str) -> ModuleType:

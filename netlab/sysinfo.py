@@ -23,6 +23,7 @@ __all__ = [
     "has_capability",
     "info",
     "is_root",
+    "pure_python_requested",
     "unprivileged_port_start",
 ]
 
@@ -31,6 +32,14 @@ CAP_NET_BIND_SERVICE = 10
 CAP_NET_RAW = 13
 
 _PROC = "/proc/sys/net/ipv4"
+
+#: Set to 1 to run on the pure-Python twins instead of the compiled core.
+OPT_OUT = "NETLAB_PURE_PYTHON"
+
+
+def pure_python_requested() -> bool:
+    """True when the environment asks for the pure-Python core (``NETLAB_PURE_PYTHON=1``)."""
+    return os.environ.get(OPT_OUT, "").strip() not in ("", "0")
 
 
 def _read_proc(name: str) -> Optional[str]:

@@ -710,4 +710,7 @@ cdef class EchoLoad:
         return [self.done[i] for i in range(self.n)]
 
     def close(self):
-        pass
+        """Release the epoll instance now (like the twin closing its selector)."""
+        if self.ep >= 0:
+            close(self.ep)
+            self.ep = -1

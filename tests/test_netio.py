@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import errno
 import random
+import os
 import socket
 import socketserver
 import struct
@@ -348,6 +349,26 @@ def test_echo_load_counts_a_dead_server(io):
         c.close()
         lsock.close()
 
+
+
+def test_echo_load_close_releases_its_poller(io):
+    # Both twins give their epoll/selector descriptor back on close(), not
+    # only when the object is garbage-collected.
+    lsock = socket.socket()
+    lsock.bind(("127.0.0.1", 0))
+    lsock.listen(4)
+    c = socket.create_connection(lsock.getsockname(), timeout=5)
+    conn, _ = lsock.accept()
+    try:
+        load = io.EchoLoad([c], 16)
+        load.run(io.monotonic_ns() + 1_000_000)   # make sure the poller exists
+        before = len(os.listdir("/proc/self/fd"))
+        load.close()
+        assert len(os.listdir("/proc/self/fd")) == before - 1
+    finally:
+        conn.close()
+        c.close()
+        lsock.close()
 
 @settings(max_examples=100, deadline=None)
 @given(st.lists(st.one_of(st.binary(max_size=40),

@@ -13,10 +13,10 @@ forces the Python loop, ``compiled=True`` requires the compiled one.
 """
 from __future__ import annotations
 
-import os
 from types import ModuleType
 from typing import Dict, Optional, Tuple
 
+from netlab import sysinfo
 from netlab.errors import NetlabError
 from netlab.servers._common import Stats
 
@@ -24,15 +24,14 @@ __all__ = ["FAST_SERVICES", "CoreStats", "core_module", "use_compiled"]
 
 #: Services whose TCP side the compiled core serves.
 FAST_SERVICES = ("echo", "discard")
-_OPT_OUT = "NETLAB_PURE_PYTHON"
 # Counters the core keeps for the TCP side; Python keeps its own for UDP.
 _SUMMED = ("connections", "bytes_in", "bytes_out", "active", "rejected", "timeouts", "errors")
 
 
 def core_module() -> Tuple[Optional[ModuleType], str]:
     """``(netlab._fastserve, reason)``, or ``(None, why not)``."""
-    if os.environ.get(_OPT_OUT, "").strip() not in ("", "0"):
-        return None, f"{_OPT_OUT} is set"
+    if sysinfo.pure_python_requested():
+        return None, f"{sysinfo.OPT_OUT} is set"
     try:
         from netlab import _fastserve
     except ImportError as exc:
