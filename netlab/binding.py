@@ -13,7 +13,7 @@ import socket
 from netlab import sysinfo
 from netlab.errors import NetlabError
 
-__all__ = ["bind_socket", "explain_bind_error", "family_for"]
+__all__ = ["bind_socket", "explain_bind_error", "family_for", "format_address", "format_url"]
 
 
 def family_for(host: str) -> int:
@@ -21,9 +21,19 @@ def family_for(host: str) -> int:
     return socket.AF_INET6 if ":" in host else socket.AF_INET
 
 
+def format_address(host: str, port: int) -> str:
+    """``host:port``, with brackets around IPv6 literals (``[::1]:7``)."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def format_url(proto: str, host: str, port: int) -> str:
+    """``tcp://127.0.0.1:7007``; IPv6 literals in brackets: ``tcp://[::1]:7007``."""
+    return f"{proto}://{format_address(host, port)}"
+
+
 def explain_bind_error(exc: OSError, proto: str, host: str, port: int) -> str:
     """One line naming why binding ``proto`` ``host``:``port`` failed and the way out."""
-    where = f"{proto}://{'[' + host + ']' if ':' in host else host}:{port}"
+    where = format_url(proto, host, port)
     start = sysinfo.unprivileged_port_start()
     if exc.errno == errno.EADDRINUSE:
         return (f"cannot bind {where}: port {port}/{proto} is already in use "

@@ -16,6 +16,7 @@ import datetime as _dt
 import socket
 from typing import Iterable, Iterator, List, Optional, Tuple
 
+from netlab.binding import format_url
 from netlab.errors import NetlabError
 from netlab.services import chargen as _chargen
 from netlab.services import time as _time_service
@@ -53,10 +54,6 @@ def default_port(service: str) -> int:
     return DEFAULT_PORTS[service]
 
 
-def _url(proto: str, host: str, port: int) -> str:
-    return f"{proto}://[{host}]:{port}" if ":" in host else f"{proto}://{host}:{port}"
-
-
 def _check_proto(proto: str) -> str:
     if proto not in ("tcp", "udp"):
         raise NetlabError(f"protocol must be 'tcp' or 'udp', not {proto!r}")
@@ -65,7 +62,7 @@ def _check_proto(proto: str) -> str:
 
 # -- TCP ----------------------------------------------------------------------
 def _connect(host: str, port: int, timeout: float) -> socket.socket:
-    url = _url("tcp", host, port)
+    url = format_url("tcp", host, port)
     try:
         sock = socket.create_connection((host, port), timeout=timeout)
     except ConnectionRefusedError:
@@ -104,7 +101,7 @@ def _read_to_eof(sock: socket.socket, url: str, timeout: float, limit: int = _MA
 def tcp_request(host: str, port: int, payload: bytes = b"", timeout: float = DEFAULT_TIMEOUT,
                 limit: int = _MAX_READ) -> bytes:
     """Connect, send ``payload``, half-close, return everything until the server closes."""
-    url = _url("tcp", host, port)
+    url = format_url("tcp", host, port)
     with _connect(host, port, timeout) as sock:
         try:
             if payload:
@@ -127,7 +124,7 @@ def tcp_echo(host: str, port: int, data: bytes, timeout: float = DEFAULT_TIMEOUT
 def tcp_echo_lines(host: str, port: int, lines: Iterable[bytes],
                    timeout: float = DEFAULT_TIMEOUT) -> Iterator[bytes]:
     """Interactive echo: send each line and yield the echo before the next is sent."""
-    url = _url("tcp", host, port)
+    url = format_url("tcp", host, port)
     with _connect(host, port, timeout) as sock:
         try:
             for line in lines:
@@ -159,7 +156,7 @@ def udp_request(host: str, port: int, payload: bytes = b"", timeout: float = DEF
     Sends again after each ``timeout`` without a reply, ``retries`` times, then
     raises NetlabError naming the number of tries.
     """
-    url = _url("udp", host, port)
+    url = format_url("udp", host, port)
     tries = 1 + max(0, int(retries))
     try:
         infos = socket.getaddrinfo(host, port, 0, socket.SOCK_DGRAM)
@@ -244,7 +241,7 @@ def _check_not_empty(raw: bytes, service: str, proto: str, host: str,
     # An empty answer is no answer: RFC 865 and 867 always send text. An echo
     # or discard server reached by mistake closes (or replies) with nothing.
     if not raw:
-        url = _url(proto, host, default_port(service) if port is None else port)
+        url = format_url(proto, host, default_port(service) if port is None else port)
         raise NetlabError(f"{url} answered with nothing (is it a {service} server, "
                           "on that port?)")
 
@@ -274,7 +271,7 @@ def time(proto: str = "tcp", host: str = DEFAULT_HOST, port: Optional[int] = Non
     try:
         return _time_service.decode(raw)
     except ValueError as exc:
-        raise NetlabError(f"{_url(proto, host, port or default_port('time'))}: {exc} "
+        raise NetlabError(f"{format_url(proto, host, port or default_port('time'))}: {exc} "
                           "(is this a time server?)") from None
 
 
@@ -288,7 +285,7 @@ def chargen(proto: str = "tcp", host: str = DEFAULT_HOST, port: Optional[int] = 
     """
     _check_proto(proto)
     port = default_port("chargen") if port is None else port
-    url = _url(proto, host, port)
+    url = format_url(proto, host, port)
     lines = max(0, int(lines))
     if proto == "udp":
         wait = DEFAULT_UDP_TIMEOUT if timeout is None else timeout

@@ -11,16 +11,12 @@ import socket
 from typing import Dict, List, Optional, Set, Tuple
 
 from netlab import ports as registry
+from netlab.binding import format_address
 
 __all__ = ["connections", "format_address", "holders"]
 
 _LISTENING_UDP = "UNCONN"   # a bound UDP socket with no peer: UDP's "listening"
 _CONNECTED_UDP = "CONNECTED"
-
-
-def format_address(ip: str, port: int) -> str:
-    """``ip:port``, with brackets around IPv6 addresses (``[::1]:7``)."""
-    return f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
 
 
 def _psutil():

@@ -38,9 +38,9 @@ import threading
 import time
 from typing import Callable, Deque, Dict, List, Optional, Sequence, Tuple
 
+from netlab.binding import format_address, format_url
 from netlab.errors import UsageError
-from netlab.netstat import format_address
-from netlab.servers import bind_all, format_url
+from netlab.servers import bind_all
 
 __all__ = ["Redirector", "parse_target", "start_redirect"]
 

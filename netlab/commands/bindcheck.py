@@ -5,7 +5,7 @@ import argparse
 
 from netlab import bindcheck
 from netlab._cliutil import add_json_flag, port_number, print_json, print_table
-from netlab.servers import format_url
+from netlab.binding import format_url
 
 
 def register(sub) -> None:

@@ -9,7 +9,7 @@ from dataclasses import dataclass, fields
 from typing import Dict, Optional
 
 from netlab import services
-from netlab.binding import bind_socket
+from netlab.binding import bind_socket, format_url
 from netlab.errors import NetlabError
 from netlab.services.guard import DEFAULT_UDP_RATE, GUARDED_PORTS, UdpGuard
 
@@ -99,12 +99,6 @@ class Stats:
     def snapshot(self) -> Dict[str, int]:
         with self._lock:
             return dict(self._values)
-
-
-def format_url(proto: str, host: str, port: int) -> str:
-    """``tcp://127.0.0.1:7007``; IPv6 literals in brackets: ``tcp://[::1]:7007``."""
-    shown = f"[{host}]" if ":" in host else host
-    return f"{proto}://{shown}:{port}"
 
 
 def bind_all(host: str, port: int, protocols) -> Dict[str, socket.socket]:
