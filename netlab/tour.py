@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import io
 import os
 import socket
 import sys
@@ -23,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Dict, Iterator, List, Optional, Sequence, TextIO
 
 from netlab import sysinfo
+from netlab._cliutil import print_table
 from netlab.errors import NetlabError, UsageError
 
 __all__ = [
@@ -92,12 +94,9 @@ class TourContext:
         self.out.flush()
 
     def table(self, rows: Sequence[Sequence[object]], headers: Sequence[str]) -> None:
-        text = [[("-" if c is None else str(c)) for c in row] for row in rows]
-        widths = [max([len(h)] + [len(r[i]) for r in text]) for i, h in enumerate(headers)]
-        self.say("  ".join(h.ljust(w) for h, w in zip(headers, widths)))
-        self.say("  ".join("-" * w for w in widths))
-        for row in text:
-            self.say("  ".join(c.ljust(w) for c, w in zip(row, widths)))
+        buf = io.StringIO()
+        print_table(rows, headers, file=buf)
+        self.say(buf.getvalue().rstrip("\n"))
 
 
 def _need(module: str, *names: str):

@@ -8,7 +8,7 @@ parser the program runs, the reference cannot drift from the command line.
 Options of the directive:
 
 ``:prog:``   start below the top, e.g. ``:prog: netlab bench`` (default: the whole tree)
-``:depth:``  the heading level of the first section (default 2, i.e. ``-``)
+``:depth:``  the heading level of the first section, from 0 (``=``); default 1 (``-``)
 """
 from __future__ import annotations
 
@@ -119,10 +119,9 @@ def parser_rst(parser: argparse.ArgumentParser, help_text: str, level: int) -> L
     for action in parser._actions:
         if isinstance(action, (argparse._HelpAction, argparse._SubParsersAction)):
             continue
-        help_ = _help(action)
-        if help_ == "" and action.help == argparse.SUPPRESS:
+        if action.help == argparse.SUPPRESS:
             continue
-        rows.append((_option_signature(action, parser), help_))
+        rows.append((_option_signature(action, parser), _help(action)))
     sub = _subparsers_action(parser)
     if rows:
         lines += [".. list-table::", "   :header-rows: 1", "   :widths: 35 65", "",

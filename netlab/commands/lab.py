@@ -4,8 +4,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from netlab import labs
 from netlab._cliutil import add_json_flag, print_json, print_table
+from netlab.errors import UsageError
 
 __all__ = ["register", "run"]
 
@@ -26,7 +26,7 @@ def register(sub) -> None:
         "'show N' prints a handout, 'init N' copies a lab's starter code into the current "
         "directory, 'check N' grades your code (in a sandboxed child process, on loopback).",
     )
-    p.set_defaults(func=lambda a: _no_action(p))
+    p.set_defaults(func=_no_action)
     actions = p.add_subparsers(title="actions", metavar="ACTION", dest="lab_action")
 
     ls = actions.add_parser("list", help="one line per lab: number, title, last score")
@@ -56,14 +56,14 @@ def register(sub) -> None:
     init.set_defaults(func=run)
 
 
-def _no_action(parser: argparse.ArgumentParser) -> int:
-    from netlab.errors import UsageError
-
+def _no_action(args: argparse.Namespace) -> int:
     raise UsageError("no lab action given: use 'netlab lab list', 'netlab lab show N', "
                      "'netlab lab init N' or 'netlab lab check N'")
 
 
 def _list(args: argparse.Namespace) -> int:
+    from netlab import labs
+
     rows = labs.list_labs()
     if args.json:
         print_json(rows)
@@ -84,6 +84,8 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _check(args: argparse.Namespace) -> int:
+    from netlab import labs
+
     lab = labs.get_lab(args.number)
     labdir = labs.locate_lab_dir(lab, args.path)
     result = labs.grade(lab, labdir)
@@ -107,6 +109,10 @@ def _check(args: argparse.Namespace) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
+    # Imported here, not at the top: every netlab command builds the whole
+    # parser, and netlab.labs loads all ten labs (and the packet core).
+    from netlab import labs
+
     if args.lab_action == "list":
         return _list(args)
     if args.lab_action == "show":

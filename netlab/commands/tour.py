@@ -5,11 +5,13 @@ import argparse
 import sys
 import time
 
-from netlab import tour
 from netlab.errors import UsageError
 
 
 def _step_number(text: str) -> int:
+    # netlab.tour is imported only when the tour runs, not for every netlab command.
+    from netlab import tour
+
     try:
         value = int(text, 10)
     except ValueError:
@@ -43,6 +45,8 @@ def register(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from netlab import tour
+
     if args.list:
         for line in tour.iter_list():
             print(line)

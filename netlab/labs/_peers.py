@@ -12,7 +12,7 @@ from typing import Callable, List, Optional
 
 from netlab.labs._runner import ProbeFailed, Sandbox, explain
 
-__all__ = ["TcpPeer", "UdpPeer", "read_to_eof", "udp_ask", "wait_for_udp"]
+__all__ = ["TcpPeer", "UdpPeer", "exchange", "read_to_eof", "udp_ask", "wait_for_udp"]
 
 HOST = "127.0.0.1"
 
@@ -170,3 +170,29 @@ def read_to_eof(sock: socket.socket, timeout: float, limit: int = 1 << 24) -> tu
         chunks.append(chunk)
         total += len(chunk)
     return b"".join(chunks), False
+
+
+def exchange(port: int, data: bytes, timeout: float = 5.0) -> tuple:
+    """Send ``data`` to a TCP server and half-close, reading all the while: ``(reply, saw_eof)``.
+
+    The sending runs in a thread: an echo server answering a large send fills
+    the buffers of both directions, and a client that only reads afterwards
+    would wait for ever. Once ``len(data)`` bytes are back, the end of the
+    stream gets at most 2 s more.
+    """
+    deadline = time.monotonic() + timeout
+    with socket.create_connection((HOST, port), timeout=timeout) as sock:
+        def send() -> None:
+            try:
+                sock.sendall(data)
+                sock.shutdown(socket.SHUT_WR)
+            except OSError:
+                pass
+        sender = threading.Thread(target=send, daemon=True)
+        sender.start()
+        reply, eof = read_to_eof(sock, timeout, limit=len(data))
+        if not eof:
+            rest, eof = read_to_eof(sock, max(0.2, min(2.0, deadline - time.monotonic())))
+            reply += rest
+        sender.join(timeout=1)
+    return reply, eof

@@ -11,7 +11,7 @@ from typing import Any, List, Optional
 
 from netlab.labs._child import describe_exception
 from netlab.labs._registry import CheckFailed, student_module
-from netlab.labs._runner import ProbeResult, explain, run_probe, value_of
+from netlab.labs._runner import ProbeResult, Sandbox, explain, run_probe, value_of
 
 __all__ = ["bytes_of", "call_all", "calls", "imports", "outcome_text", "serve", "server",
            "student_value"]
@@ -94,10 +94,6 @@ def bytes_of(value: Any) -> Optional[bytes]:
     return None
 
 
-
-
-def server(labdir: str, module: str, func: str, args: list):
+def server(labdir: str, module: str, func: str, args: list) -> Sandbox:
     """Start the student's server ``module.func(*args)`` in a sandbox (use as a context manager)."""
-    from netlab.labs._runner import Sandbox
-
     return Sandbox(labdir, "netlab.labs._probes:serve", {"module": module, "func": func, "args": args})

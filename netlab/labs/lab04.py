@@ -7,58 +7,15 @@ import struct
 import threading
 import time
 
-from netlab.labs._peers import HOST, TcpPeer
+from netlab.labs._peers import HOST, TcpPeer, exchange, read_to_eof
 from netlab.labs._probes import bytes_of, call_all, server, student_value
 from netlab.labs._registry import CheckFailed, Lab, check, student_module
 from netlab.labs._runner import ProbeFailed, explain, free_port, run_probe, value_of, wait_for_tcp
 
-__all__ = ["LAB", "recv_all"]
+__all__ = ["LAB"]
 
 CHECKS: list = []
 LAB = Lab(4, "lab04-tcp-echo", "A TCP echo server and client", ["tcp-udp.rst"], ["tcp_echo.py"], CHECKS)
-
-
-def recv_all(sock: socket.socket, limit: int, deadline: float) -> bytes:
-    """Read until EOF (or ``limit`` bytes, or the deadline); the grader's own reader."""
-    chunks, total = [], 0
-    while total < limit:
-        left = deadline - time.monotonic()
-        if left <= 0:
-            break
-        sock.settimeout(left)
-        try:
-            chunk = sock.recv(65536)
-        except (socket.timeout, ConnectionError):
-            break
-        if not chunk:
-            break
-        chunks.append(chunk)
-        total += len(chunk)
-    return b"".join(chunks)
-
-
-def _exchange(port: int, data: bytes, timeout: float = 5.0) -> tuple:
-    """Send ``data`` (in a thread, while reading), half-close, read to EOF: (reply, saw_eof)."""
-    deadline = time.monotonic() + timeout
-    with socket.create_connection((HOST, port), timeout=timeout) as sock:
-        def send() -> None:
-            try:
-                sock.sendall(data)
-                sock.shutdown(socket.SHUT_WR)
-            except OSError:
-                pass
-        sender = threading.Thread(target=send, daemon=True)
-        sender.start()
-        reply = recv_all(sock, len(data) + 1, deadline)
-        eof = False
-        if len(reply) >= len(data):
-            sock.settimeout(max(0.1, deadline - time.monotonic()))
-            try:
-                eof = sock.recv(1) == b""
-            except (socket.timeout, OSError):
-                eof = False
-        sender.join(timeout=1)
-    return reply, eof
 
 
 def probe_recv_exactly(labdir: str) -> dict:
@@ -103,7 +60,7 @@ def _start(labdir: str, port: int):
 def _echo_line(labdir: str) -> str:
     port = free_port()
     with _start(labdir, port):
-        reply, _ = _exchange(port, b"hello, stream\r\n", 3)
+        reply, _ = exchange(port, b"hello, stream\r\n", 3)
     if reply != b"hello, stream\r\n":
         raise CheckFailed(f"sent b'hello, stream\\r\\n', got back {reply[:40]!r}")
     return "a line came back"
@@ -116,7 +73,7 @@ def _echo_bulk(labdir: str) -> str:
     port = free_port()
     data = os.urandom(1 << 20)
     with _start(labdir, port):
-        reply, eof = _exchange(port, data, 8)
+        reply, eof = exchange(port, data, 8)
     if reply != data:
         same = next((i for i, (x, y) in enumerate(zip(reply, data)) if x != y), min(len(reply), len(data)))
         raise CheckFailed(f"sent {len(data)} bytes, got {len(reply)} back, the first {same} right")
@@ -140,7 +97,7 @@ def _survive_reset(labdir: str) -> str:
         if not box.alive():
             raise CheckFailed("the server died after a client reset its connection: "
                               + explain(box.stop(), "it"))
-        reply, _ = _exchange(port, b"still there?", 3)
+        reply, _ = exchange(port, b"still there?", 3)
     if reply != b"still there?":
         raise CheckFailed(f"after a client reset its connection, the next client got {reply[:40]!r}")
     return "a reset client did not stop the server"
@@ -162,7 +119,7 @@ def _recv_exactly(labdir: str) -> str:
 def _lazy_echo(conn: socket.socket) -> None:
     # Echo only after the client's EOF, and in small pieces: a client that
     # does not half-close, or reads once, fails here.
-    data = recv_all(conn, 1 << 22, time.monotonic() + 8)
+    data, _ = read_to_eof(conn, 8, limit=1 << 22)
     for i in range(0, len(data), 1000):
         conn.sendall(data[i:i + 1000])
     conn.shutdown(socket.SHUT_WR)

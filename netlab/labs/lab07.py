@@ -105,6 +105,16 @@ def _run(labdir: str, func: str, hold: float) -> dict:
     return result
 
 
+def _run_concurrent(labdir: str, func: str, hold: float) -> dict:
+    """:func:`_run`, and fail unless the clients were served at the same time."""
+    r = _run(labdir, func, hold)
+    serial = CLIENTS * hold
+    if r["elapsed"] > serial / 4:
+        raise CheckFailed(f"{CLIENTS} clients that each wait {hold} s took {r['elapsed']:.1f} s: "
+                          f"they were not served at the same time (one by one takes {serial:.0f} s)")
+    return r
+
+
 @check(CHECKS, "iterative server", 3,
        "serve_iterative: accept one client, echo its lines until it closes, then accept the next; "
        "no threads")
@@ -121,12 +131,7 @@ def _iterative(labdir: str) -> str:
        "serve_threaded: the main thread only accepts; each connection gets its own "
        "threading.Thread(target=..., daemon=True)")
 def _threaded(labdir: str) -> str:
-    hold = 0.2
-    r = _run(labdir, "serve_threaded", hold)
-    serial = CLIENTS * hold
-    if r["elapsed"] > serial / 4:
-        raise CheckFailed(f"{CLIENTS} clients that each wait {hold} s took {r['elapsed']:.1f} s: "
-                          f"they were not served at the same time (one by one takes {serial:.0f} s)")
+    r = _run_concurrent(labdir, "serve_threaded", 0.2)
     if r["peak_threads"] < 5:
         raise CheckFailed(f"fast, but the server never ran more than {r['peak_threads']} threads")
     return f"{CLIENTS} clients in {r['elapsed']:.2f} s with up to {r['peak_threads']} threads"
@@ -136,12 +141,7 @@ def _threaded(labdir: str) -> str:
        "serve_selectors: one thread; register the listening socket and every connection with a "
        "selectors.DefaultSelector; non-blocking sockets; echo what is ready")
 def _selectors(labdir: str) -> str:
-    hold = 0.2
-    r = _run(labdir, "serve_selectors", hold)
-    serial = CLIENTS * hold
-    if r["elapsed"] > serial / 4:
-        raise CheckFailed(f"{CLIENTS} clients that each wait {hold} s took {r['elapsed']:.1f} s: "
-                          f"they were not served at the same time (one by one takes {serial:.0f} s)")
+    r = _run_concurrent(labdir, "serve_selectors", 0.2)
     if r["peak_threads"] > 1:
         raise CheckFailed(f"fast, but with {r['peak_threads']} threads: a selectors server uses one")
     return f"{CLIENTS} clients in {r['elapsed']:.2f} s on a single thread"

@@ -15,8 +15,9 @@ import tempfile
 from typing import List, Tuple
 
 from netlab import packet
+from netlab.pcap import LINKTYPE_ETHERNET, LINKTYPE_RAW, PcapWriter
 from netlab.labs._child import describe_exception
-from netlab.labs._probes import outcome_text
+from netlab.labs._probes import student_value
 from netlab.labs._registry import CheckFailed, Lab, check, course_dir, student_module
 from netlab.labs._runner import run_probe, value_of
 
@@ -26,7 +27,6 @@ CHECKS: list = []
 LAB = Lab(8, "lab08-packets", "Packet parsing", ["packets.rst"], ["dissect.py"], CHECKS)
 
 CAPTURE = "loopback.pcap"
-LINKTYPE_ETHERNET, LINKTYPE_RAW = 1, 101
 
 
 # --- the grader's own reader and builder -------------------------------------
@@ -86,11 +86,9 @@ def build_capture(path: str, rng: random.Random) -> None:
     bad[-3] ^= 0x5A  # corrupt the TCP checksum (and only it)
     pkts.append(bytes(bad))
     pkts.append(_ip(17, b, a, _udp(b, a, 53, 40000, b"an answer"), ident + 7))
-    with open(path, "wb") as f:
-        f.write(struct.pack(">IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, LINKTYPE_RAW))
+    with PcapWriter(path, linktype=LINKTYPE_RAW, snaplen=65535, byteorder=">") as out:
         for i, p in enumerate(pkts):
-            f.write(struct.pack(">IIII", 1_700_000_000 + i, i * 1000, len(p), len(p)))
-            f.write(p)
+            out.write(p, ts_ns=(1_700_000_000 + i) * 10**9 + i * 1_000_000)
 
 
 def _ip_of(frame: bytes, linktype: int) -> bytes:
@@ -167,12 +165,12 @@ def probe_dissect(labdir: str, captures: list, blobs: list) -> dict:
 
 # --- checks (parent side) -----------------------------------------------------
 
-def _captures(labdir: str) -> list:
-    """(label, path) of the shipped capture and of a fresh grader-built one."""
+def _shipped_capture(labdir: str) -> str:
+    """The loopback capture in the student's folder, else the one in the course folder."""
     shipped = os.path.join(labdir, CAPTURE)
     if not os.path.exists(shipped):
         shipped = os.path.join(course_dir(), LAB.slug, CAPTURE)
-    return [("loopback.pcap", shipped)]
+    return shipped
 
 
 _CACHE: dict = {}
@@ -185,32 +183,28 @@ def _run(labdir: str) -> tuple:
     if key in _CACHE:
         result, expected, blobs = _CACHE[key]
         return value_of(result, "dissect.py"), expected, blobs
-    tmp = tempfile.mkdtemp(prefix="netlab-lab08-")
-    fresh = os.path.join(tmp, "grader.pcap")
-    build_capture(fresh, random.Random())
-    caps = _captures(labdir) + [("a capture built by the grader", fresh)]
     rng = random.Random()
     blobs = [bytes.fromhex("0001f203f4f5f6f7"), b"\x01", b""] + [
         bytes(rng.getrandbits(8) for _ in range(n)) for n in (1, 2, 3, 20, 21, 1001)]
-    try:
+    with tempfile.TemporaryDirectory(prefix="netlab-lab08-") as tmp:
+        fresh = os.path.join(tmp, "grader.pcap")
+        build_capture(fresh, random.Random())
+        caps = [(CAPTURE, _shipped_capture(labdir)), ("a capture built by the grader", fresh)]
         result = run_probe(labdir, "netlab.labs.lab08:probe_dissect",
                            {"captures": [p for _, p in caps], "blobs": [b.hex() for b in blobs]},
                            timeout=15)
         expected = [(label, read_pcap(path)) for label, path in caps]
-    finally:
-        for name in os.listdir(tmp):
-            os.unlink(os.path.join(tmp, name))
-        os.rmdir(tmp)
     # The probe's outcome is cached even when it failed: a dissect.py that hangs
     # must cost one timeout, not one per check.
     _CACHE[key] = (result, expected, blobs)
     return value_of(result, "dissect.py"), expected, blobs
 
 
-def _outcome(out: dict, call: str):
-    if not out.get("ok"):
-        raise CheckFailed(outcome_text(out, call))
-    return out["value"]
+def _packets(value: dict, expected: list):
+    """Each packet of both captures: (label, linktype, index, probe entry, grader's IP bytes)."""
+    for cap, (label, (linktype, frames)) in zip(value["captures"], expected):
+        for i, (entry, frame) in enumerate(zip(cap["packets"], frames)):
+            yield label, linktype, i, entry, _ip_of(frame, linktype)
 
 
 @check(CHECKS, "read a pcap file", 3,
@@ -219,7 +213,7 @@ def _outcome(out: dict, call: str):
 def _read(labdir: str) -> str:
     value, expected, _ = _run(labdir)
     for cap, (label, (linktype, frames)) in zip(value["captures"], expected):
-        got = _outcome(cap["read"], f"read_pcap({label})")
+        got = student_value(cap["read"], f"read_pcap({label})")
         if not isinstance(got, list) or len(got) != 2:
             raise CheckFailed(f"read_pcap({label}) should return (linktype, frames), got {got!r}")
         if got[0] != linktype:
@@ -234,11 +228,10 @@ def _read(labdir: str) -> str:
        "link type 1 (Ethernet) puts a 14-byte header before the IP packet; link type 101 (raw IP) none")
 def _link(labdir: str) -> str:
     value, expected, _ = _run(labdir)
-    for cap, (label, (linktype, frames)) in zip(value["captures"], expected):
-        for i, (entry, frame) in enumerate(zip(cap["packets"], frames)):
-            got = _outcome(entry["ip_payload"], f"ip_payload(frame {i} of {label}, {linktype})")
-            if not isinstance(got, dict) or bytes.fromhex(got.get("bytes", "")) != _ip_of(frame, linktype):
-                raise CheckFailed(f"ip_payload(frame {i} of {label}, {linktype}) is not the IPv4 packet")
+    for label, linktype, i, entry, ip in _packets(value, expected):
+        got = student_value(entry["ip_payload"], f"ip_payload(frame {i} of {label}, {linktype})")
+        if not isinstance(got, dict) or bytes.fromhex(got.get("bytes", "")) != ip:
+            raise CheckFailed(f"ip_payload(frame {i} of {label}, {linktype}) is not the IPv4 packet")
     return "IPv4 packets found behind both link types"
 
 
@@ -251,15 +244,14 @@ _IP_KEYS = ("version", "header_length", "total_length", "ttl", "protocol", "src"
 def _ipv4(labdir: str) -> str:
     value, expected, _ = _run(labdir)
     n = 0
-    for cap, (label, (linktype, frames)) in zip(value["captures"], expected):
-        for i, (entry, frame) in enumerate(zip(cap["packets"], frames)):
-            want = packet.decode_ipv4(_ip_of(frame, linktype))
-            got = _outcome(entry["ipv4"], f"parse_ipv4(packet {i} of {label})")
-            for key in _IP_KEYS:
-                if not isinstance(got, dict) or got.get(key) != want[key]:
-                    raise CheckFailed(f"parse_ipv4(packet {i} of {label})[{key!r}] is "
-                                      f"{got.get(key) if isinstance(got, dict) else got!r}, expected {want[key]!r}")
-            n += 1
+    for label, _, i, entry, ip in _packets(value, expected):
+        want = packet.decode_ipv4(ip)
+        got = student_value(entry["ipv4"], f"parse_ipv4(packet {i} of {label})")
+        for key in _IP_KEYS:
+            if not isinstance(got, dict) or got.get(key) != want[key]:
+                raise CheckFailed(f"parse_ipv4(packet {i} of {label})[{key!r}] is "
+                                  f"{got.get(key) if isinstance(got, dict) else got!r}, expected {want[key]!r}")
+        n += 1
     return f"{n} IPv4 headers agree with netlab.packet ({packet.BACKEND} core)"
 
 
@@ -269,26 +261,25 @@ def _ipv4(labdir: str) -> str:
 def _transport(labdir: str) -> str:
     value, expected, _ = _run(labdir)
     n = 0
-    for cap, (label, (linktype, frames)) in zip(value["captures"], expected):
-        for i, (entry, frame) in enumerate(zip(cap["packets"], frames)):
-            want = packet.decode_packet(_ip_of(frame, linktype))
-            proto = want["proto"]
-            keys = {"tcp": ("sport", "dport", "seq", "ack", "header_length"),
-                    "udp": ("sport", "dport", "length")}.get(proto, ())
-            if not keys:
-                continue
-            got = _outcome(entry[proto], f"parse_{proto}(packet {i} of {label})")
-            if not isinstance(got, dict):
-                raise CheckFailed(f"parse_{proto} should return a dict, got {got!r}")
-            for key in keys:
-                if got.get(key) != want[proto][key]:
-                    raise CheckFailed(f"parse_{proto}(packet {i} of {label})[{key!r}] is {got.get(key)!r}, "
-                                      f"expected {want[proto][key]!r}")
-            if proto == "tcp" and (got.get("flags") if isinstance(got.get("flags"), int) else -1) & 0xFF \
-                    != want["tcp"]["flags"] & 0xFF:
-                raise CheckFailed(f"parse_tcp(packet {i} of {label})['flags'] is {got.get('flags')!r}, "
-                                  f"expected {want['tcp']['flags'] & 0xFF} ({'+'.join(packet.tcp_flag_names(want['tcp']['flags']))})")
-            n += 1
+    for label, _, i, entry, ip in _packets(value, expected):
+        want = packet.decode_packet(ip)
+        proto = want["proto"]
+        keys = {"tcp": ("sport", "dport", "seq", "ack", "header_length"),
+                "udp": ("sport", "dport", "length")}.get(proto, ())
+        if not keys:
+            continue
+        got = student_value(entry[proto], f"parse_{proto}(packet {i} of {label})")
+        if not isinstance(got, dict):
+            raise CheckFailed(f"parse_{proto} should return a dict, got {got!r}")
+        for key in keys:
+            if got.get(key) != want[proto][key]:
+                raise CheckFailed(f"parse_{proto}(packet {i} of {label})[{key!r}] is {got.get(key)!r}, "
+                                  f"expected {want[proto][key]!r}")
+        if proto == "tcp" and (got.get("flags") if isinstance(got.get("flags"), int) else -1) & 0xFF \
+                != want["tcp"]["flags"] & 0xFF:
+            raise CheckFailed(f"parse_tcp(packet {i} of {label})['flags'] is {got.get('flags')!r}, "
+                              f"expected {want['tcp']['flags'] & 0xFF} ({'+'.join(packet.tcp_flag_names(want['tcp']['flags']))})")
+        n += 1
     return f"{n} TCP/UDP headers agree with netlab.packet"
 
 
@@ -298,7 +289,7 @@ def _transport(labdir: str) -> str:
 def _checksum(labdir: str) -> str:
     value, _, blobs = _run(labdir)
     for blob, out in zip(blobs, value["checksums"]):
-        got = _outcome(out, f"checksum({len(blob)} bytes)")
+        got = student_value(out, f"checksum({len(blob)} bytes)")
         want = packet.internet_checksum(blob)
         if got != want:
             raise CheckFailed(f"checksum({blob[:8].hex()}{'...' if len(blob) > 8 else ''}, {len(blob)} bytes) "
@@ -312,13 +303,12 @@ def _checksum(labdir: str) -> str:
 def _verify(labdir: str) -> str:
     value, expected, _ = _run(labdir)
     bad_on_lo = 0
-    for cap, (label, (linktype, frames)) in zip(value["captures"], expected):
-        for i, (entry, frame) in enumerate(zip(cap["packets"], frames)):
-            want = bool(packet.decode_packet(_ip_of(frame, linktype))["checksum_ok"])
-            got = _outcome(entry["transport_ok"], f"transport_checksum_ok(packet {i} of {label})")
-            if got is not want:
-                raise CheckFailed(f"transport_checksum_ok(packet {i} of {label}) gave {got!r}, expected {want}")
-            bad_on_lo += (not want) and label == CAPTURE
+    for label, _, i, entry, ip in _packets(value, expected):
+        want = bool(packet.decode_packet(ip)["checksum_ok"])
+        got = student_value(entry["transport_ok"], f"transport_checksum_ok(packet {i} of {label})")
+        if got is not want:
+            raise CheckFailed(f"transport_checksum_ok(packet {i} of {label}) gave {got!r}, expected {want}")
+        bad_on_lo += (not want) and label == CAPTURE
     return (f"every verdict agrees, including the corrupted packet and {bad_on_lo} loopback packets "
             f"whose checksum the kernel never filled in")
 
@@ -330,7 +320,7 @@ def _handshake(labdir: str) -> str:
     value, expected, _ = _run(labdir)
     for cap, (label, (linktype, frames)) in zip(value["captures"], expected):
         want = expected_handshake([_ip_of(f, linktype) for f in frames])
-        got = _outcome(cap["handshake"], f"find_handshake(packets of {label})")
+        got = student_value(cap["handshake"], f"find_handshake(packets of {label})")
         if list(got or []) != want:
             raise CheckFailed(f"find_handshake(packets of {label}) gave {got!r}, expected {want}")
     return "SYN, SYN-ACK and ACK found in both captures"

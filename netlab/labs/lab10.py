@@ -9,10 +9,9 @@ from __future__ import annotations
 import os
 import random
 import socket
-import threading
 import time
 
-from netlab.labs._peers import HOST, TcpPeer, read_to_eof
+from netlab.labs._peers import HOST, TcpPeer, exchange, read_to_eof
 from netlab.labs._probes import call_all, server, student_value
 from netlab.labs._registry import CheckFailed, Lab, check
 from netlab.labs._runner import ProbeFailed, explain, free_port, wait_for_tcp
@@ -81,33 +80,6 @@ def _echo(conn: socket.socket) -> None:
     conn.shutdown(socket.SHUT_WR)
 
 
-def _through(port: int, data: bytes, timeout: float = 5.0) -> tuple:
-    """Send ``data`` through the redirector while reading; half-close; (reply, eof)."""
-    with socket.create_connection((HOST, port), timeout=timeout) as sock:
-        def send() -> None:
-            try:
-                sock.sendall(data)
-                sock.shutdown(socket.SHUT_WR)
-            except OSError:
-                pass
-        t = threading.Thread(target=send, daemon=True)
-        t.start()
-        reply = b""
-        deadline = time.monotonic() + timeout
-        while len(reply) < len(data) and time.monotonic() < deadline:
-            sock.settimeout(max(0.01, deadline - time.monotonic()))
-            try:
-                chunk = sock.recv(65536)
-            except (socket.timeout, OSError):
-                break
-            if not chunk:
-                break
-            reply += chunk
-        rest, eof = read_to_eof(sock, max(0.2, min(2.0, deadline - time.monotonic())))
-        t.join(1)
-    return reply + rest, eof
-
-
 class _Redirector:
     def __init__(self, labdir: str, target: int) -> None:
         self.port = free_port()
@@ -131,7 +103,7 @@ class _Redirector:
 def _forward(labdir: str) -> str:
     data = os.urandom(256 << 10)
     with TcpPeer(_echo) as target, _Redirector(labdir, target.port) as red:
-        reply, _ = _through(red.port, data)
+        reply, _ = exchange(red.port, data)
     if reply[:len(data)] != data:
         raise CheckFailed(f"sent {len(data)} bytes through the redirector to an echo server, "
                           f"got {len(reply)} back{'' if len(reply) < len(data) else ' (different bytes)'}")
@@ -143,7 +115,7 @@ def _forward(labdir: str) -> str:
        "when both directions are done")
 def _half_close(labdir: str) -> str:
     with TcpPeer(_echo) as target, _Redirector(labdir, target.port) as red:
-        reply, eof = _through(red.port, b"last words")
+        reply, eof = exchange(red.port, b"last words")
     if reply != b"last words":
         raise CheckFailed(f"got {reply!r} back")
     if not eof:
