@@ -37,7 +37,6 @@ extensions = [
 ]
 source_suffix = {".rst": "restructuredtext", ".md": "markdown"}
 intersphinx_mapping = {}
-templates_path = ["_templates"]
 exclude_patterns = ["_build", "locale", "_ext"]
 
 # Translations: one catalog per page, compiled automatically when building.

@@ -87,9 +87,8 @@ def _check(args: argparse.Namespace) -> int:
     from netlab import labs
 
     lab = labs.get_lab(args.number)
-    labdir = labs.locate_lab_dir(lab, args.path)
-    result = labs.grade(lab, labdir)
-    labs.save_result(result, labdir)
+    labdir = labs.locate_lab_dir(lab, args.path)  # for the header line below
+    result = labs.check_lab(lab.number, labdir)   # grade and remember, as for Python callers
     if args.json:
         print_json(result)
     else:
