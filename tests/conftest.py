@@ -44,12 +44,20 @@ def both_cores():
     return _BACKENDS["cython"], _BACKENDS["python"]
 
 
-def run_netlab(*args, input=None, timeout=60, env=None, check=False):
-    """Run the real CLI (``python -m netlab ARGS``) and return the CompletedProcess."""
-    full_env = dict(os.environ)
-    full_env.pop("NETLAB_DEBUG", None)
-    if env:
-        full_env.update(env)
+def netlab_env(extra=None) -> dict:
+    """The environment for running this checkout's CLI from any folder."""
+    env = dict(os.environ)
+    env.pop("NETLAB_DEBUG", None)
+    # Tests may run in temporary folders: make sure `python -m netlab` is this checkout.
+    env["PYTHONPATH"] = ROOT + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    if extra:
+        env.update(extra)
+    return env
+
+
+def run_netlab(*args, input=None, timeout=60, env=None, check=False, cwd=ROOT):
+    """Run the real CLI (``python -m netlab ARGS``) in ``cwd`` and return the CompletedProcess."""
+    full_env = netlab_env(env)
     return subprocess.run(
         [sys.executable, "-m", "netlab", *map(str, args)],
         input=input,
@@ -58,7 +66,7 @@ def run_netlab(*args, input=None, timeout=60, env=None, check=False):
         timeout=timeout,
         env=full_env,
         check=check,
-        cwd=ROOT,
+        cwd=str(cwd),
     )
 
 

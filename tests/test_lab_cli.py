@@ -3,23 +3,17 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 
 import pytest
 
 from netlab.labs import LABS, RESULTS_FILE
-from tests.conftest import ROOT
+from tests.conftest import ROOT, run_netlab
 
 EXERCISES = os.path.join(ROOT, "exercises")
 
 
 def netlab(*args, cwd, timeout=60):
-    env = dict(os.environ)
-    env.pop("NETLAB_DEBUG", None)
-    env["PYTHONPATH"] = ROOT + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-    return subprocess.run([sys.executable, "-m", "netlab", *map(str, args)], capture_output=True,
-                          text=True, timeout=timeout, cwd=str(cwd), env=env)
+    return run_netlab(*args, cwd=cwd, timeout=timeout)
 
 
 def one_error_line(proc) -> str:

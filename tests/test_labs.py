@@ -18,17 +18,13 @@ import pytest
 from netlab.labs import LABS, Limits, course_dir
 from netlab.labs._probes import server
 from netlab.labs._runner import explain, run_probe
-from tests.conftest import ROOT
+from tests.conftest import ROOT, netlab_env
 
 EXERCISES = os.path.join(ROOT, "exercises")
 
 
 def _env() -> dict:
-    env = dict(os.environ)
-    env.pop("NETLAB_DEBUG", None)
-    # The tests run in temporary folders: make sure `python -m netlab` is this checkout.
-    env["PYTHONPATH"] = ROOT + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-    return env
+    return netlab_env()
 
 
 def start_check(number: int, path: str, cwd: str) -> subprocess.Popen:
