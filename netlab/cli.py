@@ -46,7 +46,9 @@ class NetlabArgumentParser(argparse.ArgumentParser):
 
     def error(self, message: str) -> "NoReturn":  # type: ignore[name-defined]  # noqa: F821
         message = " ".join(message.split())
-        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+        if "(see '" not in message:  # a type check may already name the way out
+            message += f" (see '{self.prog} --help')"
+        self.exit(2, f"{self.prog}: error: {message}\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -73,6 +75,9 @@ def _fail(code: int, message: str) -> int:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Run the command line with ``argv`` (default ``sys.argv[1:]``); return the exit status."""
+    from netlab import sysinfo
+
+    sysinfo.CLI_ACTIVE = True  # fallbacks to the slow twin may now say so on stderr
     try:
         # Building the parser imports every command module: a Ctrl-C that
         # lands here must not show a traceback either.

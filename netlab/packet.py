@@ -44,7 +44,7 @@ __all__ = [
     "tcp_state_name",
 ]
 
-from netlab.sysinfo import OPT_OUT, pure_python_requested  # noqa: E402 - re-exported
+from netlab.sysinfo import OPT_OUT, note_twin_fallback, pure_python_requested  # noqa: E402
 
 
 def load_backend(name: str) -> ModuleType:
@@ -77,14 +77,20 @@ def _choose() -> tuple:
     try:
         return load_backend("cython"), "compiled core loaded"
     except ImportError as exc:
-        return load_backend("python"), _why_no_core(exc)
+        reason = _why_no_core(exc)
+        note_twin_fallback(reason)
+        return load_backend("python"), reason
 
 
 def _why_no_core(exc: ImportError) -> str:
     """Why the compiled core did not load, and the way to get it (checkout or install)."""
     parent = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     if os.path.isfile(os.path.join(parent, "setup.py")):
-        return f"compiled core not built ({exc}); rebuild with: python setup.py build_ext --inplace"
+        # Usually `pip install .` then a command run inside the checkout: Python
+        # imports the source folder, which holds no compiled core.
+        return (f"compiled core not built in the source folder {parent} ({exc}); "
+                f"run netlab from another folder to use the installed copy, "
+                f"or build here with: python setup.py build_ext --inplace")
     # An installed copy: the usual cause is an install with the opt-out set.
     return (f"compiled core not part of this install (installed with {OPT_OUT}=1?); "
             f"reinstall without {OPT_OUT} and with a C compiler to get it")

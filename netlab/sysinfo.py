@@ -42,6 +42,23 @@ def pure_python_requested() -> bool:
     return os.environ.get(OPT_OUT, "").strip() not in ("", "0")
 
 
+#: Set by the command line (netlab.cli.main): only a running command speaks on
+#: stderr about a fallback; a library import stays quiet (BACKEND_REASON tells).
+CLI_ACTIVE = False
+_twin_noted = False
+
+
+def note_twin_fallback(reason: str) -> None:
+    """Say once per process, on stderr, that a command runs on the slow twin
+    although nobody asked for it, and how to get the compiled core."""
+    global _twin_noted
+    if _twin_noted or not CLI_ACTIVE or pure_python_requested():
+        return
+    _twin_noted = True
+    print(f"netlab: warning: running the pure-Python twin, many times slower: {reason}",
+          file=sys.stderr, flush=True)
+
+
 def _read_proc(name: str) -> Optional[str]:
     try:
         with open(os.path.join(_PROC, name), encoding="ascii") as f:

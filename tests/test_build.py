@@ -13,7 +13,9 @@ import pytest
 
 from tests.conftest import ROOT
 
-pytestmark = pytest.mark.slow
+# Real builds and a fresh venv take minutes on a loaded 2-core machine: their
+# own limit, above the subprocess timeouts below, instead of the global 120 s.
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1500)]
 
 
 def _wheel(tmp_path, env_extra):

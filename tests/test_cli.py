@@ -97,3 +97,11 @@ def test_nan_and_inf_are_usage_errors(netlab_cli, argv):
     out = netlab_cli(*argv, timeout=30)
     assert out.returncode == 2, out.stdout + out.stderr
     assert len(out.stderr.strip().splitlines()) == 1 and "Traceback" not in out.stderr
+
+
+@pytest.mark.parametrize("argv", [["lab", "show", "abc"], ["tour", "--step", "x"]])
+def test_a_usage_error_names_one_way_out(netlab_cli, argv):
+    """An argument check that already says where to look gets no second '(see ...)'."""
+    out = netlab_cli(*argv)
+    assert out.returncode == 2
+    assert out.stderr.count("(see '") == 1, out.stderr
