@@ -1,11 +1,13 @@
 """The README's two quick-start commands stay true: CI runs the second verbatim."""
 import re
+from pathlib import Path
 
 from tests.conftest import ROOT
 
 
 def _quick_start_commands():
-    text = open(f"{ROOT}/README.md", encoding="utf-8").read()
+
+    text = Path(ROOT, "README.md").read_text(encoding="utf-8")
     block = re.search(r"## Quick start.*?```sh\n(.*?)```", text, re.S).group(1)
     return [line for line in block.splitlines() if line and not line.startswith("#")]
 
@@ -22,5 +24,5 @@ def test_two_commands_each_set_up_a_venv_on_stock_debian():
 
 def test_ci_runs_the_readme_test_command_verbatim():
     _, tests = _quick_start_commands()
-    ci = open(f"{ROOT}/.ci/run", encoding="utf-8").read().splitlines()
+    ci = Path(ROOT, ".ci", "run").read_text(encoding="utf-8").splitlines()
     assert tests in ci
