@@ -51,7 +51,14 @@ myst_enable_extensions = ["colon_fence"]
 
 html_theme = "furo"
 html_title = f"netlab {release}"
-html_static_path = ["_static"] if os.path.isdir(os.path.join(HERE, "_static")) else []
+html_static_path = ["_static"]
+html_css_files = ["netlab.css"]
+templates_path = ["_templates"]
+# Furo's sidebar, plus a switch to the same page in the other language's build.
+html_sidebars = {"**": [
+    "sidebar/scroll-start.html", "sidebar/brand.html", "lang-switch.html",
+    "sidebar/search.html", "sidebar/navigation.html", "sidebar/scroll-end.html",
+]}
 autodoc_member_order = "bysource"
 autodoc_typehints = "description"
 nitpicky = False

@@ -99,6 +99,17 @@ def test_chinese_build_translates_the_lessons(html_zh, html_en):
     assert 'lang="zh-CN"' in index or 'lang="zh_CN"' in index
 
 
+def test_every_page_links_the_same_page_in_the_other_language(html_en, html_zh):
+    """The two builds sit side by side (docs/_build/html, html-zh_CN): a switch
+    in the sidebar goes to the same page in the other language."""
+    en = (html_en / "lessons" / "handshake.html").read_text(encoding="utf-8")
+    zh = (html_zh / "lessons" / "handshake.html").read_text(encoding="utf-8")
+    assert 'href="../../html-zh_CN/lessons/handshake.html"' in en
+    assert 'href="../../html/lessons/handshake.html"' in zh
+    # Long console lines wrap instead of hiding the handshake notes off to the right.
+    assert "netlab.css" in en and (html_en / "_static" / "netlab.css").exists()
+
+
 def test_every_lesson_message_is_translated(tmp_path):
     """Every message of the current lesson pages has a Chinese translation, none fuzzy.
 
