@@ -4,8 +4,11 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
+import shutil
 import sys
-from typing import Any, Callable, Iterable, Sequence, TypeVar
+import textwrap
+from typing import Any, Callable, Iterable, Optional, Sequence, TypeVar
 
 __all__ = ["add_json_flag", "checked_number", "port_number", "print_json", "print_table"]
 
@@ -54,17 +57,44 @@ def print_json(value: Any) -> None:
     print(json.dumps(value, indent=2, sort_keys=False, default=str), flush=True)
 
 
-def print_table(rows: Iterable[Sequence[Any]], headers: Sequence[str], file=None) -> None:
-    """Print rows as aligned columns under a header line (None shows as '-')."""
+def terminal_width() -> Optional[int]:
+    """Columns to fit output into: $COLUMNS, else the terminal's; None when
+    output goes to a pipe or file (no terminal to fit: lines stay whole for grep)."""
+    columns = os.environ.get("COLUMNS", "")
+    if columns.isdigit() and int(columns) > 0:
+        return max(40, int(columns))
+    try:
+        if sys.stdout.isatty():
+            return max(40, shutil.get_terminal_size().columns)
+    except (AttributeError, ValueError, OSError):
+        pass
+    return None
+
+
+def print_table(rows: Iterable[Sequence[Any]], headers: Sequence[str], file=None,
+                width: Optional[int] = None) -> None:
+    """Print rows as aligned columns under a header line (None shows as '-').
+
+    With ``width``, a table wider than that wraps its last column onto
+    continuation lines that start under the column, so every line fits.
+    """
     file = file or sys.stdout
     text = [[("-" if c is None else str(c)) for c in row] for row in rows]
     widths = [len(h) for h in headers]
     for row in text:
         for i, cell in enumerate(row):
             widths[i] = max(widths[i], len(cell))
-    line = "  ".join(h.ljust(w) for h, w in zip(headers, widths))
+    indent = sum(widths[:-1]) + 2 * (len(widths) - 1)
+    last = widths[-1]
+    if width is not None and indent + last > width and width - indent >= 12:
+        last = width - indent
+    line = "  ".join(h.ljust(w) for h, w in zip(headers, widths[:-1] + [last]))
     print(line.rstrip(), file=file)
-    print("  ".join("-" * w for w in widths), file=file)
+    print("  ".join("-" * w for w in widths[:-1] + [last]), file=file)
     for row in text:
-        print("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip(), file=file)
+        head = "  ".join(c.ljust(w) for c, w in zip(row[:-1], widths[:-1]))
+        pieces = textwrap.wrap(row[-1], last) if len(row[-1]) > last else [row[-1]]
+        for n, piece in enumerate(pieces or [""]):
+            lead = head if n == 0 else " " * len(head)
+            print(f"{lead}  {piece}".rstrip() if row[:-1] else piece.rstrip(), file=file)
     file.flush()

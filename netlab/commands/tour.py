@@ -41,7 +41,20 @@ def register(sub) -> None:
                    help="seed of the lossy relay, so a run can be repeated (default 1)")
     p.add_argument("--no-live", action="store_true",
                    help="decode the shipped sample capture even when a live capture is possible")
+    p.add_argument("--no-pause", action="store_true",
+                   help="on a terminal, run straight through instead of waiting for Enter "
+                   "between steps (scripts and pipes never wait)")
     p.set_defaults(func=run)
+
+
+def _pause_on_terminal(step) -> bool:
+    """Wait for Enter before ``step``; False (end the tour) on q, Ctrl-D or Ctrl-C."""
+    try:
+        answer = input(f"-- Enter: step {step.number}, {step.title}; q: quit -- ")
+    except (EOFError, KeyboardInterrupt):
+        print()
+        return False
+    return answer.strip().lower() not in ("q", "quit")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -54,15 +67,14 @@ def run(args: argparse.Namespace) -> int:
     if args.step and len(set(args.step)) != len(args.step):
         raise UsageError("a step was given twice: give each --step N once")
     start = time.monotonic()
-    results = tour.run_tour(args.step, out=sys.stdout, seed=args.seed, live=not args.no_live)
+    interactive = sys.stdin.isatty() and sys.stdout.isatty() and not args.no_pause
+    results = tour.run_tour(args.step, out=sys.stdout, seed=args.seed, live=not args.no_live,
+                            pause=_pause_on_terminal if interactive else None)
     failed = [r for r in results if r.status == "failed"]
-    missing = [r for r in results if r.status == "unavailable"]
     total = time.monotonic() - start
     took = f"{total:.1f}" if total >= 1 else f"{total:.2f}"
-    summary = (f"tour done: {len(results) - len(failed) - len(missing)} of {len(results)} "
+    summary = (f"tour done: {len(results) - len(failed)} of {len(results)} "
                f"step(s) ran in {took} s")
-    if missing:
-        summary += f", {len(missing)} not available in this build"
     if failed:
         summary += f", {len(failed)} failed (see above)"
     print(summary, flush=True)
