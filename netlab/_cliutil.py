@@ -71,14 +71,28 @@ def terminal_width() -> Optional[int]:
     return None
 
 
+def print_wrapped(text: str, file=None, hang: int = 0) -> None:
+    """Print prose wrapped to the terminal's width (whole lines into a pipe)."""
+    file = file or sys.stdout
+    width = terminal_width()
+    for line in text.splitlines() or [""]:
+        pieces = [line] if width is None else textwrap.wrap(
+            line, width, subsequent_indent=" " * hang, break_on_hyphens=False) or [""]
+        for piece in pieces:
+            print(piece, file=file)
+
+
 def print_table(rows: Iterable[Sequence[Any]], headers: Sequence[str], file=None,
                 width: Optional[int] = None) -> None:
     """Print rows as aligned columns under a header line (None shows as '-').
 
-    With ``width``, a table wider than that wraps its last column onto
+    A table wider than ``width`` (default: the terminal's, see
+    :func:`terminal_width`; none into a pipe) wraps its last column onto
     continuation lines that start under the column, so every line fits.
     """
     file = file or sys.stdout
+    if width is None:
+        width = terminal_width()
     text = [[("-" if c is None else str(c)) for c in row] for row in rows]
     widths = [len(h) for h in headers]
     for row in text:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 
 from netlab import bindcheck
-from netlab._cliutil import add_json_flag, port_number, print_json, print_table
+from netlab._cliutil import add_json_flag, port_number, print_json, print_table, print_wrapped
 from netlab.binding import format_url
 
 
@@ -53,10 +53,11 @@ def run(args: argparse.Namespace) -> int:
     start = mine["unprivileged_port_start"]
     where = format_url(proto, args.host, args.port)
     if args.port == 0:
-        print(f"{where}: port 0 asks the OS for any free port\n")
+        print_wrapped(f"{where}: port 0 asks the OS for any free port")
     else:
         side = "below" if mine["privileged_port"] else "at or above"
-        print(f"{where}: port {args.port} is {side} ip_unprivileged_port_start ({start}) "
-              "on this machine\n")
+        print_wrapped(f"{where}: port {args.port} is {side} ip_unprivileged_port_start "
+                      f"({start}) on this machine")
+    print()
     print_table([_row(r) for r in attempts], ["user", "result", "privilege", "reason"])
     return 0

@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 
 from netlab import independence
-from netlab._cliutil import add_json_flag, port_number, print_json, print_table
+from netlab._cliutil import add_json_flag, port_number, print_json, print_table, print_wrapped
 
 
 def register(sub) -> None:
@@ -32,6 +32,8 @@ def run(args: argparse.Namespace) -> int:
                   "bound" if s["ok"] else f"{s['error']} ({s['errno']})", s["meaning"])
                  for s in data["steps"]],
                 ["step", "socket", "address", "result", "meaning"])
-    print(f"\nport {port}: TCP and UDP both bound at once; the kernel keys sockets by "
-          "(protocol, address, port), so the same number in the other protocol is another port.")
+    print()
+    print_wrapped(f"port {port}: TCP and UDP both bound at once; the kernel keys sockets by "
+                  "(protocol, address, port), so the same number in the other protocol is "
+                  "another port.")
     return 0

@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 
 from netlab import sysinfo
-from netlab._cliutil import add_json_flag, print_json
+from netlab._cliutil import add_json_flag, print_json, print_wrapped
 
 
 def register(sub) -> None:
@@ -43,5 +43,5 @@ def run(args: argparse.Namespace) -> int:
     ]
     width = max(len(k) for k, _ in lines)
     for key, value in lines:
-        print(f"{key.ljust(width)}  {value}")
+        print_wrapped(f"{key.ljust(width)}  {value}", hang=width + 2)
     return 0

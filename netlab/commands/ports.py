@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 
 from netlab import ports
-from netlab._cliutil import add_json_flag, print_json, print_table
+from netlab._cliutil import add_json_flag, print_json, print_table, print_wrapped
 from netlab.errors import UsageError
 
 
@@ -33,7 +33,8 @@ def _run_ranges(args: argparse.Namespace) -> int:
     print_table([(r["range"], f"{r['first']}-{r['last']}", r["ports"], r["assigned"], r["tcp"], r["udp"])
                  for r in rows],
                 ["range", "ports", "count", "assigned", "tcp names", "udp names"])
-    print(f"\nsource: IANA service names and port numbers, {ports.registry_source()}")
+    print()
+    print_wrapped(f"source: IANA service names and port numbers, {ports.registry_source()}")
     return 0
 
 
@@ -57,5 +58,5 @@ def run(args: argparse.Namespace) -> int:
     if notes:
         print()
         for port, note in notes:
-            print(f"{port}/{note['protocols']} [{note['topic']}] {note['note']}")
+            print_wrapped(f"{port}/{note['protocols']} [{note['topic']}] {note['note']}", hang=4)
     return 0
