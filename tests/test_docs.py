@@ -20,7 +20,9 @@ import pytest
 
 from tests.conftest import ROOT
 
-pytestmark = pytest.mark.slow
+# Each Sphinx build takes a minute or more on a loaded 2-core machine: its own
+# limit instead of the global 120 s (the builds themselves allow 600 s).
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
 DOCS = os.path.join(ROOT, "docs")
 
