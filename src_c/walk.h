@@ -547,6 +547,7 @@ static void nl_ipv6(const uint8_t *p, uint32_t n, uint32_t o, int checks, nl_pkt
     memcpy(k->dst, q + 24, 16);
     uint64_t plen = nl_be16(q + 4);
     if (plen == 0 && q[6] == 0) plen = nl_jumbo(p, n, o + 40);
+    if (plen == 0) plen = n - o - 40; /* 0 and no jumbo option: TSO, as for IPv4 */
     uint32_t end = (uint32_t)(plen > n - o - 40 ? n : o + 40 + plen);
     if (plen > n - o - 40) k->status |= NL_S_TRUNC;
     if (checks) k->status |= NL_S_CHECKED;

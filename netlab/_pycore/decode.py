@@ -188,6 +188,8 @@ def _ipv6(buf, base, n, o, et, status, checks):
     src, dst = _name6(raw_src), _name6(raw_dst)
     if plen == 0 and nh == 0:
         plen = _jumbo(buf, base, n, o + 40)
+    if plen == 0:  # 0 and no jumbo option: TSO, read like IPv4's total length 0
+        plen = n - o - 40
     if plen > n - o - 40:
         end = n
         status |= S_TRUNC
