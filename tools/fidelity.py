@@ -45,8 +45,10 @@ EXAMPLES = 3  # examples kept per differing field
 
 def tshark_rows(path: str) -> list:
     """One dict per frame: the FIELDS above, first occurrence of each (the outermost)."""
-    cmd = ["tshark", "-n", "-r", path, "-T", "fields", "-E", "occurrence=f",
-           "-E", "separator=\t"]
+    # Reassembly off: netlab decodes each packet on its own, so tshark must too
+    # (with reassembly it shows a fragmented datagram's ports on its last fragment).
+    cmd = ["tshark", "-n", "-r", path, "-o", "ip.defragment:FALSE", "-o", "ipv6.defragment:FALSE",
+           "-T", "fields", "-E", "occurrence=f", "-E", "separator=\t"]
     for f in FIELDS:
         cmd += ["-e", f]
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=300).stdout
