@@ -97,8 +97,9 @@ def _gunzip(f: BinaryIO) -> Iterator[BinaryIO]:
         except (OSError, EOFError, zlib.error) as exc:
             if not isinstance(exc, (gzip.BadGzipFile, EOFError, zlib.error)):
                 raise  # the disk, not the file: full, or gone
-            raise CaptureError(f"damaged gzip-compressed capture ({exc}); "
-                               "check it with gzip -t", 0) from None
+            why = str(exc).rstrip(".") or type(exc).__name__
+            raise CaptureError(f"damaged gzip-compressed capture: {why[:1].lower()}{why[1:]}",
+                               0) from None
         plain.flush()
         yield plain
 

@@ -41,6 +41,8 @@ def ether_chain(buf, base: int, n: int, off: int, et: int):
     Returns ``(ethertype, offset, status)``; every step moves ``offset`` on, so
     the walk ends with the frame.
     """
+    if et == 0x0800 or et == 0x86DD:  # the common case: IP right away
+        return et, off, 0
     status = 0
     while True:
         left = n - off
