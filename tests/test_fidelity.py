@@ -238,3 +238,34 @@ def test_gzip_capture_is_read_transparently(core, tmp_path):
     with pytest.raises(core.CaptureError, match="damaged gzip"):
         with open_capture(damaged) as buf:
             list(core.iter_records(buf))
+
+
+_IP = struct.pack(">BBHHHBBH4s4s", 0x45, 0, 28, 0, 0, 64, 17, 0, bytes([10, 0, 0, 1]),
+                  bytes([10, 0, 0, 2])) + struct.pack(">HHHH", 1234, 53, 8, 0)
+_SNAP_IP = b"\xaa\xaa\x03\0\0\0\x08\x00" + _IP
+
+
+@pytest.mark.parametrize("linktype, head", [
+    (50, b"\xff\x03\x00\x21"),                        # PPP in HDLC-like framing
+    (9, b"\x21"),                                     # PPP, compressed protocol field
+    (50, b"\x0f\x00\x08\x00"),                        # Cisco HDLC framing on link type 50
+    (51, b"\x11\x00\x00\x01\x00\x1e\x00\x21"),        # PPPoE session header, then PPP
+    (108, b"\0\0\0\x02"),                             # OpenBSD loopback, network order
+    (7, b"\x01\x02\xd4\x00\x00\x01"),                 # ARCnet BSD, RFC 1201 IP
+    (107, b"\x04\x01\x03\xcc"),                       # Frame Relay, RFC 2427 NLPID IPv4
+    (107, b"\x04\x01\x03\x00\x80\0\0\0\x08\x00"),     # Frame Relay, pad + SNAP
+    (1, bytes(12) + b"\x81\x00\0\x01" * 5 + b"\x08\x00"),              # 5 VLAN tags
+    (1, bytes(12) + b"\x88\x47\0\x01\0\x40\0\x02\x01\x40"),           # 2 MPLS labels
+    (1, bytes(12) + b"\x88\x47\0\x01\x01\x40" + bytes(4) + bytes(12) + b"\x08\x00"),  # PW + CW
+    (1, bytes(12) + b"\x88\x64\x11\x00\x00\x01\x00\x1e\x00\x21"),     # PPPoE
+    (1, bytes(12) + b"\x00\x26" + _SNAP_IP[:8]),                      # 802.3 + LLC/SNAP
+    (105, b"\x88\x03" + bytes(30) + _SNAP_IP[:8]),     # 802.11 QoS data, 4 addresses
+    (10, b"\x50" + bytes(12) + _SNAP_IP[:8]),          # FDDI LLC
+])
+def test_link_headers_without_a_shipped_capture(both_cores, linktype, head):
+    for core in both_cores:
+        rec = core.decode_frame(head + _IP, linktype)
+        assert (rec[6], rec[7], rec[8], rec[10], rec[11]) == (0x0800, "10.0.0.1", "10.0.0.2", 1234, 53)
+    c, py = both_cores
+    for n in range(len(head) + len(_IP) + 1):  # every cut: same record from both cores
+        assert c.decode_frame((head + _IP)[:n], linktype) == py.decode_frame((head + _IP)[:n], linktype)
