@@ -54,7 +54,7 @@ RECORD_FIELDS = (
     "src",          # source address as text, None when not IP
     "dst",          # destination address as text
     "proto",        # IP protocol number (6 TCP, 17 UDP, 1 ICMP, 58 ICMPv6); -1 none
-    "sport",        # source port (ICMP: type)
+    "sport",        # source port (ICMP: type); also read from a cut header (S_L4_PART)
     "dport",        # destination port (ICMP: code)
     "flags",        # TCP flags, 9 bits (FIN=0x01 ... CWR=0x80, NS=0x100)
     "seq",          # TCP sequence number
