@@ -26,8 +26,9 @@ static uint64_t next_rand(void) {
     return rng;
 }
 
-static const int LINKTYPES[] = {0, 1, 7, 9, 10, 12, 14, 50, 51, 101, 104, 105, 107, 108, 113,
-                                 127, 129, 192, 226, 228, 229, 239, 242, 258, 276, 9999};
+static const int LINKTYPES[] = {0, 1, 6, 7, 9, 10, 11, 12, 14, 50, 51, 101, 104, 105, 107, 108,
+                                 109, 113, 117, 123, 127, 129, 163, 192, 204, 205, 219, 226, 228,
+                                 229, 239, 242, 258, 276, 9999};
 
 static uint64_t run(const uint8_t *data, size_t n) {
     uint8_t *buf = (uint8_t *)malloc(n ? n : 1);

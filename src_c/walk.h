@@ -648,6 +648,11 @@ static inline int nl_llc(const uint8_t *p, uint32_t n, uint32_t *offp, nl_pkt *k
     return et == 0 ? -1 : et;
 }
 
+/* A BSD address family (loopback, enc, pflog): IPv4, IPv6 (Linux, the BSDs, macOS), 0 otherwise. */
+static inline int nl_af_type(uint32_t af) {
+    return af == 2 ? 0x0800 : (af == 10 || af == 24 || af == 28 || af == 30) ? 0x86DD : 0;
+}
+
 static inline int nl_ppp_type(uint32_t proto) {
     return proto == 0x0021 ? 0x0800 : proto == 0x0057 ? 0x86DD : proto == 0x0281 ? 0x8847 : -1;
 }
@@ -726,8 +731,58 @@ static int nl_link(const uint8_t *p, uint32_t n, int linktype, uint32_t *offp, n
         if (v > 0xFFFF) v = nl_be32(p);
         if (v > 0xFFFF) v = nl_be16(p + 2); /* address, control, ethertype: Cisco HDLC style */
         if (v > 1500) et = nl_ether_chain(p, n, &off, (int)v, k); /* an ethertype, not a family */
-        else et = v == 2 ? 0x0800 : (v == 10 || v == 24 || v == 28 || v == 30) ? 0x86DD : 0;
+        else et = nl_af_type(v);
         break;
+    case 109: /* OpenBSD enc: address family (writer's byte order), SPI, flags */
+        NL_NEED(12);
+        off = 12;
+        v = nl_le32(p);
+        et = nl_af_type(v > 0xFFFF ? nl_be32(p) : v);
+        break;
+    case 117: /* pflog: header length, address family, ...; the packet 32-bit aligned after it */
+        NL_NEED(4);
+        if (p[0] < 4) { k->status |= NL_S_MALFORMED; return -1; }
+        off = ((uint32_t)p[0] + 3) & ~3u;
+        NL_NEED(off);
+        et = nl_af_type(p[1]);
+        break;
+    case 6: /* IEEE 802.5 Token Ring: AC, FC, addresses, source routing; LLC frames only */
+        NL_NEED(14);
+        if ((p[1] & 0xC0) != 0x40) return -1;
+        off = 14;
+        if (p[8] & 0x80) { /* routing information field: its length is in its first byte */
+            NL_NEED(15);
+            off += p[14] & 0x1F;
+        }
+        NL_NEED(off);
+        et = nl_llc(p, n, &off, k);
+        break;
+    case 123: /* SunATM: flags (traffic type in the low 4 bits), VPI, VCI; then LLC or LANE */
+        NL_NEED(4);
+        off = 4;
+        if ((p[0] & 0x0F) == 2) { et = nl_llc(p, n, &off, k); break; }
+        if ((p[0] & 0x0F) != 1) return -1;
+        NL_NEED(20); /* LANE: a 2-byte LE client id, then an Ethernet header */
+        off = 20;
+        et = nl_ether_chain(p, n, &off, nl_be16(p + 18), k);
+        break;
+    case 163: /* AVS: its header length at bytes 4-7, then 802.11 */
+        NL_NEED(8);
+        v = nl_be32(p + 4);
+        if (v < 8) { k->status |= NL_S_MALFORMED; return -1; }
+        NL_NEED(v);
+        off = v;
+        et = nl_wlan(p, n, &off, 0, k);
+        break;
+    case 11: /* RFC 1483 LLC-encapsulated ATM: LLC/SNAP right away */
+        et = nl_llc(p, n, &off, k);
+        break;
+    case 219: /* an MPLS label stack right away */
+        et = nl_ether_chain(p, n, &off, 0x8847, k);
+        break;
+    case 204: case 205: /* a direction byte, then PPP or Cisco HDLC */
+        NL_NEED(1);
+        return nl_inner(p, n, 1, linktype == 204 ? 9 : 104, offp, k, nested);
     case 12: case 14: case 101: /* raw IP */
         NL_NEED(1);
         et = (p[0] >> 4) == 4 ? 0x0800 : (p[0] >> 4) == 6 ? 0x86DD : 0;

@@ -82,8 +82,8 @@ def test_mutated_real_captures(both_cores, which, flips, cut):
 
 
 # every link type either core decodes, and one neither knows
-LINKTYPES = [0, 1, 7, 9, 10, 12, 14, 50, 51, 101, 104, 105, 107, 108, 113, 127, 129, 192, 226,
-             228, 229, 239, 242, 258, 276, 9999]
+LINKTYPES = [0, 1, 6, 7, 9, 10, 11, 12, 14, 50, 51, 101, 104, 105, 107, 108, 109, 113, 117, 123,
+             127, 129, 163, 192, 204, 205, 219, 226, 228, 229, 239, 242, 258, 276, 9999]
 
 
 @settings(max_examples=400, deadline=None)

@@ -81,12 +81,13 @@ def test_tool_counts_a_miss(tmp_path):
     """The counter is honest: a frame netlab cannot read is counted as missed."""
     if not shutil.which("tshark"):
         pytest.skip("needs tshark (apt-get install tshark)")
-    # Token Ring (link type 6), which netlab does not decode: tshark finds IP in it.
-    ip = struct.pack(">BBHHHBBH4s4s", 0x45, 0, 28, 0, 0, 64, 17, 0, bytes(4), bytes([127, 0, 0, 1]))
-    frame = bytes([0x10, 0x40]) + bytes(12) + b"\xaa\xaa\x03\0\0\0\x08\x00" + ip + bytes(8)
-    path = tmp_path / "tr.pcapng"
+    # IEEE 802.15.4 (link type 230) carrying 6LoWPAN, which netlab does not decode
+    # and tshark does: an uncompressed IPv6 header (dispatch 0x41) after the MAC header.
+    ip6 = struct.pack(">IHBB", 0x60000000, 8, 17, 64) + bytes(15) + b"\x01" + bytes(15) + b"\x02"
+    frame = b"\x41\x88\x01\xcd\xab\xff\xff\x01\x00\x41" + ip6 + struct.pack(">HHHH", 1, 2, 8, 0)
+    path = tmp_path / "wpan.pcapng"
     with PcapngWriter(path) as w:
-        w.write(frame, w.add_interface(6), ts_ns=10**9)
+        w.write(frame, w.add_interface(230), ts_ns=10**9)
     report = fidelity.compare_file(str(path))
     assert report["ip_packets"] == 1 and report["missed"] == 1
 
@@ -261,6 +262,16 @@ _SNAP_IP = b"\xaa\xaa\x03\0\0\0\x08\x00" + _IP
     (1, bytes(12) + b"\x00\x26" + _SNAP_IP[:8]),                      # 802.3 + LLC/SNAP
     (105, b"\x88\x03" + bytes(30) + _SNAP_IP[:8]),     # 802.11 QoS data, 4 addresses
     (10, b"\x50" + bytes(12) + _SNAP_IP[:8]),          # FDDI LLC
+    (6, b"\x10\x40" + bytes(12) + _SNAP_IP[:8]),       # Token Ring LLC
+    (6, b"\x10\x40" + bytes(6) + b"\x80" + bytes(5) + b"\x02\x00" + _SNAP_IP[:8]),  # + routing
+    (11, _SNAP_IP[:8]),                                  # RFC 1483 ATM LLC
+    (123, b"\x02\x00\x00\x20" + _SNAP_IP[:8]),         # SunATM LLC
+    (109, b"\x02\0\0\0" + bytes(8)),                    # OpenBSD enc
+    (117, bytes([61, 2]) + bytes(62)),                   # pflog, 64-byte aligned header
+    (163, struct.pack(">II", 0x80211001, 64) + bytes(56) + b"\x08\x02" + bytes(22) + _SNAP_IP[:8]),
+    (204, b"\x00\xff\x03\x00\x21"),                     # PPP with direction
+    (205, b"\x01\x0f\x00\x08\x00"),                     # Cisco HDLC with direction
+    (219, b"\x00\x01\x01\x40"),                         # a bare MPLS label stack
 ])
 def test_link_headers_without_a_shipped_capture(both_cores, linktype, head):
     for core in both_cores:

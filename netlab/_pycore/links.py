@@ -35,6 +35,11 @@ _ARCNET_TYPES = {0xF0: 0x0800, 0xD4: 0x0800, 0xF1: 0x0806, 0xD5: 0x0806,
 _CUT = (-1, 0, S_TRUNC)
 
 
+def _af_type(af: int) -> int:
+    """A BSD address family (loopback, enc, pflog): IPv4, IPv6, or 0 (not IP)."""
+    return 0x0800 if af == 2 else 0x86DD if af in _IP6_AF else 0
+
+
 def ether_chain(buf, base: int, n: int, off: int, et: int):
     """Follow ethertype ``et`` (its header at ``off``) to IP or the first type not walked.
 
@@ -180,7 +185,61 @@ def link(buf, base: int, n: int, linktype: int, nested: bool = False):
             (v,) = _H(buf, base + 2)
         if v > 1500:  # an ethertype, not an address family
             return ether_chain(buf, base, n, 4, v)
-        return (0x0800 if v == 2 else 0x86DD if v in _IP6_AF else 0), 4, 0
+        return _af_type(v), 4, 0
+    if linktype == 109:  # OpenBSD enc: address family (writer's byte order), SPI, flags
+        if n < 12:
+            return _CUT
+        (v,) = _I(buf, base)
+        return _af_type(_IBE(buf, base)[0] if v > 0xFFFF else v), 12, 0
+    if linktype == 117:  # pflog: header length, family, ...; the packet 32-bit aligned after it
+        if n < 4:
+            return _CUT
+        if buf[base] < 4:
+            return -1, 0, S_MALFORMED
+        off = (buf[base] + 3) & ~3
+        if n < off:
+            return _CUT
+        return _af_type(buf[base + 1]), off, 0
+    if linktype == 6:  # IEEE 802.5 Token Ring: AC, FC, addresses, source routing; LLC only
+        if n < 14:
+            return _CUT
+        if buf[base + 1] & 0xC0 != 0x40:
+            return -1, 0, 0
+        off = 14
+        if buf[base + 8] & 0x80:  # a routing information field, its length in its first byte
+            if n < 15:
+                return _CUT
+            off += buf[base + 14] & 0x1F
+        if n < off:
+            return _CUT
+        return _llc(buf, base, n, off)
+    if linktype == 123:  # SunATM: flags (traffic type in the low 4 bits), VPI, VCI
+        if n < 4:
+            return _CUT
+        if buf[base] & 0x0F == 2:  # LLC
+            return _llc(buf, base, n, 4)
+        if buf[base] & 0x0F != 1:
+            return -1, 0, 0
+        if n < 20:  # LANE: a 2-byte LE client id, then an Ethernet header
+            return _CUT
+        return ether_chain(buf, base, n, 20, _H(buf, base + 18)[0])
+    if linktype == 163:  # AVS: its header length at bytes 4-7, then 802.11
+        if n < 8:
+            return _CUT
+        (hl,) = _IBE(buf, base + 4)
+        if hl < 8:
+            return -1, 0, S_MALFORMED
+        if n < hl:
+            return _CUT
+        return _wlan(buf, base, n, hl, False)
+    if linktype == 11:  # RFC 1483 LLC-encapsulated ATM: LLC/SNAP right away
+        return _llc(buf, base, n, 0)
+    if linktype == 219:  # an MPLS label stack right away
+        return ether_chain(buf, base, n, 0, 0x8847)
+    if linktype in (204, 205):  # a direction byte, then PPP or Cisco HDLC
+        if n < 1:
+            return _CUT
+        return _inner(buf, base, n, 1, 9 if linktype == 204 else 104, nested)
     if linktype in (12, 14, 101):  # raw IP
         if n < 1:
             return _CUT
