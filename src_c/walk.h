@@ -8,9 +8,9 @@
  *     bench shows what the Cython wrapper costs;
  *   - fuzz/ harnesses drive it through the Cython module.
  *
- * The pure-Python twin netlab/_pycore/capture.py, decode.py and aggregate.py is
- * the readable reference: every rule and every error message here has its
- * twin there, and the tests compare both on every input.
+ * The pure-Python twin netlab/_pycore/capture.py, decode.py, links.py and
+ * aggregate.py is the readable reference: every rule and every error message
+ * here has its twin there, and the tests compare both on every input.
  *
  * Safety rule: every read is preceded by a bounds check against the length of
  * the buffer (file) or of the frame. Nothing is ever written into the input.
