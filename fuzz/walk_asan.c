@@ -26,7 +26,9 @@ static uint64_t next_rand(void) {
     return rng;
 }
 
-static const int LINKTYPES[] = {0, 1, 12, 14, 101, 113, 228, 229, 276, 9999};
+static const int LINKTYPES[] = {0, 1, 6, 7, 9, 10, 11, 12, 14, 50, 51, 101, 104, 105, 107, 108,
+                                 109, 113, 117, 123, 127, 129, 163, 192, 204, 205, 219, 226, 228,
+                                 229, 239, 242, 258, 276, 9999};
 
 static uint64_t run(const uint8_t *data, size_t n) {
     uint8_t *buf = (uint8_t *)malloc(n ? n : 1);
@@ -41,6 +43,7 @@ static uint64_t run(const uint8_t *data, size_t n) {
         packets = g.packets;
         nl_agg_free(&g);
     }
+    nl_reader_free(&r);
     nl_pkt k;
     for (size_t i = 0; i < sizeof LINKTYPES / sizeof LINKTYPES[0]; i++) {
         size_t m = n < 65535 ? n : 65535;

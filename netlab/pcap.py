@@ -1,10 +1,14 @@
 """Capture files: open one without loading it, write pcap and pcapng.
 
 Reading maps the file into memory (``mmap``): the kernel pages bytes in as the
-walk reaches them, so a multi-gigabyte capture costs no more memory than the
-pages in use, and both packet backends read it in place, zero-copy. The walk
-itself (pcap and pcapng, both byte orders, micro- and nanoseconds) lives in the
-packet core, see :mod:`netlab._pycore.capture`.
+walk reaches them, and both packet backends read it in place, zero-copy. The
+walk gives the pages it has passed back every few megabytes (see
+:class:`netlab._pycore.capture.CaptureMap`), so a multi-gigabyte capture costs
+a few megabytes of memory, not its size. A gzip-compressed capture (``.gz``,
+recognised by its magic bytes, as Wireshark does) is unpacked into an unnamed
+temporary file first and read the same way. The walk itself (pcap and pcapng,
+both byte orders, micro- and nanoseconds) lives in the packet core, see
+:mod:`netlab._pycore.capture`.
 
 Writing is not a hot path, so both writers are plain Python:
 
@@ -17,10 +21,14 @@ Writing is not a hot path, so both writers are plain Python:
 from __future__ import annotations
 
 import contextlib
+import gzip
 import mmap
 import os
+import shutil
 import struct
+import tempfile
 import time
+import zlib
 from typing import BinaryIO, Iterator, Optional, TypeVar, Union
 
 __all__ = [
@@ -37,26 +45,63 @@ PathLike = Union[str, "os.PathLike[str]"]
 _W = TypeVar("_W", bound="_CaptureWriter")
 
 
+_GZIP_MAGIC = b"\x1f\x8b"
+
+
 @contextlib.contextmanager
 def open_capture(path: PathLike) -> Iterator[Union[mmap.mmap, bytes]]:
     """Map a capture file read-only; yields a buffer both backends walk in place.
 
-    An empty file yields ``b""`` (which the core then reports as too short).
-    Drop every iterator over the buffer before the ``with`` block ends.
+    A gzip-compressed file is unpacked into an unnamed temporary file (removed
+    on close) and mapped the same way; a damaged gzip stream raises
+    :class:`netlab.packet.CaptureError`. An empty file yields ``b""`` (which
+    the core then reports as too short). Drop every iterator over the buffer
+    before the ``with`` block ends.
     """
     with open(path, "rb") as f:
-        size = os.fstat(f.fileno()).st_size
-        if size == 0:
-            yield b""
+        if f.read(2) == _GZIP_MAGIC:
+            with _gunzip(f) as plain:
+                with _mapped(plain) as m:
+                    yield m
             return
-        m = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
-        try:
+        with _mapped(f) as m:
             yield m
-        finally:
-            try:
-                m.close()
-            except BufferError:
-                pass  # a live iterator still holds it; the GC closes it later
+
+
+@contextlib.contextmanager
+def _mapped(f: BinaryIO) -> Iterator[Union[mmap.mmap, bytes]]:
+    from netlab._pycore.capture import CaptureMap  # the walk gives its pages back
+
+    if os.fstat(f.fileno()).st_size == 0:
+        yield b""
+        return
+    m = CaptureMap(f.fileno(), 0, access=mmap.ACCESS_READ)
+    try:
+        yield m
+    finally:
+        try:
+            m.close()
+        except BufferError:
+            pass  # a live iterator still holds it; the GC closes it later
+
+
+@contextlib.contextmanager
+def _gunzip(f: BinaryIO) -> Iterator[BinaryIO]:
+    from netlab._pycore.capture import CaptureError
+
+    f.seek(0)
+    with tempfile.TemporaryFile(prefix="netlab-gunzip-") as plain:
+        try:
+            with gzip.GzipFile(fileobj=f) as z:
+                shutil.copyfileobj(z, plain, 1 << 20)
+        except (OSError, EOFError, zlib.error) as exc:
+            if not isinstance(exc, (gzip.BadGzipFile, EOFError, zlib.error)):
+                raise  # the disk, not the file: full, or gone
+            why = str(exc).rstrip(".") or type(exc).__name__
+            raise CaptureError(f"damaged gzip-compressed capture: {why[:1].lower()}{why[1:]}",
+                               0) from None
+        plain.flush()
+        yield plain
 
 
 def _now_ns() -> int:

@@ -6,22 +6,24 @@
 # one tuple per frame on the records path, one dict per file on the stats
 # path (whose loop runs entirely in C with the GIL released).
 
+from libc.stdint cimport int64_t
 from libc.string cimport memcmp, memcpy
 import socket as _socket
 
-from netlab._pycore.capture import CaptureError
+from netlab._pycore.capture import CaptureError, CaptureMap
 from netlab._pycore.aggregate import (PROTO_NAMES, T_ACK, T_FIN_A, T_FIN_B, T_RST, T_SYN,
                                       T_SYNACK, aggregate_records, finish_stats, proto_name,
                                       tcp_state_name)
 from netlab._pycore.decode import (RECORD_FIELDS, S_CHECKED, S_EXTHDR, S_FRAG, S_IPCSUM_BAD,
-                                   S_IPOPT, S_L4, S_L4CSUM_BAD, S_L4CSUM_OK, S_MALFORMED,
-                                   S_TRUNC, S_VLAN)
+                                   S_IPOPT, S_L4, S_L4_PART, S_L4CSUM_BAD, S_L4CSUM_OK,
+                                   S_MALFORMED, S_TRUNC, S_VLAN)
 
 
 cdef extern from "walk.h" nogil:
     ctypedef struct nl_frame:
         size_t offset
         uint64_t ts_ns
+        int64_t ts_hi
         uint32_t caplen
         uint32_t wirelen
         uint32_t ifid
@@ -36,6 +38,7 @@ cdef extern from "walk.h" nogil:
         uint32_t frac_mult
         int linktype
         uint32_t snaplen
+        int release
         size_t err_off
         char err[160]
 
@@ -87,6 +90,7 @@ cdef extern from "walk.h" nogil:
     enum: NL_PCAP
     int nl_reader_init(nl_reader *r, const uint8_t *buf, size_t len)
     int nl_reader_next(nl_reader *r, nl_frame *f)
+    void nl_reader_free(nl_reader *r)
     void nl_decode(const uint8_t *p, uint32_t n, int linktype, int checks, nl_pkt *k)
     int nl_agg_init(nl_agg *g)
     void nl_agg_free(nl_agg *g)
@@ -134,7 +138,11 @@ cdef inline tuple _record(const nl_frame *f, const nl_pkt *k):
     elif k.family == 6:
         src = _name6(k.src)
         dst = _name6(k.dst)
-    return (f.offset, f.ts_ns, f.caplen, f.wirelen, f.ifid, f.linktype, k.ethertype, src, dst,
+    # a time past 2554 (or before 1970) needs more than 64 bits: a plain Python int then
+    cdef object ts = f.ts_ns
+    if f.ts_hi:
+        ts = ((<object>f.ts_hi) << 64) + ts
+    return (f.offset, ts, f.caplen, f.wirelen, f.ifid, f.linktype, k.ethertype, src, dst,
             k.proto, k.sport, k.dport, k.flags, k.seq, k.ack, k.l4_off, k.payload_off,
             k.payload_len, k.status)
 
@@ -144,10 +152,12 @@ cdef const uint8_t[::1] _capture_view(data) except *:
     return _as_bytes_view(data)
 
 
-cdef int _open_reader(nl_reader *r, const uint8_t[::1] view) except -1:
+cdef int _open_reader(nl_reader *r, const uint8_t[::1] view, buf) except -1:
     cdef const uint8_t *p = &view[0] if view.shape[0] else NULL
     if nl_reader_init(r, p, view.shape[0]) < 0:
         raise CaptureError(r.err.decode("ascii"), r.err_off)
+    # netlab's own read-only file mapping: walked pages may be given back (RSS)
+    r.release = 1 if isinstance(buf, CaptureMap) else 0
     return 0
 
 
@@ -162,6 +172,9 @@ cdef class RecordIterator:
     def __iter__(self):
         return self
 
+    def __dealloc__(self):
+        nl_reader_free(&self._r)
+
     def __next__(self):
         cdef nl_frame f
         cdef nl_pkt k
@@ -173,6 +186,7 @@ cdef class RecordIterator:
             nl_decode(self._r.buf + f.offset, f.caplen, f.linktype, self._checks, &k)
             return _record(&f, &k)
         self._done = True
+        nl_reader_free(&self._r)
         self._view = None  # let the caller close its mmap
         if rc == 0:
             raise StopIteration
@@ -183,7 +197,7 @@ def iter_records(buf, checks=False):
     """Iterate one record tuple per frame of a pcap/pcapng buffer (e.g. an mmap)."""
     cdef RecordIterator it = RecordIterator.__new__(RecordIterator)
     it._view = _capture_view(buf)
-    _open_reader(&it._r, it._view)
+    _open_reader(&it._r, it._view, buf)
     it._checks = 1 if checks else 0
     return it
 
@@ -192,7 +206,7 @@ def capture_info(buf):
     """What the file says about itself: format, byte order, timestamp unit, link type."""
     cdef const uint8_t[::1] view = _capture_view(buf)
     cdef nl_reader r
-    _open_reader(&r, view)
+    _open_reader(&r, view, None)
     if r.format != NL_PCAP:
         return {"format": "pcapng", "byte_order": None, "ts_unit": None,
                 "snaplen": None, "linktype": None}
@@ -209,6 +223,7 @@ def decode_frame(data, int linktype=1, checks=False, ts_ns=0, long long wirelen=
     cdef size_t n = view.shape[0]
     f.offset = 0
     f.ts_ns = ts_ns
+    f.ts_hi = 0
     f.caplen = <uint32_t>n
     f.wirelen = <uint32_t>(n if wirelen < 0 else wirelen)
     f.ifid = 0
@@ -249,7 +264,7 @@ def aggregate(buf, checks=False):
     cdef int c = 1 if checks else 0
     cdef int p, port
     cdef uint64_t *t
-    _open_reader(&r, view)
+    _open_reader(&r, view, buf)
     if nl_agg_init(&g) < 0:
         raise MemoryError("no memory for the stats tables")
     try:
@@ -279,6 +294,7 @@ def aggregate(buf, checks=False):
         }
     finally:
         nl_agg_free(&g)
+        nl_reader_free(&r)
     return finish_stats(raw)
 
 

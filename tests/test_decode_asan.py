@@ -29,6 +29,9 @@ def test_walk_is_clean_under_sanitizers(tmp_path):
     assert build.returncode == 0, build.stderr
     inputs = sorted(glob.glob(os.path.join(ROOT, "tests", "data", "*.pcap*")))
     inputs += sorted(glob.glob(os.path.join(ROOT, "tests", "data", "fuzz", "*")))
+    # the third-party captures: every link type and encapsulation the walk knows
+    inputs += sorted(p for p in glob.glob(os.path.join(ROOT, "tests", "data", "captures", "*", "*"))
+                     if p.endswith((".pcap", ".pcapng")))
     env = dict(os.environ, ASAN_OPTIONS="detect_leaks=1:abort_on_error=0",
                UBSAN_OPTIONS="print_stacktrace=1")
     run = subprocess.run([str(exe), "150", *inputs], capture_output=True, text=True,

@@ -10,8 +10,13 @@ Two file formats carry almost every packet capture:
 * **pcapng** (draft-ietf-opsawg-pcapng, Wireshark's default): a sequence of
   blocks ``type, total length, body, total length``. A section header block
   (SHB) sets the byte order, interface description blocks (IDB) give each
-  interface its link type and timestamp resolution, enhanced packet blocks
-  (EPB) carry the frames, naming their interface.
+  interface its link type, snaplen, timestamp resolution (``if_tsresol``) and
+  offset (``if_tsoffset``), enhanced packet blocks (EPB) carry the frames,
+  naming their interface; a section may describe any number of interfaces.
+
+A pcapng timestamp is a 64-bit count of units: 2**64 microseconds are more
+nanoseconds than 64 bits hold, so times are exact Python integers here (the
+compiled twin computes them in 128 bits) and never wrap into a wrong date.
 
 The walk never reads past the end of the buffer: every length is checked
 first. A damaged record raises :class:`CaptureError` naming its byte offset,
@@ -20,17 +25,18 @@ after every good frame before it was delivered. The compiled twin
 """
 from __future__ import annotations
 
+import mmap
 import struct
 from typing import Iterator, Tuple
 
 from netlab._pycore.decode import _decode
 from netlab.errors import DecodeError
 
-__all__ = ["MAX_CAPLEN", "MAX_INTERFACES", "CaptureError", "capture_info", "iter_frames"]
+__all__ = ["MAX_CAPLEN", "RELEASE_STEP", "CaptureError", "CaptureMap", "capture_info",
+           "iter_frames"]
 
 MAX_CAPLEN = 262144   # what libpcap accepts for one record
-MAX_INTERFACES = 256  # per pcapng section
-_MASK64 = (1 << 64) - 1
+RELEASE_STEP = 8 << 20  # a walk over a CaptureMap gives back the pages behind it this often
 
 
 class CaptureError(DecodeError):
@@ -60,6 +66,27 @@ _MAGIC = {  # first four bytes read big-endian -> (byte order, fraction multipli
     0xA1B2C3D4: (">", 1000), 0xA1B23C4D: (">", 1),
 }
 _SHB = 0x0A0D0D0A
+_I64 = {"<": struct.Struct("<q"), ">": struct.Struct(">q")}
+
+
+class CaptureMap(mmap.mmap):
+    """A capture file mapped read-only and shared (what :func:`netlab.pcap.open_capture` makes).
+
+    A mapped file's pages stay in the process's memory (RSS) once touched, so
+    a walk over a ``CaptureMap`` gives the pages it has passed back to the
+    kernel every :data:`RELEASE_STEP` bytes (``madvise(MADV_DONTNEED)``); they
+    stay readable, the kernel pages them in again from the file. Both cores
+    do this only for this class: on any other buffer the advice could drop
+    data that exists nowhere else.
+    """
+
+
+def _release(buf, done: int, upto: int) -> int:
+    """Give back the pages of ``buf[done:upto]`` (page-aligned); returns the new mark."""
+    upto -= upto % mmap.PAGESIZE
+    if upto > done and hasattr(mmap, "MADV_DONTNEED"):
+        buf.madvise(mmap.MADV_DONTNEED, done, upto - done)
+    return upto
 
 
 def _open(buf) -> Tuple[str, str, int, int, int]:
@@ -89,13 +116,16 @@ def capture_info(buf) -> dict:
             "ts_unit": "us" if mult == 1000 else "ns", "snaplen": snaplen, "linktype": linktype}
 
 
-def _ts_to_ns(t: int, res: int) -> int:
-    # if_tsresol: top bit clear = units of 10**-x s, set = units of 2**-x s.
+def _ts_to_ns(t: int, res: int, offset: int) -> int:
+    # if_tsresol: top bit clear = units of 10**-x s, set = units of 2**-x s;
+    # if_tsoffset: seconds to add. Python integers never overflow.
     if res & 0x80:
-        return ((t * 1_000_000_000) >> (res & 0x7F)) & _MASK64
-    if res <= 9:
-        return (t * 10 ** (9 - res)) & _MASK64
-    return t // 10 ** (res - 9)
+        ns = (t * 1_000_000_000) >> (res & 0x7F)
+    elif res <= 9:
+        ns = t * 10 ** (9 - res)
+    else:
+        ns = t // 10 ** (res - 9)
+    return ns + offset * 1_000_000_000
 
 
 def _tsres_ok(res: int) -> bool:
@@ -121,16 +151,18 @@ def walk(buf, checks):
     level per packet; :func:`netlab._pycore.aggregate.iter_records` uses it.
     """
     fmt, order, mult, _snaplen, linktype = _open(buf)  # a bad file header raises now
+    release = isinstance(buf, CaptureMap)
     if fmt == "pcap":
-        return _pcap_frames(buf, order, mult, linktype, checks)
-    return _pcapng_frames(buf, checks)
+        return _pcap_frames(buf, order, mult, linktype, checks, release)
+    return _pcapng_frames(buf, checks, release)
 
 
-def _pcap_frames(buf, order, mult, linktype, checks):
+def _pcap_frames(buf, order, mult, linktype, checks, release):
     decode = _decode
     rec = _PCAP_REC[order].unpack_from
     n = len(buf)
     pos = 24
+    done = 0  # pages before this offset were given back (CaptureMap only)
     while pos < n:
         left = n - pos
         if left < 16:
@@ -143,6 +175,8 @@ def _pcap_frames(buf, order, mult, linktype, checks):
                 f"truncated record: header says {caplen} bytes, only {left - 16} left", pos)
         off = pos + 16
         pos = off + caplen
+        if release and off - done >= RELEASE_STEP:
+            done = _release(buf, done, off)
         if checks is None:
             yield off, sec * 1_000_000_000 + frac * mult, caplen, wirelen, 0, linktype
         else:
@@ -150,11 +184,12 @@ def _pcap_frames(buf, order, mult, linktype, checks):
                 decode(buf, off, caplen, linktype, checks)
 
 
-def _pcapng_frames(buf, checks):
+def _pcapng_frames(buf, checks, release):
     n = len(buf)
     pos = 0
+    done = 0  # pages before this offset were given back (CaptureMap only)
     order = ">"
-    links: list = []  # per interface of the current section: (linktype, tsresol)
+    links: list = []  # per interface of the current section: (linktype, tsresol, snaplen, tsoffset)
     while pos < n:
         left = n - pos
         if left < 12:
@@ -187,7 +222,7 @@ def _pcapng_frames(buf, checks):
                 raise CaptureError(f"unsupported pcapng version {major}.{minor}", pos)
             links = []  # interfaces are numbered per section
         elif btype == 1:
-            links.append(_read_idb(buf, pos, total, order, len(links)))
+            links.append(_read_idb(buf, pos, total, order))
         elif btype in (6, 2):
             if total < 32:
                 raise CaptureError(f"bad packet block length {total}", pos)
@@ -201,33 +236,42 @@ def _pcapng_frames(buf, checks):
             if caplen > total - 32 or caplen > MAX_CAPLEN:
                 raise CaptureError(
                     f"packet block says {caplen} bytes, its block holds {total - 32}", pos)
-            linktype, res = links[ifid]
-            frame = (pos + 28, _ts_to_ns((hi << 32) | lo, res), caplen, wirelen, ifid, linktype)
+            linktype, res, _snap, tsoffset = links[ifid]
+            frame = (pos + 28, _ts_to_ns((hi << 32) | lo, res, tsoffset), caplen, wirelen, ifid,
+                     linktype)
             pos += total
+            if release and frame[0] - done >= RELEASE_STEP:
+                done = _release(buf, done, frame[0])
             yield frame if checks is None else frame + _decode(buf, frame[0], caplen, linktype, checks)
             continue
         elif btype == 3:
-            # Simple packet block: interface 0, no timestamp, caplen implied.
+            # Simple packet block: interface 0, no timestamp, caplen implied:
+            # the original length, cut to the block and the interface's snaplen.
             if total < 16:
                 raise CaptureError(f"bad packet block length {total}", pos)
             if not links:
                 raise CaptureError("simple packet block before any interface", pos)
             (wirelen,) = _U32[order].unpack_from(buf, pos + 8)
             caplen = min(wirelen, total - 16, MAX_CAPLEN)
+            snaplen = links[0][2]
+            if snaplen:
+                caplen = min(caplen, snaplen)
             frame = (pos + 12, 0, caplen, wirelen, 0, links[0][0])
             pos += total
+            if release and frame[0] - done >= RELEASE_STEP:
+                done = _release(buf, done, frame[0])
             yield frame if checks is None else frame + _decode(buf, frame[0], caplen, frame[5], checks)
             continue
         # other blocks (statistics, name resolution, custom): skipped
         pos += total
 
 
-def _read_idb(buf, pos, total, order, count):
+def _read_idb(buf, pos, total, order):
+    """(link type, if_tsresol, snaplen, if_tsoffset) of an interface description block."""
     if total < 20:
         raise CaptureError(f"bad interface block length {total}", pos)
-    if count >= MAX_INTERFACES:
-        raise CaptureError(f"too many interfaces (more than {MAX_INTERFACES})", pos)
     res = 6  # microseconds unless if_tsresol (option 9) says otherwise
+    tsoffset = 0  # seconds, if_tsoffset (option 14)
     opt = _OPT[order].unpack_from
     o, end = 16, total - 4
     while o + 4 <= end:
@@ -236,8 +280,11 @@ def _read_idb(buf, pos, total, order, count):
             break  # end of options, or a damaged list: keep the defaults
         if code == 9 and olen >= 1:
             res = buf[pos + o + 4]
+        if code == 14 and olen == 8:
+            (tsoffset,) = _I64[order].unpack_from(buf, pos + o + 4)
         o += 4 + ((olen + 3) & ~3)
     if not _tsres_ok(res):
         raise CaptureError(f"unsupported timestamp resolution 0x{res:02x}", pos)
     (linktype,) = _U16[order].unpack_from(buf, pos + 8)
-    return linktype, res
+    (snaplen,) = _U32[order].unpack_from(buf, pos + 12)
+    return linktype, res, snaplen, tsoffset

@@ -4,12 +4,16 @@ One frame becomes one tuple (a *record*, fields in :data:`RECORD_FIELDS`), the
 same on both backends, so that ``dissect``, ``sniff`` and the tests can handle
 millions of them cheaply. The walk goes link layer -> network -> transport:
 
-* link: Ethernet (RFC 894) with up to two 802.1Q/802.1ad VLAN tags, Linux
-  cooked capture v1 (16 bytes) and v2 (20 bytes), BSD loopback, raw IP;
+* link (:mod:`netlab._pycore.links`): Ethernet (RFC 894) with VLAN tags, MPLS,
+  PPPoE, PBB, FabricPath and LLC/SNAP walked; Linux cooked capture v1 and v2,
+  BSD/OpenBSD loopback, raw IP, PPP, Cisco HDLC, Frame Relay, 802.11 (plain,
+  radiotap, PPI), NFLOG, FDDI, IP over InfiniBand, ARCnet, PKTAP, ipnet;
 * network: IPv4 (RFC 791; options flagged, fragments flagged, a later
-  fragment carries no transport header) and IPv6 (RFC 8200; hop-by-hop,
-  routing, destination options, AH and fragment headers walked);
-* transport: TCP (RFC 9293), UDP (RFC 768), ICMP (RFC 792), ICMPv6 (RFC 4443).
+  fragment carries no transport header, total length 0 read as TSO) and IPv6
+  (RFC 8200; hop-by-hop, routing, destination options, AH and fragment
+  headers walked, any number of them; RFC 2675 jumbograms);
+* transport: TCP (RFC 9293), UDP (RFC 768, its length ends the payload), ICMP
+  (RFC 792), ICMPv6 (RFC 4443); ports from a header cut short (``L4_PART``).
 
 Nothing here raises on bad bytes: a frame too short for a header gets the
 ``TRUNC`` status bit, an impossible field ``MALFORMED``, and the fields decoded
@@ -26,11 +30,16 @@ import socket
 import struct
 
 from netlab._pycore.checksum import internet_checksum, pseudo_header_sum
+from netlab._pycore.links import link
+# The status bits are named once, in netlab._pycore.status (walk.h mirrors them).
+from netlab._pycore.status import (S_CHECKED, S_EXTHDR, S_FRAG, S_IPCSUM_BAD, S_IPOPT, S_L4,
+                                   S_L4_PART, S_L4CSUM_BAD, S_L4CSUM_OK, S_MALFORMED, S_TRUNC,
+                                   S_VLAN)
 
 __all__ = [
     "RECORD_FIELDS",
     "S_CHECKED", "S_EXTHDR", "S_FRAG", "S_IPCSUM_BAD", "S_IPOPT", "S_L4",
-    "S_L4CSUM_BAD", "S_L4CSUM_OK", "S_MALFORMED", "S_TRUNC", "S_VLAN",
+    "S_L4CSUM_BAD", "S_L4CSUM_OK", "S_L4_PART", "S_MALFORMED", "S_TRUNC", "S_VLAN",
     "decode_frame", "tcp_options",
 ]
 
@@ -41,11 +50,11 @@ RECORD_FIELDS = (
     "wirelen",      # bytes on the wire
     "ifid",         # pcapng interface number (0 in pcap)
     "linktype",     # LINKTYPE_* of the frame (1 Ethernet, 113 SLL, 276 SLL2, 101 raw...)
-    "ethertype",    # 0x0800, 0x86dd, 0x0806...; -1 when the link type is unknown
+    "ethertype",    # 0x0800, 0x86dd, 0x0806... after VLAN/MPLS/PPPoE...; -1: the link names none
     "src",          # source address as text, None when not IP
     "dst",          # destination address as text
     "proto",        # IP protocol number (6 TCP, 17 UDP, 1 ICMP, 58 ICMPv6); -1 none
-    "sport",        # source port (ICMP: type)
+    "sport",        # source port (ICMP: type); also read from a cut header (S_L4_PART)
     "dport",        # destination port (ICMP: code)
     "flags",        # TCP flags, 9 bits (FIN=0x01 ... CWR=0x80, NS=0x100)
     "seq",          # TCP sequence number
@@ -53,30 +62,16 @@ RECORD_FIELDS = (
     "l4_off",       # transport header offset in the frame (0 when none)
     "payload_off",  # transport payload offset in the frame
     "payload_len",  # transport payload length (captured bytes)
-    "status",       # S_* bits below
+    "status",       # S_* bits (netlab._pycore.status)
 )
 
-S_L4 = 0x001          # transport header decoded: ports, flags valid
-S_FRAG = 0x002        # an IP fragment
-S_TRUNC = 0x004       # captured bytes end before a header or the IP length
-S_MALFORMED = 0x008   # an impossible header field
-S_VLAN = 0x010        # VLAN tag(s) walked
-S_IPOPT = 0x020       # IPv4 options present
-S_EXTHDR = 0x040      # IPv6 extension header(s) walked
-S_CHECKED = 0x080     # checksums verified
-S_IPCSUM_BAD = 0x100  # IPv4 header checksum wrong
-S_L4CSUM_BAD = 0x200  # transport checksum wrong
-S_L4CSUM_OK = 0x400   # transport checksum right
-
 _H = struct.Struct(">H").unpack_from
-_I = struct.Struct("<I").unpack_from
 _IBE = struct.Struct(">I").unpack_from
 _IP4 = struct.Struct(">BBHHHBBHII").unpack_from
 _IP6 = struct.Struct(">BBHHBB").unpack_from
 _TCP = struct.Struct(">HHIIBB").unpack_from
+_UDP = struct.Struct(">HHH").unpack_from
 _PORTS = struct.Struct(">HH").unpack_from
-_VLAN_TPIDS = (0x8100, 0x88A8, 0x9100)
-_IP6_AF = (10, 24, 28, 30)  # AF_INET6 on Linux, the BSDs and macOS
 
 # Address text is made once per address, not once per packet.
 _names4: dict = {}
@@ -104,53 +99,8 @@ def _name6(raw: bytes) -> str:
 
 def _decode(buf, base: int, n: int, linktype: int, checks: bool) -> tuple:
     """Decode the frame ``buf[base:base + n]``; returns the record fields from ethertype on."""
-    # Link layer: find the ethertype and where the network header starts.
-    off = 0
-    status = 0
-    if linktype == 1:
-        if n < 14:
-            return (-1, None, None, -1, 0, 0, 0, 0, 0, 0, 0, 0, S_TRUNC)
-        (et,) = _H(buf, base + 12)
-        off = 14
-        if et in _VLAN_TPIDS:  # up to two tags: 802.1ad outer, 802.1Q inner
-            for _ in range(2):
-                if et not in _VLAN_TPIDS:
-                    break
-                if n - off < 4:
-                    return (-1, None, None, -1, 0, 0, 0, 0, 0, 0, 0, 0, status | S_TRUNC)
-                status |= S_VLAN
-                (et,) = _H(buf, base + off + 2)
-                off += 4
-    elif linktype == 113:
-        if n < 16:
-            return (-1, None, None, -1, 0, 0, 0, 0, 0, 0, 0, 0, S_TRUNC)
-        (et,) = _H(buf, base + 14)
-        off = 16
-    elif linktype == 276:
-        if n < 20:
-            return (-1, None, None, -1, 0, 0, 0, 0, 0, 0, 0, 0, S_TRUNC)
-        (et,) = _H(buf, base)
-        off = 20
-    elif linktype == 0:
-        if n < 4:
-            return (-1, None, None, -1, 0, 0, 0, 0, 0, 0, 0, 0, S_TRUNC)
-        (af,) = _I(buf, base)
-        if af > 0xFFFF:
-            (af,) = _IBE(buf, base)
-        et = 0x0800 if af == 2 else 0x86DD if af in _IP6_AF else 0
-        off = 4
-    elif linktype in (101, 12, 14):
-        if n < 1:
-            return (-1, None, None, -1, 0, 0, 0, 0, 0, 0, 0, 0, S_TRUNC)
-        version = buf[base] >> 4
-        et = 0x0800 if version == 4 else 0x86DD if version == 6 else 0
-    elif linktype == 228:
-        et = 0x0800
-    elif linktype == 229:
-        et = 0x86DD
-    else:
-        return (-1, None, None, -1, 0, 0, 0, 0, 0, 0, 0, 0, 0)
-
+    # Link layer (netlab._pycore.links): the ethertype and where the network header starts.
+    et, off, status = link(buf, base, n, linktype)
     if et == 0x0800:
         return _ipv4(buf, base, n, off, et, status, checks)
     if et == 0x86DD:
@@ -168,19 +118,25 @@ def _ipv4(buf, base, n, o, et, status, checks):
     ihl = (vihl & 15) * 4
     if ihl < 20:
         return (et, None, None, -1, 0, 0, 0, 0, 0, 0, 0, 0, status | S_MALFORMED)
-    if n - o < ihl:
-        return (et, None, None, -1, 0, 0, 0, 0, 0, 0, 0, 0, status | S_TRUNC)
     # Cached text first (one dict lookup each); format only a new address.
     src = _names4.get(s) or _name4(s)
     dst = _names4.get(d) or _name4(d)
-    if tl < ihl:
-        return (et, src, dst, proto, 0, 0, 0, 0, 0, 0, 0, 0, status | S_MALFORMED)
+    if n - o < ihl:  # options cut short: the fixed header still names both ends
+        return (et, src, dst, proto, 0, 0, 0, 0, 0, 0, 0, 0, status | S_TRUNC)
+    if tl == 0:
+        # Total length 0: a TSO / large-send or BIG TCP packet captured before
+        # the NIC cut it up; its length is what was captured (as Wireshark and
+        # tcpdump read it).
+        end = n
+    else:
+        if tl < ihl:
+            return (et, src, dst, proto, 0, 0, 0, 0, 0, 0, 0, 0, status | S_MALFORMED)
+        end = o + tl
+        if end > n:
+            end = n
+            status |= S_TRUNC
     if ihl > 20:
         status |= S_IPOPT
-    end = o + tl
-    if end > n:
-        end = n
-        status |= S_TRUNC
     if frag & 0x3FFF:
         status |= S_FRAG
     if checks:
@@ -196,6 +152,31 @@ def _ipv4(buf, base, n, o, et, status, checks):
 _EXT_LEN8 = (0, 43, 60)  # hop-by-hop, routing, destination options: (len + 1) * 8 bytes
 
 
+def _jumbo(buf, base, n, h) -> int:
+    """RFC 2675: the Jumbo Payload option (type 0xC2) of the hop-by-hop header at ``h``; 0 if none.
+
+    An IPv6 payload length of 0 with this option means "the length is in the
+    option": 32 bits, for packets over 65535 bytes (BIG TCP does this too).
+    """
+    if n - h < 8:
+        return 0
+    end = h + (buf[base + h + 1] + 1) * 8
+    o = h + 2
+    if end > n:
+        return 0
+    while o < end:
+        kind = buf[base + o]
+        if kind == 0:  # Pad1
+            o += 1
+            continue
+        if end - o < 2 or end - o - 2 < buf[base + o + 1]:
+            return 0
+        if kind == 0xC2 and buf[base + o + 1] == 4:
+            return _IBE(buf, base + o + 2)[0]
+        o += 2 + buf[base + o + 1]
+    return 0
+
+
 def _ipv6(buf, base, n, o, et, status, checks):
     if n - o < 40:
         return (et, None, None, -1, 0, 0, 0, 0, 0, 0, 0, 0, status | S_TRUNC)
@@ -205,15 +186,21 @@ def _ipv6(buf, base, n, o, et, status, checks):
     raw_src = bytes(buf[base + o + 8:base + o + 24])
     raw_dst = bytes(buf[base + o + 24:base + o + 40])
     src, dst = _name6(raw_src), _name6(raw_dst)
-    end = o + 40 + plen
-    if end > n:
+    if plen == 0 and nh == 0:
+        plen = _jumbo(buf, base, n, o + 40)
+    if plen == 0:  # 0 and no jumbo option: TSO, read like IPv4's total length 0
+        plen = n - o - 40
+    if plen > n - o - 40:
         end = n
         status |= S_TRUNC
+    else:
+        end = o + 40 + plen
     if checks:
         status |= S_CHECKED
     cur = o + 40
-    # Walk at most 8 extension headers (RFC 8200 section 4).
-    for _ in range(8):
+    # Walk every extension header (RFC 8200 section 4): each is 8 bytes or
+    # more, so the walk ends with the packet.
+    while True:
         if nh in _EXT_LEN8 or nh == 51:
             if end - cur < 8:
                 return (et, src, dst, nh, 0, 0, 0, 0, 0, 0, 0, 0, status | S_TRUNC)
@@ -240,7 +227,14 @@ def _ipv6(buf, base, n, o, et, status, checks):
 
 def _transport(buf, base, o, end, et, src, dst, proto, status, checks, addrs):
     seg = end - o
+    covered = seg  # what the checksum covers: the segment, or the UDP length
     sport = dport = flags = seq = ack = 0
+    if (proto == 6 or proto == 17) and 4 <= seg < (20 if proto == 6 else 8):
+        # Cut inside the header: its first four bytes still name the ports,
+        # as tshark and tcpdump show them.
+        sport, dport = _PORTS(buf, base + o)
+        return (et, src, dst, proto, sport, dport, 0, 0, 0, o, o, seg,
+                status | S_TRUNC | S_L4_PART)
     if proto == 6:
         if seg < 20:
             return (et, src, dst, proto, 0, 0, 0, 0, 0, o, o, seg, status | S_TRUNC)
@@ -259,8 +253,21 @@ def _transport(buf, base, o, end, et, src, dst, proto, status, checks, addrs):
     elif proto == 17:
         if seg < 8:
             return (et, src, dst, proto, 0, 0, 0, 0, 0, o, o, seg, status | S_TRUNC)
-        sport, dport = _PORTS(buf, base + o)
-        poff, plen = o + 8, seg - 8
+        sport, dport, ulen = _UDP(buf, base + o)
+        # RFC 768: the UDP length ends the datagram, bytes after it are not
+        # payload. 0 belongs to a jumbogram (RFC 2675) or a GSO super-packet
+        # longer than 65535: the IP length rules then.
+        if ulen == 0 and seg > 0xFFFF:
+            ulen = seg
+        elif ulen < 8:
+            status |= S_MALFORMED
+            ulen = seg
+        elif ulen > seg:
+            if not status & S_TRUNC:  # longer than the IP payload, and not a short capture
+                status |= S_MALFORMED
+            ulen = seg
+        covered = ulen
+        poff, plen = o + 8, ulen - 8
     elif proto == 1 or proto == 58:
         if seg < 4:
             return (et, src, dst, proto, 0, 0, 0, 0, 0, o, o, seg, status | S_TRUNC)
@@ -269,8 +276,8 @@ def _transport(buf, base, o, end, et, src, dst, proto, status, checks, addrs):
     else:
         return (et, src, dst, proto, 0, 0, 0, 0, 0, o, o, seg, status)
     status |= S_L4
-    if checks and not status & (S_TRUNC | S_FRAG):
-        status |= _verify(buf, base, o, seg, proto, addrs)
+    if checks and not status & (S_TRUNC | S_FRAG | S_MALFORMED):
+        status |= _verify(buf, base, o, covered, proto, addrs)
     return (et, src, dst, proto, sport, dport, flags, seq, ack, o, poff, plen, status)
 
 

@@ -54,6 +54,7 @@ int main(int argc, char **argv) {
         flows = g.n;
         error = rc < 0 ? r.err : NULL;
         nl_agg_free(&g);
+        nl_reader_free(&r); /* the interface table; the error text stays in r.err */
         double dt = now() - t0;
         if (dt < best) best = dt;
     }
