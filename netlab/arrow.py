@@ -4,10 +4,8 @@
 the same packets as columns, the shape analysis tools want (DuckDB, Polars,
 Spark, Dask, pandas all read Arrow and Parquet)::
 
-    >>> from netlab.packet import to_arrow
-    >>> t = to_arrow("netlab/data/samples/handshake.pcap")
-    >>> t.num_rows, t.column("dport")[0].as_py()
-    (10, 7007)
+    from netlab.packet import to_arrow
+    table = to_arrow("capture.pcap", columns=["ts", "src", "dport", "flags"])
 
 How it is built: the packet core walks the capture and fills one flat buffer
 per record field (:func:`netlab._pycore.arrow.iter_columns`, compiled twin
