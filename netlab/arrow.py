@@ -104,11 +104,11 @@ def schema(columns: Optional[Sequence[str]] = None):
     pa, _pc = _pyarrow()
     types = {
         "n": pa.int64(), "ts": pa.timestamp("ns", tz="UTC"), "ts_ns": pa.int64(),
-        "src": pa.string(), "dst": pa.string(), "proto": pa.string(),
+        "src": pa.string(), "dst": pa.string(), "proto": pa.dictionary(pa.int16(), pa.string()),
         "sport": pa.uint16(), "dport": pa.uint16(), "flags": pa.list_(pa.string()),
         "tcp_flags": pa.uint16(), "length": pa.uint32(), "wirelen": pa.uint32(),
         "payload_len": pa.uint32(), "seq": pa.uint32(), "ack": pa.uint32(),
-        "icmp_type": pa.uint8(), "icmp_code": pa.uint8(), "checksum": pa.string(),
+        "icmp_type": pa.uint8(), "icmp_code": pa.uint8(), "checksum": pa.dictionary(pa.int8(), pa.string()),
         "status": pa.list_(pa.string()), "interface": pa.uint32(), "offset": pa.int64(),
         "payload": pa.large_binary(),
     }
@@ -172,6 +172,10 @@ class _Shaper:
                                       for bits in range(self._WORD_BITS + 1)],
                                      pa.list_(pa.string()))
         self.proto_label = dissect.proto_label
+        # Index p + 1 names IP protocol p; index 0 (no transport protocol) is never used.
+        self.proto_words = pa.array(["-"] + [packet.proto_name(p) for p in range(256)])
+        self.checksum_words = pa.array(["-", "bad", "ok"])  # by (status >> 9) & 3
+        self._ones = None
         self.rows = 0  # rows emitted so far: the next batch's `n` starts after them
 
     def raw(self, n: int, cols: dict) -> dict:
@@ -191,26 +195,32 @@ class _Shaper:
         return out
 
     def shape(self, raw: dict):
-        """One record batch of the chosen columns from (filtered) raw arrays."""
+        """One record batch of the chosen columns from (filtered) raw arrays.
+
+        Every step is one vectorised pass over the batch, and most are not
+        even that: a column that is a raw field with some rows null reuses
+        the raw values buffer under a validity bitmap (zero-copy).
+        """
         pa, pc = self.pa, self.pc
         n, first = len(raw["proto"]), self.rows
         self.rows += n
         proto, status = raw["proto"], raw["status"]
-
-        def bit(value):
-            return pc.not_equal(pc.bit_wise_and(status, value), 0)
+        is_ = {p: pc.equal(proto, p) for p in (6, 17, 1, 58)}
+        l4 = pc.not_equal(pc.bit_wise_and(status, S_L4), 0)
+        tcp = pc.and_(is_[6], l4)
+        ports = pc.and_(pc.or_(is_[6], is_[17]), l4)
+        icmp = pc.and_(pc.or_(is_[1], is_[58]), l4)
+        # A transport protocol whose header is cut or broken has no payload to speak of.
+        no_payload = pc.and_not(pc.or_(pc.or_(is_[6], is_[17]), pc.or_(is_[1], is_[58])), l4)
 
         def only(mask, values, name):
-            return pc.if_else(mask, values, pa.scalar(None, values.type)).cast(self.types[name])
+            """``values`` where ``mask`` holds, null elsewhere (the mask is the validity bitmap)."""
+            values = values.cast(self.types[name], safe=False)  # the nulls hide what does not fit
+            return pa.Array.from_buffers(self.types[name], n, [mask.buffers()[1],
+                                                               values.buffers()[1]])
 
-        l4 = bit(S_L4)
-        tcp = pc.and_(pc.equal(proto, 6), l4)
-        ports = pc.and_(pc.is_in(proto, pa.array([6, 17], pa.int16())), l4)
-        icmp = pc.and_(pc.is_in(proto, pa.array([1, 58], pa.int16())), l4)
-        # A transport protocol whose header is cut or broken has no payload to speak of.
-        no_payload = pc.and_(pc.is_in(proto, pa.array([6, 17, 1, 58], pa.int16())), pc.invert(l4))
         make = {
-            "n": lambda: pc.add(pc.cumulative_sum(pa.nulls(n, pa.int64()).fill_null(1)), first),
+            "n": lambda: pc.add(self._iota(n), first),
             "ts": lambda: raw["ts_ns"].view(pa.int64()).view(self.types.get("ts")),
             "ts_ns": lambda: raw["ts_ns"].view(pa.int64()),
             "src": lambda: raw["src"],
@@ -218,7 +228,7 @@ class _Shaper:
             "proto": lambda: self._labels(raw),
             "sport": lambda: only(ports, raw["sport"], "sport"),
             "dport": lambda: only(ports, raw["dport"], "dport"),
-            "flags": lambda: pc.take(self.flag_lists, pc.if_else(tcp, raw["flags"], 0)),
+            "flags": lambda: self._lists(self.flag_lists, pc.if_else(tcp, raw["flags"], 0)),
             "tcp_flags": lambda: only(tcp, raw["flags"], "tcp_flags"),
             "length": lambda: raw["caplen"],
             "wirelen": lambda: raw["wirelen"],
@@ -228,9 +238,9 @@ class _Shaper:
             "ack": lambda: only(tcp, raw["ack"], "ack"),
             "icmp_type": lambda: only(icmp, raw["sport"], "icmp_type"),
             "icmp_code": lambda: only(icmp, raw["dport"], "icmp_code"),
-            "checksum": lambda: pc.if_else(bit(S_L4CSUM_OK), "ok", pc.if_else(
-                bit(S_L4CSUM_BAD), "bad", pa.scalar(None, pa.string()))),
-            "status": lambda: pc.take(self.status_lists, pc.bit_wise_and(status, self._WORD_BITS)),
+            "checksum": lambda: self._checksum(status),
+            "status": lambda: self._lists(self.status_lists,
+                                          pc.bit_wise_and(status, self._WORD_BITS)),
             "interface": lambda: raw["ifid"],
             "offset": lambda: raw["offset"].view(pa.int64()),
             "payload": lambda: pc.if_else(no_payload, pa.scalar(b"", pa.large_binary()),
@@ -239,26 +249,63 @@ class _Shaper:
         return pa.RecordBatch.from_arrays([make[name]() for name in self.columns],
                                           schema=self.schema)
 
-    def _labels(self, raw):
-        """The ``proto`` words, made once per distinct kind of packet in the batch."""
+    def _iota(self, n: int):
+        """``1, 2, ..., n`` (int64), made once for the largest batch seen."""
+        if self._ones is None or len(self._ones) < n:
+            pa = self.pa
+            self._ones = self.pc.cumulative_sum(pa.nulls(n, pa.int64()).fill_null(1))
+        return self._ones.slice(0, n)
+
+    def _lists(self, table, index):
+        """``table[index]`` for every row: the list of words of each row's bits."""
         pa, pc = self.pa, self.pc
-        # One integer says everything the label depends on (dissect.proto_label):
-        # IP protocol (9 bits, -1 -> 0), ethertype (17 bits, -1 -> 0), IP or not, link type.
-        key = pc.add(raw["proto"].cast(pa.int64()), 1)
-        key = pc.add(key, pc.multiply(pc.add(raw["ethertype"].cast(pa.int64()), 1), 1 << 9))
-        key = pc.add(key, pc.multiply(pc.not_equal(raw["family"], 0).cast(pa.int64()), 1 << 26))
-        key = pc.add(key, pc.multiply(raw["linktype"].cast(pa.int64()), 1 << 27))
+        if not pc.any(pc.not_equal(index, 0)).as_py():  # every row [] (a common batch): no take
+            zeros = pc.multiply(self._iota(len(index) + 1), 0).cast(pa.int32())
+            return pa.ListArray.from_arrays(zeros, pa.array([], pa.string()))
+        return pc.take(table, index)
+
+    def _checksum(self, status):
+        """``ok`` / ``bad`` / null from the two checksum bits, as a dictionary column."""
+        pa, pc = self.pa, self.pc
+        code = pc.shift_right(pc.bit_wise_and(status, S_L4CSUM_OK | S_L4CSUM_BAD), 9)
+        checked = pc.not_equal(code, 0).buffers()[1]  # the validity bitmap: null when unchecked
+        index = pa.Array.from_buffers(pa.int8(), len(code), [
+            checked, code.cast(pa.int8()).buffers()[1]])
+        return pa.DictionaryArray.from_arrays(index, self.checksum_words, safe=False)
+
+    def _labels(self, raw):
+        """The ``proto`` words as a dictionary column: IP protocol numbers index a table.
+
+        A packet with a transport protocol is labelled by its number alone
+        (index ``proto + 1`` into the names of 0..255); the few without one
+        (ARP, unknown ethertypes and link types) get their words appended
+        to that batch's dictionary, made once per distinct kind.
+        """
+        pa, pc = self.pa, self.pc
+        index = pc.add(raw["proto"], 1)
+        missing = pc.equal(index, 0)
+        if not pc.any(missing).as_py():
+            return pa.DictionaryArray.from_arrays(index, self.proto_words, safe=False)
+        rare = {name: pc.filter(raw[name], missing) for name in ("ethertype", "family", "linktype")}
+        # One integer says everything such a label depends on (dissect.proto_label):
+        # ethertype (17 bits, -1 -> 0), IP or not, link type.
+        key = pc.add(rare["ethertype"].cast(pa.int64()), 1)
+        key = pc.add(key, pc.multiply(pc.not_equal(rare["family"], 0).cast(pa.int64()), 1 << 17))
+        key = pc.add(key, pc.multiply(rare["linktype"].cast(pa.int64()), 1 << 18))
         kinds = pc.unique(key)
         rec = [0] * len(RECORD_FIELDS)
         at = {name: i for i, name in enumerate(RECORD_FIELDS)}
         words = []
         for k in kinds.to_pylist():
-            rec[at["proto"]] = (k & 511) - 1
-            rec[at["ethertype"]] = ((k >> 9) & 0x1FFFF) - 1
-            rec[at["src"]] = "ip" if k >> 26 & 1 else None
-            rec[at["linktype"]] = k >> 27
+            rec[at["proto"]] = -1
+            rec[at["ethertype"]] = (k & 0x1FFFF) - 1
+            rec[at["src"]] = "ip" if k >> 17 & 1 else None
+            rec[at["linktype"]] = k >> 18
             words.append(self.proto_label(rec))
-        return pc.take(pa.array(words, pa.string()), pc.index_in(key, value_set=kinds))
+        extra = pc.add(pc.index_in(key, value_set=kinds).cast(pa.int16()), len(self.proto_words))
+        index = pc.replace_with_mask(index, missing, extra)
+        dictionary = pa.concat_arrays([self.proto_words, pa.array(words, pa.string())])
+        return pa.DictionaryArray.from_arrays(index, dictionary, safe=False)
 
 
 def _batches(buf, batch_size, columns, filter, checks, backend) -> Iterator:
