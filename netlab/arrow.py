@@ -25,7 +25,7 @@ n              int64                   packet number, from 1 (after the filter)
 ts             timestamp[ns, UTC]      capture time (JSON: float seconds)
 ts_ns          int64                   capture time, nanoseconds since 1970
 src, dst       string                  addresses as text, null when not IP
-proto          string                  tcp, udp, icmp, icmp6, arp, ip-47, ether-0x88cc...
+proto          dictionary<string>      tcp, udp, icmp, icmp6, arp, ip-47, ether-0x88cc...
 sport, dport   uint16                  ports, null when not TCP/UDP with a header
 flags          list<string>            TCP flag names (``["SYN", "ACK"]``), else []
 tcp_flags      uint16                  the same flags as bits (SYN 0x02...), or null
@@ -35,7 +35,7 @@ payload_len    uint32                  transport payload bytes
 seq, ack       uint32                  TCP sequence and acknowledgment numbers, or null
 icmp_type      uint8                   ICMP/ICMPv6 type, or null
 icmp_code      uint8                   ICMP/ICMPv6 code, or null
-checksum       string                  ok / bad with ``checks=True``, else null
+checksum       dictionary<string>      ok / bad with ``checks=True``, else null
 status         list<string>            truncated, fragment, malformed, bad-checksum...
 interface      uint32                  pcapng interface number (0 in pcap files)
 offset         int64                   where the frame starts in the file
@@ -47,6 +47,9 @@ as people write them (``WHERE dst = '127.0.0.1'``) in every tool without a
 conversion function, they are the JSON values byte for byte, and one column
 holds IPv4 and IPv6 alike. The cost is small where it matters: a capture
 repeats a few addresses, so Parquet's dictionary encoding stores each once.
+
+``proto`` and ``checksum`` are dictionary-encoded (a category: each word is
+stored once, each row holds a small index); every reader shows them as text.
 
 ``ts`` is the time to compute with; ``ts_ns`` keeps the exact integer. In
 Parquet files ``ts`` is stored in microseconds (what Spark reads; DuckDB and
