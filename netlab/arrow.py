@@ -111,7 +111,8 @@ def schema(columns: Optional[Sequence[str]] = None):
         "sport": pa.uint16(), "dport": pa.uint16(), "flags": pa.list_(pa.string()),
         "tcp_flags": pa.uint16(), "length": pa.uint32(), "wirelen": pa.uint32(),
         "payload_len": pa.uint32(), "seq": pa.uint32(), "ack": pa.uint32(),
-        "icmp_type": pa.uint8(), "icmp_code": pa.uint8(), "checksum": pa.dictionary(pa.int8(), pa.string()),
+        "icmp_type": pa.uint8(), "icmp_code": pa.uint8(),
+        "checksum": pa.dictionary(pa.int8(), pa.string()),
         "status": pa.list_(pa.string()), "interface": pa.uint32(), "offset": pa.int64(),
         "payload": pa.large_binary(),
     }
@@ -184,7 +185,8 @@ class _Shaper:
     def raw(self, n: int, cols: dict) -> dict:
         """The buffers of one batch as Arrow arrays, zero-copy."""
         pa = self.pa
-        out = {name: pa.Array.from_buffers(self.raw_types[name], n, [None, pa.py_buffer(cols[name])])
+        out = {name: pa.Array.from_buffers(self.raw_types[name], n,
+                                           [None, pa.py_buffer(cols[name])])
                for name, _code in RAW_COLUMNS}
         is_ip = self.pc.not_equal(out["family"], 0).buffers()[1]  # the addresses' validity bitmap
         for name in ("src", "dst"):
@@ -409,6 +411,17 @@ PARQUET_OPTIONS = {
     "coerce_timestamps": "us",
     "allow_truncated_timestamps": True,
 }
+# Columns that count up or change a little from packet to packet are stored as
+# differences (delta encoding): a few bits a packet instead of eight bytes.
+# Dictionary encoding would only waste time on them; the other columns repeat
+# a few values (addresses, ports, flags, lengths) and keep their dictionaries.
+DELTA_COLUMNS = ("n", "ts", "ts_ns", "seq", "ack", "offset")
+
+
+def _parquet_options(names) -> dict:
+    delta = [c for c in DELTA_COLUMNS if c in names]
+    return dict(PARQUET_OPTIONS, use_dictionary=[c for c in names if c not in delta],
+                column_encoding={c: "DELTA_BINARY_PACKED" for c in delta})
 
 
 def to_parquet(source, target, columns: Optional[Sequence[str]] = None, filter=None,
@@ -429,7 +442,8 @@ def to_parquet(source, target, columns: Optional[Sequence[str]] = None, filter=N
     part = f"{target}.part-{os.getpid()}"
     rows = 0
     try:
-        with pq.ParquetWriter(part, schema(columns), **PARQUET_OPTIONS) as writer:
+        layout = schema(columns)
+        with pq.ParquetWriter(part, layout, **_parquet_options(layout.names)) as writer:
             try:
                 for batch in iter_arrow_batches(source, batch_size, columns, filter, checks,
                                                 backend):

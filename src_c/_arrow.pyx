@@ -13,7 +13,7 @@ import pyarrow.
 """
 from libc.stdint cimport int16_t, int32_t, int64_t, uint8_t, uint16_t, uint32_t, uint64_t
 from libc.stdlib cimport free, realloc
-from libc.string cimport memcpy
+from libc.string cimport memcmp, memcpy
 from cpython.bytes cimport PyBytes_FromStringAndSize
 
 import array
@@ -85,18 +85,40 @@ cdef inline uint32_t _put_ip4(const uint8_t *a, char *out) noexcept nogil:
     return n
 
 
+# The last two addresses written, with their text: the packets of a capture go
+# back and forth between few hosts, so most rows copy text instead of making it.
+cdef struct _Seen:
+    int family
+    uint8_t addr[16]
+    uint32_t len
+    char text[ADDR_TEXT_MAX]
+
+
 cdef inline int _put_addr(_Buf *offsets, _Buf *text, size_t row, int family,
-                          const uint8_t *a) noexcept nogil:
+                          const uint8_t *a, _Seen *seen) noexcept nogil:
     """Append one address as text (nothing when not IP) and its end offset."""
     cdef char *out = <char *>(text.p + text.len)
     cdef uint32_t n = 0
-    if family == 4:
-        n = _put_ip4(a, out)
-    elif family == 6:
-        # The C library's spelling: the one Python's socket.inet_ntop gives too.
-        if inet_ntop(AF_INET6, a, out, ADDR_TEXT_MAX) != NULL:
-            while out[n]:
-                n += 1
+    cdef size_t alen = 4 if family == 4 else 16
+    cdef int i
+    if family == 4 or family == 6:
+        for i in range(2):
+            if seen[i].family == family and memcmp(seen[i].addr, a, alen) == 0:
+                n = seen[i].len
+                memcpy(out, seen[i].text, n)
+                break
+        else:
+            if family == 4:
+                n = _put_ip4(a, out)
+            # The C library's spelling: the one Python's socket.inet_ntop gives too.
+            elif inet_ntop(AF_INET6, a, out, ADDR_TEXT_MAX) != NULL:
+                while out[n]:
+                    n += 1
+            seen[1] = seen[0]
+            seen[0].family = family
+            memcpy(seen[0].addr, a, alen)
+            seen[0].len = n
+            memcpy(seen[0].text, out, n)
     text.len += n
     (<int32_t *>offsets.p)[row + 1] = <int32_t>text.len
     return 0
@@ -186,6 +208,8 @@ cdef int _fill(nl_reader *r, _Buf *b, size_t batch, int checks, bint payload,
     cdef nl_pkt k
     cdef int rc = 1
     cdef size_t i = 0
+    cdef _Seen seen[2]
+    seen[0].family = seen[1].family = 0
     while i < batch:
         rc = nl_reader_next(r, &f)
         if rc != 1:
@@ -207,8 +231,8 @@ cdef int _fill(nl_reader *r, _Buf *b, size_t batch, int checks, bint payload,
         (<uint32_t *>b[C_ACK].p)[i] = k.ack
         (<uint32_t *>b[C_PAYLOAD_LEN].p)[i] = k.payload_len
         (<uint32_t *>b[C_STATUS].p)[i] = k.status
-        _put_addr(&b[C_SRC], &b[C_SRC_TEXT], i, k.family, k.src)
-        _put_addr(&b[C_DST], &b[C_DST_TEXT], i, k.family, k.dst)
+        _put_addr(&b[C_SRC], &b[C_SRC_TEXT], i, k.family, k.src, seen)
+        _put_addr(&b[C_DST], &b[C_DST_TEXT], i, k.family, k.dst, seen)
         if payload:
             if _reserve(&b[C_PAYLOAD_DATA], k.payload_len) < 0:
                 oom[0] = 1

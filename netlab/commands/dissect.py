@@ -246,6 +246,7 @@ def _run_parquet(args: argparse.Namespace) -> int:
         if r["parquet"] is None:
             hint = "not converted: give a pcap or pcapng file, e.g. one written by tcpdump -w"
         else:
-            hint = f"the file is cut short or damaged; the {r['packets']} packets before it are in {r['parquet']}"
+            hint = (f"the file is cut short or damaged; the {r['packets']} packets before it "
+                    f"are in {r['parquet']}")
         print(f"netlab: {r['capture']}: {r['error']['message']} ({hint})", file=sys.stderr)
     return 1 if failed else 0
