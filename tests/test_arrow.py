@@ -178,6 +178,14 @@ def test_both_backends_fill_identical_buffers(both_cores, batch_size):
         assert results[0] == results[1], path
 
 
+def test_twins_export_the_same_names(both_cores):
+    from netlab import _arrow
+
+    assert set(py_columns.__all__) <= set(dir(_arrow))
+    assert (_arrow.BACKEND, py_columns.BACKEND) == ("cython", "python")
+    assert arrow._twin(None).BACKEND == packet.BACKEND  # the live backend's columns
+
+
 def test_both_backends_give_equal_tables(both_cores):
     for path in SHIPPED:
         c = arrow.to_arrow(path, columns=arrow.COLUMNS, backend="cython", checks=True)

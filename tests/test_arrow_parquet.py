@@ -149,6 +149,15 @@ def test_parquet_holds_the_arrow_table(tmp_path):
                                         str(tmp_path / "m.parquet"))).equals(back)
 
 
+def test_pure_python_opt_out_writes_the_same_parquet(tmp_path):
+    path = os.path.join(DATA, "mixed_sll2.pcap")
+    compiled = to_parquet(path, str(tmp_path / "c.parquet"))
+    done = run_netlab("dissect", path, "--parquet", tmp_path / "py.parquet",
+                      env={"NETLAB_PURE_PYTHON": "1"})
+    assert done.returncode == 0, done.stderr
+    assert pq.read_table(tmp_path / "py.parquet").equals(pq.read_table(compiled))
+
+
 def test_damaged_capture_keeps_its_rows_and_fails_one_line(tmp_path):
     with open(HANDSHAKE, "rb") as f:
         raw = f.read()

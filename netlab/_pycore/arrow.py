@@ -28,7 +28,9 @@ from netlab._pycore.aggregate import iter_records
 from netlab._pycore.capture import CaptureError
 from netlab._pycore.decode import RECORD_FIELDS
 
-__all__ = ["COLUMNS", "MAX_BATCH", "iter_columns"]
+__all__ = ["BACKEND", "COLUMNS", "MAX_BATCH", "iter_columns"]
+
+BACKEND = "python"
 
 # The fixed-width columns of a batch: (record field, array typecode), in the
 # order the compiled twin keeps them. Widths: Q 8 bytes, I and i 4, H and h 2, B 1.
