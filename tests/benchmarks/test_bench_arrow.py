@@ -217,14 +217,14 @@ def test_zz_summary(capture, capsys):
         rows.append(("tshark -T fields -> CSV -> pyarrow", *RESULTS["tshark"]))
     lines = [f"capture: {RESULTS['packets']} packets, {RESULTS['file_bytes'] / 1e6:.1f} MB "
              f"(loopback UDP via iperf3, tcpdump)", "",
-             f"{'route':38} {'M packets/s':>12} {'M packets/CPU s':>16}"]
-    lines += [f"{name:38} {wall / 1e6:12.2f} {cpu / 1e6:16.2f}" for name, wall, cpu in rows]
+             f"{'route':38} {'packets/s':>12} {'packets/CPU s':>14}"]
+    lines += [f"{name:38} {wall:12,.0f} {cpu:14,.0f}" for name, wall, cpu in rows]
     if "tshark" in RESULTS:
-        lines.append(f"{'ratio netlab / tshark':38} {RESULTS['netlab'][0] / RESULTS['tshark'][0]:11.1f}x "
-                     f"{RESULTS['netlab'][1] / RESULTS['tshark'][1]:15.1f}x")
+        ratio = [RESULTS["netlab"][i] / RESULTS["tshark"][i] for i in (0, 1)]
+        lines.append(f"{'ratio netlab / tshark':38} {ratio[0]:11.1f}x {ratio[1]:13.1f}x")
     if "rss" in RESULTS:
         lines += ["", f"dissect --parquet: {RESULTS['parquet_bytes_per_packet']:.1f} bytes per packet, "
-                  f"{RESULTS['parquet_pps'] / 1e6:.2f} M packets/CPU s (the whole command)",
+                  f"{RESULTS['parquet_pps']:,.0f} packets/CPU s (the whole command)",
                   "peak memory (max RSS) as the file grows: " + ", ".join(
                       f"{n} packets {peak / 2**20:.0f} MB" for n, peak, _w in RESULTS["rss"])]
     with capsys.disabled():
