@@ -149,6 +149,15 @@ def test_parquet_holds_the_arrow_table(tmp_path):
                                         str(tmp_path / "m.parquet"))).equals(back)
 
 
+def test_filter_and_checksums_apply_to_parquet(tmp_path):
+    out = tmp_path / "udp.parquet"
+    done = run_netlab("dissect", HANDSHAKE, "--parquet", out, "--filter", "udp", "--checksums")
+    assert done.returncode == 0, done.stderr
+    assert "1 packets" in done.stdout
+    (proto, checksum, n), = sql("SELECT proto, checksum, n FROM pk", pk=str(out))
+    assert (proto, n) == ("udp", 1) and checksum in ("ok", "bad")
+
+
 def test_pure_python_opt_out_writes_the_same_parquet(tmp_path):
     path = os.path.join(DATA, "mixed_sll2.pcap")
     compiled = to_parquet(path, str(tmp_path / "c.parquet"))
