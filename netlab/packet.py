@@ -35,6 +35,7 @@ __all__ = [
     "decode_udp",
     "finish_stats",
     "internet_checksum",
+    "iter_arrow_batches",
     "iter_records",
     "load_backend",
     "proto_name",
@@ -42,6 +43,7 @@ __all__ = [
     "tcp_flag_names",
     "tcp_options",
     "tcp_state_name",
+    "to_arrow",
 ]
 
 from netlab.sysinfo import OPT_OUT, note_twin_fallback, pure_python_requested  # noqa: E402
@@ -119,3 +121,20 @@ decode_frame = _impl.decode_frame
 tcp_options = _impl.tcp_options
 proto_name = _impl.proto_name
 tcp_state_name = _impl.tcp_state_name
+
+
+# Captures as data (issue 15): Arrow tables built by netlab.arrow from column
+# buffers the live backend fills. pyarrow (`pip install 'netlab[data]'`) is
+# imported only when one of these is called.
+def to_arrow(path, columns=None, filter=None, **options):
+    """The packets of a capture as a ``pyarrow.Table``: see :func:`netlab.arrow.to_arrow`."""
+    from netlab.arrow import to_arrow as impl
+
+    return impl(path, columns, filter, **options)
+
+
+def iter_arrow_batches(path, batch_size=65536, columns=None, filter=None, **options):
+    """``pyarrow.RecordBatch`` es of a capture: see :func:`netlab.arrow.iter_arrow_batches`."""
+    from netlab.arrow import iter_arrow_batches as impl
+
+    return impl(path, batch_size, columns, filter, **options)

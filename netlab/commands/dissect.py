@@ -37,6 +37,8 @@ def register(sub) -> None:
         "protocol, port and flow, and TCP flow states, counted by the compiled core.",
     )
     p.add_argument("file", metavar="FILE", help="the capture file (pcap or pcapng)")
+    p.add_argument("more_files", metavar="FILE", nargs="*",
+                   help="more capture files (with --parquet: one dataset of them all)")
     add_json_flag(p)
     p.add_argument("--stats", action="store_true", help="print aggregate tables instead of packets")
     p.add_argument("--filter", metavar="EXPR", help="keep matching packets: tcp, udp, icmp, "
@@ -44,6 +46,13 @@ def register(sub) -> None:
     p.add_argument("--checksums", action="store_true",
                    help="verify IPv4/TCP/UDP/ICMP checksums (loopback captures usually show "
                    "them unfilled: the kernel skips them on lo)")
+    p.add_argument("--parquet", metavar="OUT",
+                   help="write the packets as columns (the --json keys) to Parquet: OUT.parquet "
+                   "for one file, else a dataset folder with one NAME.parquet per capture, which "
+                   "DuckDB, Polars or Spark read as one table (needs pyarrow: "
+                   "pip install 'netlab[data]')")
+    p.add_argument("--jobs", type=_positive, default=1, metavar="N",
+                   help="with --parquet: convert N capture files at a time (default 1)")
     p.set_defaults(func=run_dissect)
 
     s = sub.add_parser(
@@ -81,6 +90,8 @@ def _emit(n, rec, frame, note, as_json):
 
 
 def run_dissect(args: argparse.Namespace) -> int:
+    if args.parquet is not None or args.more_files or args.jobs != 1:
+        return _run_parquet(args)
     predicate = _compile(args.filter)
     try:
         with open_capture(args.file) as buf:
@@ -178,3 +189,64 @@ def run_sniff(args: argparse.Namespace) -> int:
         where = f", written to {args.write}" if args.write else ""
         print(f"{n} packets captured{where}", file=sys.stderr, flush=True)
     return 0
+
+
+def _run_parquet(args: argparse.Namespace) -> int:
+    """``dissect FILE... --parquet OUT [--jobs N]``: captures to a Parquet file or dataset."""
+    import os
+    import time
+
+    from netlab import arrow
+
+    if args.parquet is None:
+        raise UsageError("several files or --jobs go with --parquet OUT (or run dissect once "
+                         "per file)")
+    if args.stats:
+        raise UsageError("--parquet writes the packets, --stats counts them: choose one "
+                         "(DuckDB answers --stats questions from the Parquet files)")
+    _compile(args.filter)  # a bad filter is a usage error before any work
+    files = [args.file, *args.more_files]
+    for name in files:
+        if not os.path.isfile(name):
+            what = "a directory, not a capture file" if os.path.isdir(name) else "no such file"
+            raise NetlabError(f"{name}: {what} (check the path)")
+    try:
+        arrow.parquet_targets(files, args.parquet)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    live = sys.stderr.isatty()
+    started = last = time.monotonic()
+
+    def progress(done: int, total: int, packets: int) -> None:
+        nonlocal last
+        now = time.monotonic()
+        if live and (now - last >= 0.2 or done == total):
+            last = now
+            rate = packets / max(now - started, 1e-9)
+            print(f"\r{done}/{total} files, {packets} packets, {rate / 1e6:.2f} M packets/s ",
+                  end="", file=sys.stderr, flush=True)
+
+    try:
+        results = arrow.write_parquet(files, args.parquet, jobs=args.jobs, filter=args.filter,
+                                      checks=args.checksums, progress=progress)
+    except OSError as exc:
+        raise NetlabError(f"cannot write {args.parquet}: {exc.strerror or exc} (choose a "
+                          "place that exists and you may write to)") from None
+    finally:
+        if live:
+            print(file=sys.stderr, flush=True)
+    total = sum(r["packets"] for r in results)
+    if args.json:
+        print_json({"out": args.parquet, "packets": total, "files": results})
+    else:
+        print(f"{total} packets from {len(results)} capture file(s) written to {args.parquet}",
+              flush=True)
+    failed = [r for r in results if r["error"]]
+    for r in failed:
+        if r["parquet"] is None:
+            hint = "not converted: give a pcap or pcapng file, e.g. one written by tcpdump -w"
+        else:
+            hint = (f"the file is cut short or damaged; the {r['packets']} packets before it "
+                    f"are in {r['parquet']}")
+        print(f"netlab: {r['capture']}: {r['error']['message']} ({hint})", file=sys.stderr)
+    return 1 if failed else 0
