@@ -19,6 +19,7 @@ from typing import Iterable, Iterator, List, Optional, Tuple
 from netlab.binding import format_url
 from netlab.errors import NetlabError
 from netlab.services import chargen as _chargen
+from netlab.services import table as _table
 from netlab.services import time as _time_service
 
 __all__ = [
@@ -49,9 +50,7 @@ _MAX_READ = 1 << 20         # never buffer more than this from a server
 
 def default_port(service: str) -> int:
     """netlab's default port of ``service`` (7000 + the well-known port)."""
-    from netlab.servers import DEFAULT_PORTS
-
-    return DEFAULT_PORTS[service]
+    return _table.facts(service).default_port
 
 
 def _check_proto(proto: str) -> str:

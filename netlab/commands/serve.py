@@ -22,16 +22,6 @@ __all__ = ["register", "run"]
 
 _POLL = 0.1  # s between checks of the stop flag: the longest a signal waits to be seen
 
-_WHAT = {
-    "echo": "sends back every byte (TCP until you close; UDP per datagram)",
-    "discard": "reads and drops everything, answers nothing",
-    "chargen": "streams 72-character lines of printable ASCII (UDP: 0-512 characters)",
-    "daytime": "sends the date and time as one ASCII line, then closes",
-    "time": "sends 4 bytes: seconds since 1900-01-01 UTC, big-endian, then closes",
-    "qotd": "sends one quote of the day, then closes",
-}
-
-
 def _positive_float(text: str) -> float:
     return checked_number(text, float, lambda v: v > 0,
                           "invalid number {text!r}: give seconds, e.g. 2.5",
@@ -54,13 +44,12 @@ def _rate(text: str) -> float:
 
 def register(sub) -> None:
     defaults = Limits()
-    for name in services.SERVICES:
-        rfc = services.RFCS[name]
-        port = DEFAULT_PORTS[name]
+    for row in services.SERVICE_TABLE:
+        name, rfc, port = row.name, row.rfc, row.default_port
         p = sub.add_parser(
             name,
-            help=f"{name} server or client (RFC {rfc}): {_WHAT[name]}",
-            description=f"The {name} service of RFC {rfc}: {_WHAT[name]}. Without --client "
+            help=f"{name} server or client (RFC {rfc}): {row.summary}",
+            description=f"The {name} service of RFC {rfc}: {row.summary}. Without --client "
             f"it runs a server on TCP and UDP (port {port} unless PORT is given; 0 lets "
             "the OS choose); with --client it talks to one.",
         )
@@ -121,6 +110,10 @@ def _run_server(args: argparse.Namespace) -> int:
                          "to run a server")
     protocols = ("tcp",) if args.tcp else ("udp",) if args.udp else ("tcp", "udp")
     port = DEFAULT_PORTS[args.service] if args.port is None else args.port
+    if args.udp_rate == 0 and "udp" in protocols:
+        print("netlab: warning: --udp-rate 0 switches off the UDP rate limits: a loop with "
+              "another UDP server (started by one forged datagram) can then run for ever",
+              file=sys.stderr, flush=True)
     stop = _StopFlag()
     previous = _install_signal_handlers(stop)
     try:
@@ -157,7 +150,8 @@ def _withheld(totals: dict) -> str:
     """Say why UDP replies were not sent, so a lossy-looking run is explained."""
     parts = []
     if totals.get("udp_looped"):
-        parts.append(f"{totals['udp_looped']} UDP replies to service ports (loop guard)")
+        parts.append(f"{totals['udp_looped']} UDP replies to service or privileged ports "
+                     "or to a looping endpoint (loop guard)")
     if totals.get("udp_limited"):
         parts.append(f"{totals['udp_limited']} UDP replies over --udp-rate")
     if totals.get("rejected"):

@@ -54,15 +54,9 @@ __all__ = [
 MODELS = ("iterative", "threaded", "selectors", "asyncio")
 #: The model that scales best: one thread, bounded memory per connection.
 DEFAULT_MODEL = "selectors"
-#: 7000 + the well-known port: bindable without privilege, easy to remember.
-DEFAULT_PORTS: Dict[str, int] = {
-    "echo": 7007,
-    "discard": 7009,
-    "daytime": 7013,
-    "qotd": 7017,
-    "chargen": 7019,
-    "time": 7037,
-}
+#: 7000 + the well-known port: bindable without privilege, easy to remember
+#: (read from the service table, :data:`netlab.services.SERVICE_TABLE`).
+DEFAULT_PORTS: Dict[str, int] = services.DEFAULT_PORTS
 PROTOCOLS = ("tcp", "udp")
 
 _ENGINES = {
