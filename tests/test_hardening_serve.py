@@ -243,3 +243,81 @@ def test_forged_sources_cannot_flush_the_rate_limit_of_a_live_server(netns):
     got, seconds = netns.python(code, timeout=60).split()
     # The budget: a burst of 1, then 1 per second (before: one fresh burst per flood).
     assert int(got) <= 1 + float(seconds) + 1, (got, seconds)
+
+
+# -- item 6: a wildcard-bound server answers from the address written to ------------------
+def _connected_udp_exchange(bind: str, server: str, port: int) -> str:
+    family = "AF_INET6" if ":" in server else "AF_INET"
+    return (
+        "import socket\n"
+        f"u = socket.socket(socket.{family}, socket.SOCK_DGRAM)\n"
+        f"u.bind(({bind!r}, 0))\n"
+        f"u.connect(({server!r}, {port}))\n"
+        "u.settimeout(2)\n"
+        "u.send(b'hello')\n"
+        "try:\n"
+        "    print(u.recv(100).decode())\n"
+        "except socket.timeout:\n"
+        "    print('NO-REPLY')\n")
+
+
+@NEEDS_NETNS
+@pytest.mark.parametrize("model", ["iterative", "threaded", "selectors", "asyncio"])
+def test_wildcard_udp_server_replies_from_the_address_the_client_wrote_to(netns, model):
+    srv = netns.netlab("echo", "--udp", "0", "--host", "0.0.0.0", "--model", model)
+    port = listening_port(srv)
+    # 127.0.0.5 is local (all of 127/8 is); a plain sendto() would answer from 127.0.0.1,
+    # which the connected client drops.
+    assert netns.python(_connected_udp_exchange("127.0.0.1", "127.0.0.5", port)) == "hello\n"
+
+
+@NEEDS_NETNS
+@pytest.mark.parametrize("model", ["selectors", "asyncio"])
+def test_wildcard_udp_server_replies_from_the_address_written_to_ipv6(netns, model):
+    netns.ip("addr", "add", "fd00:6e6c::5/128", "dev", "lo", "nodad")
+    srv = netns.netlab("echo", "--udp", "0", "--host", "::", "--model", model)
+    port = listening_port(srv)
+    assert netns.python(_connected_udp_exchange("::1", "fd00:6e6c::5", port)) == "hello\n"
+
+
+def test_pktinfo_recv_and_send_on_a_wildcard_socket_report_and_choose_the_address():
+    from netlab import pktinfo
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as srv, \
+            socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as cli:
+        srv.bind(("0.0.0.0", 0))   # the one test socket bound to every address: no traffic
+        pktinfo.enable(srv)        # leaves loopback, the client writes to 127.0.0.7
+        srv.settimeout(2)
+        cli.settimeout(2)
+        cli.connect(("127.0.0.7", srv.getsockname()[1]))
+        cli.send(b"ping")
+        data, peer, local = pktinfo.recv(srv, 100)
+        assert (data, local) == (b"ping", "127.0.0.7")
+        assert pktinfo.send(srv, b"pong", peer, local) == 4
+        assert cli.recv(100) == b"pong"
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as one:
+        one.bind(("127.0.0.1", 0))
+        pktinfo.enable(one)        # bound to one address: nothing to do
+        assert one.getsockopt(socket.IPPROTO_IP, pktinfo.IP_PKTINFO) == 0
+
+
+# -- item 11: the asyncio UDP path counts only what the kernel took -----------------------
+@NEEDS_NETNS
+@pytest.mark.skipif(shutil.which("nft") is None, reason="needs nft (nftables) to make "
+                    "the kernel refuse a reply")
+@pytest.mark.parametrize("model", ["selectors", "asyncio"])
+def test_a_reply_the_kernel_refuses_is_not_counted_as_sent(netns, model):
+    # An nftables rule in the namespace drops replies to port 40999: sendto() fails (EPERM).
+    subprocess.run(netns.argv("nft", "add table inet nlserve; "
+                              "add chain inet nlserve out { type filter hook output priority 0; }; "
+                              "add rule inet nlserve out udp dport 40999 drop"), check=True)
+    srv = netns.netlab("echo", "--udp", "0", "--model", model)
+    port = listening_port(srv)
+    netns.python("import socket\n"
+                 "u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
+                 "u.bind(('127.0.0.1', 40999))\n"
+                 f"u.sendto(b'hello', ('127.0.0.1', {port}))\n")
+    time.sleep(0.5)
+    srv.terminate()
+    out, _ = srv.communicate(timeout=10)
+    assert "1 datagrams, 5 bytes in, 0 bytes out" in out, out

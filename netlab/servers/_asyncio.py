@@ -10,52 +10,16 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from typing import Dict, Optional
+from typing import Dict
 
 from netlab import services
-from netlab.servers._common import LINGER_SECONDS, RECV_SIZE, udp_reply
+from netlab.servers._common import LINGER_SECONDS, RECV_SIZE, handle_datagram
 from netlab.servers._engine import Engine
 
 __all__ = ["AsyncioEngine"]
 
 _CHUNK = 16384
 _SWEEP = 0.25  # seconds between idle sweeps
-
-
-class _UdpProtocol(asyncio.DatagramProtocol):
-    def __init__(self, engine: "AsyncioEngine") -> None:
-        self.engine = engine
-        self.service = services.udp_service(engine.service)
-        self.transport: Optional[asyncio.DatagramTransport] = None
-
-    def connection_made(self, transport) -> None:  # type: ignore[override]
-        self.transport = transport
-
-    def datagram_received(self, data: bytes, addr) -> None:  # type: ignore[override]
-        stats = self.engine.stats
-        reply = udp_reply(self.service, self.engine.guard, stats, data, addr)
-        if reply is None or self.transport is None:
-            return
-        # The transport queues what the kernel refuses; drop instead of queueing
-        # without bound (UDP promises nothing).
-        if self.transport.get_write_buffer_size() > self.engine.limits.out_buffer:
-            stats.add("udp_dropped")
-            return
-        if reply:
-            self.transport.sendto(reply, addr)
-        else:
-            # asyncio's transport silently skips empty datagrams, but an empty
-            # datagram is a valid reply (echo of b"", chargen of 0 characters).
-            try:
-                self.engine.socks["udp"].sendto(b"", addr)
-            except OSError:
-                stats.add("udp_dropped")
-                return
-        stats.add("replies")
-        stats.add("bytes_out", len(reply))
-
-    def error_received(self, exc: Exception) -> None:
-        self.engine.stats.add("errors")
 
 
 class AsyncioEngine(Engine):
@@ -86,13 +50,17 @@ class AsyncioEngine(Engine):
         self._watches: Dict[asyncio.Task, _Watch] = {}
         loop = asyncio.get_running_loop()
         server = None
-        udp_transport = None
+        udp = self.socks.get("udp")
         if "tcp" in self.socks:
             server = await asyncio.start_server(self._client, sock=self.socks["tcp"],
                                                 limit=RECV_SIZE, backlog=1024)
-        if "udp" in self.socks:
-            udp_transport, _ = await loop.create_datagram_endpoint(
-                lambda: _UdpProtocol(self), sock=self.socks["udp"])
+        if udp is not None:
+            # The same datagram handler as every other model, on the loop's
+            # readiness callback: asyncio's datagram transport would queue what
+            # the kernel refuses (and count it as sent), cannot send an empty
+            # datagram and cannot choose the reply's source address.
+            udp_service = services.udp_service(self.service)
+            loop.add_reader(udp, self._datagrams, udp, udp_service)
         sweeper = asyncio.ensure_future(self._sweep())
         self._ready.set()
         if self.stopping.is_set():
@@ -105,11 +73,16 @@ class AsyncioEngine(Engine):
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        if udp_transport is not None:
-            udp_transport.close()
+        if udp is not None:
+            loop.remove_reader(udp)
         if server is not None:
             await server.wait_closed()
         await asyncio.sleep(0)  # let transports run their close callbacks
+
+    def _datagrams(self, udp, udp_service) -> None:
+        for _ in range(64):  # what is queued, but let the TCP clients run too
+            if not handle_datagram(udp, udp_service, self.guard, self.stats):
+                return
 
     def start(self) -> None:
         self._ready = threading.Event()

@@ -8,7 +8,7 @@ import threading
 from dataclasses import dataclass, fields
 from typing import Dict, Optional
 
-from netlab import services
+from netlab import pktinfo, services
 from netlab.binding import bind_socket, format_url
 from netlab.errors import NetlabError
 from netlab.services.guard import DEFAULT_UDP_RATE, GUARDED_PORTS, UdpGuard
@@ -188,7 +188,9 @@ def handle_datagram(sock: socket.socket, service: "services.UdpService", guard: 
     once is dropped (UDP promises nothing), never queued.
     """
     try:
-        data, addr = sock.recvfrom(RECV_SIZE)
+        # recvmsg with the datagram's destination address: a wildcard-bound
+        # server answers from the address the client wrote to (netlab.pktinfo).
+        data, addr, local_ip = pktinfo.recv(sock, RECV_SIZE)
     except (BlockingIOError, InterruptedError, socket.timeout):
         return False
     except OSError:
@@ -199,13 +201,14 @@ def handle_datagram(sock: socket.socket, service: "services.UdpService", guard: 
     if reply is None:
         return True
     try:
-        sent = sock.sendto(reply, addr)
+        sent = pktinfo.send(sock, reply, addr, local_ip)
     except (BlockingIOError, InterruptedError):
         stats.add("udp_dropped")
         return True
     except OSError:
         stats.add("errors")
         return True
+    # Counted only once the kernel took the datagram.
     stats.add("replies")
     stats.add("bytes_out", sent)
     return True

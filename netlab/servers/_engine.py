@@ -5,6 +5,7 @@ import socket
 import threading
 from typing import Dict, List, Set
 
+from netlab import pktinfo
 from netlab.servers._common import Limits, Stats
 
 __all__ = ["Engine"]
@@ -29,6 +30,8 @@ class Engine:
         self.stats = stats
         udp = socks.get("udp")
         self.guard = limits.guard(udp.getsockname()[1] if udp is not None else 0)
+        if udp is not None:
+            pktinfo.enable(udp)  # wildcard-bound: reply from the address written to
         self.stopping = threading.Event()
         self.error: "BaseException | None" = None
         self._wake_r, self._wake_w = socket.socketpair()
