@@ -18,7 +18,10 @@ from netlab.servers._engine import Engine
 
 __all__ = ["AsyncioEngine"]
 
-_CHUNK = 16384
+# chargen writes this much per event-loop turn: large enough that a lone
+# client loses nothing to the extra turns, small enough that 200 readers
+# still leave a fresh client a turn soon.
+_CHUNK = 65536
 _SWEEP = 0.25  # seconds between idle sweeps
 
 
@@ -77,6 +80,13 @@ class AsyncioEngine(Engine):
             loop.remove_reader(udp)
         if server is not None:
             await server.wait_closed()
+        # Connections accepted in the last turns have tasks that have not run
+        # yet; let them start, see the stop and close their transports.
+        for _ in range(10):
+            others = asyncio.all_tasks() - {asyncio.current_task()}
+            if not others:
+                break
+            await asyncio.wait(others, timeout=0.5)
         await asyncio.sleep(0)  # let transports run their close callbacks
 
     def _datagrams(self, udp, udp_service) -> None:
@@ -117,7 +127,10 @@ class AsyncioEngine(Engine):
         stats, limits = self.stats, self.limits
         transport = writer.transport
         stats.add("connections")
-        if len(self._watches) >= limits.max_connections or self._done.is_set():
+        if self._done.is_set():  # accepted while stopping: not a limit's doing
+            transport.abort()
+            return
+        if len(self._watches) >= limits.max_connections:
             stats.add("rejected")
             transport.abort()
             return
@@ -196,6 +209,11 @@ class AsyncioEngine(Engine):
                 if writer.transport.is_closing():
                     raise ConnectionResetError("client closed")
                 await self._write(writer, watch, session.pull(_CHUNK))
+                # drain() only waits when the buffer is over its high-water
+                # mark. A client that reads flat out never lets it fill, so
+                # without this the loop would never get control back: no new
+                # client, no other reader, no stop. One chunk per loop turn.
+                await asyncio.sleep(0)
         finally:
             sink.cancel()
             await asyncio.gather(sink, return_exceptions=True)

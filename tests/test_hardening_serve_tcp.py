@@ -1,0 +1,113 @@
+"""Issue 12, the servers' TCP side and the clients: starvation, stopping, EMFILE, echo.
+
+Servers run as real ``netlab`` processes; the load (hundreds of readers, a
+flood of connects) comes from a helper process, so the server's timing is
+not disturbed by the test's own threads.
+"""
+from __future__ import annotations
+
+import os
+import resource
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+
+from tests.conftest import netlab_env
+
+READERS = r"""
+import selectors, socket, sys, time
+port, n, seconds = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3])
+sel = selectors.DefaultSelector()
+for _ in range(n):
+    s = socket.create_connection(("127.0.0.1", port)); s.setblocking(False)
+    sel.register(s, selectors.EVENT_READ)
+print("ready", flush=True)
+end = time.monotonic() + seconds
+while time.monotonic() < end:
+    for key, _ in sel.select(0.1):
+        try:
+            if not key.fileobj.recv(262144):
+                sel.unregister(key.fileobj)
+        except (BlockingIOError, ConnectionError):
+            pass
+"""
+
+
+class Server:
+    """``netlab ARGS`` as a process; its port from the first 'listening on' line."""
+
+    def __init__(self, *args: str, env=None, preexec_fn=None) -> None:
+        self.proc = subprocess.Popen([sys.executable, "-m", "netlab", *args],
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                     env=netlab_env(env), preexec_fn=preexec_fn)
+        line = self.proc.stdout.readline()
+        assert line.startswith("listening on "), (line, self.proc.stderr.read())
+        self.port = int(line.rsplit(":", 1)[1])
+
+    def stop(self, sig=signal.SIGTERM, timeout: float = 20):
+        """Signal it; ``(seconds until it exited, stdout, stderr)``."""
+        start = time.monotonic()
+        self.proc.send_signal(sig)
+        out, err = self.proc.communicate(timeout=timeout)
+        return time.monotonic() - start, out, err
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.communicate()
+
+
+def first_byte_after(port: int, timeout: float = 10.0) -> float:
+    start = time.monotonic()
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as c:
+        c.settimeout(timeout)
+        assert c.recv(1)
+    return time.monotonic() - start
+
+
+# -- item 3: asyncio chargen ----------------------------------------------------------------
+def test_asyncio_chargen_serves_a_fresh_client_and_stops_promptly_under_200_readers():
+    srv = Server("chargen", "--tcp", "0", "--model", "asyncio")
+    readers = subprocess.Popen([sys.executable, "-c", READERS, str(srv.port), "200", "30"],
+                               stdout=subprocess.PIPE, text=True)
+    try:
+        assert readers.stdout.readline().strip() == "ready"
+        time.sleep(1.0)                       # all 200 reading flat out
+        waits = [first_byte_after(srv.port) for _ in range(3)]
+        # Goal 100 ms (measured 20-60 ms on an idle machine); before: nothing in 4 s.
+        # The bound leaves room for a loaded CI machine.
+        assert min(waits) < 0.5, waits
+        seconds, out, _ = srv.stop()
+        assert seconds < 1.5, seconds          # before: up to 4.5 s
+        assert srv.proc.returncode == 0
+        assert "withheld" not in out, out      # no connection blamed on --max-connections
+    finally:
+        readers.kill()
+        readers.communicate()
+        srv.close()
+
+
+def test_asyncio_connections_accepted_while_stopping_are_not_blamed_on_max_connections():
+    # A limit the flood never reaches: only the stop could be blamed on it.
+    srv = Server("echo", "--tcp", "0", "--model", "asyncio", "--max-connections", "1000000")
+    flood = subprocess.Popen([sys.executable, "-c", (
+        "import socket, time\n"
+        "end = time.monotonic() + 3\n"
+        "while time.monotonic() < end:\n"
+        "    try:\n"
+        f"        socket.create_connection(('127.0.0.1', {srv.port}), timeout=1).close()\n"
+        "    except OSError:\n"
+        "        pass\n")])
+    try:
+        time.sleep(0.7)
+        _, out, err = srv.stop()
+    finally:
+        flood.kill()
+        flood.wait()
+        srv.close()
+    assert srv.proc.returncode == 0, err
+    assert " connections" in out and "--max-connections" not in out, out
