@@ -9,11 +9,13 @@ a chargen client that never reads holds one buffer, not a growing heap.
 from __future__ import annotations
 
 import asyncio
+import select
 import threading
 from typing import Dict
 
 from netlab import services
-from netlab.servers._common import LINGER_SECONDS, RECV_SIZE, handle_datagram
+from netlab.servers._common import (LINGER_SECONDS, RECV_SIZE, REST_SECONDS, handle_datagram,
+                                    listener_must_rest)
 from netlab.servers._engine import Engine
 
 __all__ = ["AsyncioEngine"]
@@ -22,6 +24,10 @@ __all__ = ["AsyncioEngine"]
 # client loses nothing to the extra turns, small enough that 200 readers
 # still leave a fresh client a turn soon.
 _CHUNK = 65536
+# Streaming writes (all connections together) between two looks at the
+# listener: a fresh client waits for at most this many chunks, not a whole
+# loop turn with a chunk for every reader.
+_PEEK_EVERY = 16
 _SWEEP = 0.25  # seconds between idle sweeps
 
 
@@ -51,12 +57,20 @@ class AsyncioEngine(Engine):
     async def _main(self) -> None:
         self._done = asyncio.Event()
         self._watches: Dict[asyncio.Task, _Watch] = {}
+        self._arriving = 0
+        self._writes = 0
+        self._resting = False
         loop = asyncio.get_running_loop()
-        server = None
+        listener = self.socks.get("tcp")
+        self._peek = select.poll()
+        if listener is not None:
+            self._peek.register(listener, select.POLLIN)
         udp = self.socks.get("udp")
-        if "tcp" in self.socks:
-            server = await asyncio.start_server(self._client, sock=self.socks["tcp"],
-                                                limit=RECV_SIZE, backlog=1024)
+        if listener is not None:
+            # accept() by hand rather than asyncio.start_server(): the engine
+            # knows when clients are arriving (chargen then lets them in first)
+            # and rests the listener when out of descriptors, like every model.
+            loop.add_reader(listener, self._accept, listener)
         if udp is not None:
             # The same datagram handler as every other model, on the loop's
             # readiness callback: asyncio's datagram transport would queue what
@@ -69,8 +83,8 @@ class AsyncioEngine(Engine):
         if self.stopping.is_set():
             self._done.set()
         await self._done.wait()
-        if server is not None:
-            server.close()
+        if listener is not None:
+            loop.remove_reader(listener)
         sweeper.cancel()
         tasks = [sweeper, *self._watches]
         for task in tasks:
@@ -78,8 +92,6 @@ class AsyncioEngine(Engine):
         await asyncio.gather(*tasks, return_exceptions=True)
         if udp is not None:
             loop.remove_reader(udp)
-        if server is not None:
-            await server.wait_closed()
         # Connections accepted in the last turns have tasks that have not run
         # yet; let them start, see the stop and close their transports.
         for _ in range(10):
@@ -88,6 +100,45 @@ class AsyncioEngine(Engine):
                 break
             await asyncio.wait(others, timeout=0.5)
         await asyncio.sleep(0)  # let transports run their close callbacks
+
+    def _accept(self, listener) -> None:
+        loop = asyncio.get_running_loop()
+        for _ in range(64):  # what is queued, but let the connected clients run too
+            try:
+                conn, _ = listener.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:
+                if listener_must_rest(exc, self.stats):
+                    self._resting = True
+                    loop.remove_reader(listener)
+                    loop.call_later(REST_SECONDS, self._listen_again, listener)
+                    return
+                continue
+            conn.setblocking(False)
+            self._arriving += 1
+            asyncio.ensure_future(self._arrive(conn))
+
+    def _listen_again(self, listener) -> None:
+        self._resting = False
+        if not self._done.is_set():
+            asyncio.get_running_loop().add_reader(listener, self._accept, listener)
+
+    def _peek_listener(self) -> None:
+        """Take waiting clients now, in the middle of a busy loop turn."""
+        if not self._resting and not self._done.is_set() and self._peek.poll(0):
+            self._accept(self.socks["tcp"])
+
+    async def _arrive(self, conn) -> None:
+        """Wrap an accepted socket in asyncio streams, then serve it."""
+        try:
+            reader, writer = await asyncio.open_connection(sock=conn, limit=RECV_SIZE)
+        except (OSError, asyncio.CancelledError):
+            conn.close()
+            return
+        finally:
+            self._arriving -= 1
+        await self._client(reader, writer)
 
     def _datagrams(self, udp, udp_service) -> None:
         for _ in range(64):  # what is queued, but let the TCP clients run too
@@ -208,11 +259,18 @@ class AsyncioEngine(Engine):
             while not session.finished:
                 if writer.transport.is_closing():
                     raise ConnectionResetError("client closed")
-                await self._write(writer, watch, session.pull(_CHUNK))
                 # drain() only waits when the buffer is over its high-water
                 # mark. A client that reads flat out never lets it fill, so
-                # without this the loop would never get control back: no new
-                # client, no other reader, no stop. One chunk per loop turn.
+                # without a yield the loop would never get control back: no
+                # new client, no other reader, no stop. One chunk per loop
+                # turn, and none while new clients are being set up (that
+                # takes a few turns, each of which would carry a chunk for
+                # every streaming client).
+                if not self._arriving:
+                    await self._write(writer, watch, session.pull(_CHUNK))
+                    self._writes += 1
+                    if self._writes % _PEEK_EVERY == 0:
+                        self._peek_listener()
                 await asyncio.sleep(0)
         finally:
             sink.cancel()

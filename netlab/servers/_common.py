@@ -16,10 +16,12 @@ from netlab.services.guard import DEFAULT_UDP_RATE, GUARDED_PORTS, UdpGuard
 __all__ = [
     "LINGER_SECONDS",
     "RECV_SIZE",
+    "REST_SECONDS",
     "Limits",
     "Stats",
     "bind_all",
     "format_url",
+    "listener_must_rest",
     "handle_datagram",
     "is_disconnect",
     "udp_reply",
@@ -33,6 +35,12 @@ RECV_SIZE = 65536
 # can destroy the reply still in flight (a daytime line lost because the
 # client had typed something). Lingering briefly avoids that.
 LINGER_SECONDS = 2.0
+# Out of descriptors (EMFILE and friends), accept() fails while the client
+# stays queued, so the listener is readable again at once: a loop that kept
+# watching it would spin at full CPU. Every model stops watching the listener
+# for this long instead, as the compiled loop does between its sweeps.
+REST_SECONDS = 0.25
+_OUT_OF_DESCRIPTORS = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
 
 
 @dataclass
@@ -136,6 +144,14 @@ def is_disconnect(exc: BaseException) -> bool:
         isinstance(exc, OSError) and exc.errno in (
             errno.EPIPE, errno.ECONNRESET, errno.ENOTCONN, errno.EBADF, errno.ESHUTDOWN,
             errno.ETIMEDOUT, errno.ECONNABORTED))
+
+
+def listener_must_rest(exc: OSError, stats: "Stats") -> bool:
+    """Count a failed ``accept()``; True when the listener should rest (out of
+    descriptors or memory), False when the next client can be taken at once
+    (e.g. ECONNABORTED: that one left before we accepted it)."""
+    stats.add("errors")
+    return exc.errno in _OUT_OF_DESCRIPTORS
 
 
 def wait_socket(sock: socket.socket, read: bool, write: bool, timeout: float) -> tuple:
