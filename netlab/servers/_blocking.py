@@ -12,8 +12,8 @@ import socket
 import time as _time
 
 from netlab import services
-from netlab.servers._common import (LINGER_SECONDS, RECV_SIZE, handle_datagram,
-                                    is_disconnect, wait_socket)
+from netlab.servers._common import (LINGER_SECONDS, RECV_SIZE, REST_SECONDS, handle_datagram,
+                                    is_disconnect, listener_must_rest, wait_socket)
 from netlab.servers._engine import Engine
 
 __all__ = ["IterativeEngine", "ThreadedEngine", "serve_connection"]
@@ -105,12 +105,20 @@ class IterativeEngine(Engine):
 
     def run(self) -> None:
         sel = selectors.DefaultSelector()
+        self._sel = sel
+        self._rest_until = None
         try:
             sel.register(self._wake_r, selectors.EVENT_READ, "wake")
             for proto, sock in self.socks.items():
                 sel.register(sock, selectors.EVENT_READ, proto)
             while not self.stopping.is_set():
-                for key, _ in sel.select():
+                timeout = None
+                if self._rest_until is not None:  # the listener rests: see _accept
+                    timeout = self._rest_until - _time.monotonic()
+                    if timeout <= 0:
+                        self._rest_until, timeout = None, None
+                        sel.register(self.socks["tcp"], selectors.EVENT_READ, "tcp")
+                for key, _ in sel.select(timeout):
                     if key.data == "wake":
                         self.drain_wake()
                     elif key.data == "udp":
@@ -135,8 +143,10 @@ class IterativeEngine(Engine):
             conn, _ = listener.accept()
         except (BlockingIOError, InterruptedError):
             return
-        except OSError:
-            self.stats.add("errors")  # e.g. EMFILE: out of descriptors
+        except OSError as exc:
+            if listener_must_rest(exc, self.stats):  # out of descriptors
+                self._sel.unregister(listener)
+                self._rest_until = _time.monotonic() + REST_SECONDS
             return
         self.stats.add("connections")
         self._handle(conn)
