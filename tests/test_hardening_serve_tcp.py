@@ -17,6 +17,7 @@ import time
 import pytest
 
 from tests.conftest import netlab_env
+from tests.test_hardening_serve import NEEDS_NETNS, listening_port, netns  # noqa: F401
 
 READERS = r"""
 import selectors, socket, sys, time
@@ -167,3 +168,91 @@ def test_out_of_descriptors_the_server_rests_instead_of_spinning(model, compiled
         holder.kill()
         holder.communicate()
         srv.stop()
+
+
+# -- item 8: the echo client ---------------------------------------------------------------
+def _run_client(*args, input: bytes, timeout: float = 60) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "netlab", "echo", "--client", *args],
+                          input=input, capture_output=True, timeout=timeout, env=netlab_env())
+
+
+@NEEDS_NETNS
+def test_echo_client_sends_and_receives_together_a_10_mib_line(netns):
+    # Socket buffers of at most 64 KiB (per namespace), like a small host: the
+    # kernel can no longer hide a client that sends everything before reading.
+    for name in ("tcp_rmem", "tcp_wmem"):
+        subprocess.run(netns.argv("sysctl", "-q", f"net.ipv4.{name}=4096 16384 65536"),
+                       check=True)
+    srv = netns.netlab("echo", "--tcp", "0")
+    port = listening_port(srv)
+    line = (b"0123456789abcdef" * (10 * 65536)) + b"\n"    # 10 MiB and a newline
+    out = subprocess.run(netns.argv(sys.executable, "-m", "netlab", "echo", "--client",
+                                    str(port)), input=line, capture_output=True, timeout=120,
+                         env=netlab_env())
+    # Before: the send stalled, then "echoed nothing for 5 s" (blaming the server).
+    assert out.returncode == 0, out.stderr[-300:]
+    assert out.stdout == line and out.stderr == b""
+
+
+def test_echo_client_message_of_4_mib():
+    from netlab import clients
+    from netlab.servers import start_server
+
+    data = os.urandom(4 << 20)
+    with start_server("echo", protocols=("tcp",), model="threaded") as srv:
+        assert clients.tcp_echo("127.0.0.1", srv.port, data, timeout=10) == data
+
+
+class ShortEcho:
+    """A TCP server that echoes only the first ``keep`` bytes, reads the rest, closes."""
+
+    def __init__(self, keep: int) -> None:
+        import threading
+
+        self.keep = keep
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        conn, _ = self.sock.accept()
+        with conn:
+            conn.settimeout(10)
+            got = b""
+            while True:
+                data = conn.recv(65536)
+                if not data:
+                    break
+                got += data
+            conn.sendall(got[:self.keep])
+
+    def close(self) -> None:
+        self.sock.close()
+        self.thread.join(5)
+
+
+@pytest.mark.parametrize("keep", [0, 3])
+@pytest.mark.parametrize("how", ["stdin", "message"])
+def test_echo_client_exits_1_when_the_server_closes_without_echoing_everything(keep, how):
+    srv = ShortEcho(keep)
+    try:
+        if how == "stdin":
+            out = _run_client(str(srv.port), input=b"hello\n")
+        else:
+            out = _run_client(str(srv.port), "-m", "hello", input=b"")
+    finally:
+        srv.close()
+    err = out.stderr.decode()
+    assert out.returncode == 1, (out.returncode, err)       # before: exit 0
+    assert len(err.splitlines()) == 1 and "Traceback" not in err
+    assert f"after echoing {keep} of 6 bytes" in err, err
+
+
+def test_echo_client_against_discard_names_the_problem():
+    from netlab.servers import start_server
+
+    with start_server("discard", protocols=("tcp",)) as srv:
+        out = _run_client(str(srv.port), "-m", "hello", input=b"")
+    assert out.returncode == 1
+    assert "after echoing 0 of 6 bytes" in out.stderr.decode()
