@@ -256,3 +256,35 @@ def test_echo_client_against_discard_names_the_problem():
         out = _run_client(str(srv.port), "-m", "hello", input=b"")
     assert out.returncode == 1
     assert "after echoing 0 of 6 bytes" in out.stderr.decode()
+
+
+# -- item 11: --idle-timeout inf -----------------------------------------------------------
+@pytest.mark.parametrize("model,env", [
+    ("selectors", None), ("selectors", {"NETLAB_PURE_PYTHON": "1"}), ("iterative", None),
+    ("threaded", None), ("asyncio", None),
+], ids=["selectors-compiled", "selectors-python", "iterative", "threaded", "asyncio"])
+def test_idle_timeout_inf_means_no_limit(model, env):
+    srv = Server("echo", "--tcp", "0", "--model", model, "--idle-timeout", "inf", env=env)
+    try:
+        with socket.create_connection(("127.0.0.1", srv.port), timeout=5) as c:
+            time.sleep(0.8)  # a few idle sweeps (every 0.25 s)
+            c.sendall(b"still here\n")
+            # Before: the compiled loop closed it at the first sweep, threaded and
+            # iterative failed on the timeout value itself.
+            assert c.recv(100) == b"still here\n"
+        seconds, out, err = srv.stop()
+        assert srv.proc.returncode == 0 and err == "", err
+    finally:
+        srv.close()
+
+
+def test_idle_timeout_limits_in_python():
+    import math
+
+    from netlab.servers import Limits
+
+    assert Limits.from_kwargs({"idle_timeout": math.inf}).idle_seconds is None
+    assert Limits.from_kwargs({"idle_timeout": 1e300}).idle_timeout == math.inf
+    assert Limits.from_kwargs({"idle_timeout": 2.5}).idle_seconds == 2.5
+    with pytest.raises(ValueError):
+        Limits.from_kwargs({"idle_timeout": math.nan})

@@ -7,6 +7,7 @@ this module parses, prints and maps errors to exit statuses.
 from __future__ import annotations
 
 import argparse
+import math
 import signal
 import sys
 import threading
@@ -26,6 +27,15 @@ def _positive_float(text: str) -> float:
     return checked_number(text, float, lambda v: v > 0,
                           "invalid number {text!r}: give seconds, e.g. 2.5",
                           "invalid value {text!r}: must be more than 0")
+
+
+def _idle_timeout(text: str) -> float:
+    """Seconds, or ``inf`` for no limit."""
+    if text.strip().lower() in ("inf", "infinity"):
+        return math.inf
+    return checked_number(text, float, lambda v: v > 0,
+                          "invalid number {text!r}: give seconds, e.g. 30, or inf for no limit",
+                          "invalid value {text!r}: more than 0 seconds, or inf for no limit")
 
 
 def _count(minimum: int):
@@ -63,9 +73,9 @@ def register(sub) -> None:
         server = p.add_argument_group("server options")
         server.add_argument("--model", choices=MODELS, default=None,
                             help=f"concurrency model (default {DEFAULT_MODEL})")
-        server.add_argument("--idle-timeout", type=_positive_float, default=None,
+        server.add_argument("--idle-timeout", type=_idle_timeout, default=None,
                             metavar="SECONDS", help="close a TCP connection idle this long "
-                            f"(default {defaults.idle_timeout:g})")
+                            f"(default {defaults.idle_timeout:g}; inf: no limit)")
         server.add_argument("--max-connections", type=_count(1), default=None, metavar="N",
                             help="TCP connections served at once; more are closed at once "
                             f"(default {defaults.max_connections})")

@@ -69,7 +69,7 @@ def serve_connection(engine: Engine, conn: socket.socket) -> None:
     other error is counted, never raised: one client never stops the server.
     """
     stats = engine.stats
-    idle = engine.limits.idle_timeout
+    idle = engine.limits.idle_seconds  # None: no limit
     session = services.tcp_session(engine.service)
     read_open = True
     try:

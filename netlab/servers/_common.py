@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import errno
+import math
 import select
 import socket
 import threading
@@ -35,6 +36,8 @@ RECV_SIZE = 65536
 # can destroy the reply still in flight (a daytime line lost because the
 # client had typed something). Lingering briefly avoids that.
 LINGER_SECONDS = 2.0
+# Idle timeouts this long (about 31 years) or longer mean "no limit".
+_NO_LIMIT = 1e9
 # Out of descriptors (EMFILE and friends), accept() fails while the client
 # stays queued, so the listener is readable again at once: a loop that kept
 # watching it would spin at full CPU. Every model stops watching the listener
@@ -47,7 +50,8 @@ _OUT_OF_DESCRIPTORS = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
 class Limits:
     """Per-server limits; every keyword of ``start_server(**limits)`` is a field."""
 
-    #: Close a TCP connection after this many seconds without progress either way.
+    #: Close a TCP connection after this many seconds without progress either way
+    #: (``math.inf``, ``--idle-timeout inf``: no limit).
     idle_timeout: float = 120.0
     #: TCP connections served at once; more are accepted and closed at once.
     max_connections: int = 512
@@ -67,8 +71,10 @@ class Limits:
             raise TypeError(f"unknown server limit(s): {', '.join(unknown)} "
                             f"(known: {', '.join(sorted(known))})")
         limits = cls(**{k: v for k, v in kwargs.items() if v is not None})
-        if limits.idle_timeout <= 0:
-            raise ValueError("idle_timeout must be more than 0 seconds")
+        if not limits.idle_timeout > 0:  # also refuses NaN
+            raise ValueError("idle_timeout must be more than 0 seconds (inf: no limit)")
+        if limits.idle_timeout >= _NO_LIMIT:  # beyond what timers take: no limit at all
+            limits.idle_timeout = math.inf
         if limits.max_connections < 1:
             raise ValueError("max_connections must be at least 1")
         if limits.out_buffer < 1024:
@@ -76,6 +82,11 @@ class Limits:
         if limits.udp_rate < 0:
             raise ValueError("udp_rate must be 0 (unlimited) or more")
         return limits
+
+    @property
+    def idle_seconds(self) -> Optional[float]:
+        """The idle timeout for socket calls: None when there is no limit."""
+        return None if math.isinf(self.idle_timeout) else self.idle_timeout
 
     def guard(self, own_port: int = 0) -> UdpGuard:
         """The UDP loop guard; ``own_port`` (the port this server bound) is guarded
@@ -154,8 +165,9 @@ def listener_must_rest(exc: OSError, stats: "Stats") -> bool:
     return exc.errno in _OUT_OF_DESCRIPTORS
 
 
-def wait_socket(sock: socket.socket, read: bool, write: bool, timeout: float) -> tuple:
-    """Wait up to ``timeout`` s until ``sock`` is readable/writable: ``(r, w)``.
+def wait_socket(sock: socket.socket, read: bool, write: bool,
+                timeout: Optional[float]) -> tuple:
+    """Wait up to ``timeout`` s (None: for ever) until ``sock`` is readable/writable.
 
     poll() rather than select(): select() fails on descriptors above 1023,
     which a busy threaded server reaches.
@@ -163,7 +175,7 @@ def wait_socket(sock: socket.socket, read: bool, write: bool, timeout: float) ->
     poller = select.poll()
     mask = (select.POLLIN if read else 0) | (select.POLLOUT if write else 0)
     poller.register(sock, mask)
-    events = poller.poll(max(0.0, timeout) * 1000)
+    events = poller.poll(None if timeout is None else max(0.0, timeout) * 1000)
     if not events:
         return False, False
     ev = events[0][1]
