@@ -165,9 +165,10 @@ def tcp_echo_lines(host: str, port: int, lines: Iterable[bytes],
                 if not owed and not finished.is_set():
                     continue  # nothing owed: the next line is still being typed
                 if owed:
-                    raise NetlabError(f"{url} echoed nothing for {timeout:g} s "
-                                      f"({sum(owed) - len(buf)} bytes still owed; "
-                                      "is it an echo server?)") from None
+                    raise NetlabError(f"{url} echoed nothing for {timeout:g} s, "
+                                      f"{sum(owed) - len(buf)} bytes still owed (a busy "
+                                      "server, or not an echo server? raise --timeout)"
+                                      ) from None
                 raise NetlabError(f"{url} echoed everything but did not close within "
                                   f"{timeout:g} s (raise --timeout)") from None
             except ConnectionResetError:

@@ -288,3 +288,40 @@ def test_idle_timeout_limits_in_python():
     assert Limits.from_kwargs({"idle_timeout": 2.5}).idle_seconds == 2.5
     with pytest.raises(ValueError):
         Limits.from_kwargs({"idle_timeout": math.nan})
+
+
+# -- item 10: the threaded model under thousands of clients -------------------------------
+def _many_descriptors():
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 8192)), hard))
+
+
+def test_threaded_server_takes_3000_clients_and_stops_promptly_on_sigterm():
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard < 4500:
+        pytest.skip(f"needs 4,500 descriptors (hard limit {hard})")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, 4500), hard))
+    srv = Server("echo", "--tcp", "0", "--model", "threaded", "--max-connections", "5000",
+                 preexec_fn=_many_descriptors)
+    clients = []
+    try:
+        deadline = time.monotonic() + 60
+        for _ in range(3000):
+            c = socket.create_connection(("127.0.0.1", srv.port), timeout=30)
+            clients.append(c)
+        for c in clients:        # every one is served by its own thread
+            c.settimeout(max(0.1, deadline - time.monotonic()))
+            c.sendall(b"hi\n")
+        for c in clients:
+            assert c.recv(10) == b"hi\n"
+        seconds, out, err = srv.stop()
+        # Before: handler threads were pruned with an O(n) scan per accept and
+        # joined one by one at stop: 2.5 s here for 3,000, 5.5 s seen for 5,000.
+        assert seconds < 2.0, seconds
+        assert srv.proc.returncode == 0, err
+        assert "3000 connections" in out
+    finally:
+        for c in clients:
+            c.close()
+        srv.close()
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))

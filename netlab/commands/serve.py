@@ -72,7 +72,10 @@ def register(sub) -> None:
                        help="address to bind or connect to (default 127.0.0.1; ::1 for IPv6)")
         server = p.add_argument_group("server options")
         server.add_argument("--model", choices=MODELS, default=None,
-                            help=f"concurrency model (default {DEFAULT_MODEL})")
+                            help=f"concurrency model (default {DEFAULT_MODEL}); threaded starts "
+                            "a thread per connection, so a burst of thousands of connects "
+                            "overflows the kernel's accept queue (1024, capped by "
+                            "net.core.somaxconn) and late clients are dropped")
         server.add_argument("--idle-timeout", type=_idle_timeout, default=None,
                             metavar="SECONDS", help="close a TCP connection idle this long "
                             f"(default {defaults.idle_timeout:g}; inf: no limit)")
@@ -132,6 +135,7 @@ def _run_server(args: argparse.Namespace) -> int:
             model=args.model or DEFAULT_MODEL, idle_timeout=args.idle_timeout,
             max_connections=args.max_connections, udp_rate=args.udp_rate)
         started = _time.monotonic()
+        wakeup = _point_signals_at(handle)
         try:
             for url in handle.urls:
                 print(f"listening on {url}", flush=True)
@@ -141,6 +145,7 @@ def _run_server(args: argparse.Namespace) -> int:
             while not stop.requested and handle.error is None:
                 _time.sleep(_POLL)
         finally:
+            _point_signals_at(None, wakeup)
             totals = handle.stop()
     finally:
         _restore_signal_handlers(previous)
@@ -188,6 +193,22 @@ def _install_signal_handlers(stop: _StopFlag) -> dict:
     for sig in (signal.SIGINT, signal.SIGTERM):
         previous[sig] = signal.signal(sig, stop)
     return previous
+
+
+def _point_signals_at(handle, previous: int = -1) -> int:
+    """Let a signal wake the server's loops directly (``signal.set_wakeup_fd``).
+
+    The handler above runs only when the main thread holds the GIL, which a
+    threaded server starting thousands of threads can delay by seconds; the
+    wake-up byte stops the serving loops at once. ``handle`` None restores
+    ``previous``. Returns the descriptor that was set before.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return -1
+    try:
+        return signal.set_wakeup_fd(handle.wakeup_fd if handle is not None else previous)
+    except (ValueError, OSError):
+        return -1
 
 
 def _restore_signal_handlers(previous: dict) -> None:

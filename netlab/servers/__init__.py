@@ -102,6 +102,12 @@ class ServerHandle:
         """The exception that ended the serving thread early, if any."""
         return self._engine.error
 
+    @property
+    def wakeup_fd(self) -> int:
+        """A descriptor for ``signal.set_wakeup_fd()``: a signal then stops the
+        serving loops at once (the CLI does this for Ctrl-C and SIGTERM)."""
+        return self._engine.wakeup_fd
+
     def stats(self) -> Dict[str, int]:
         """Counters: connections, datagrams, bytes_in, bytes_out, and more detail
         (active, rejected, timeouts, errors, replies, udp_looped, udp_limited,

@@ -78,11 +78,13 @@ class AsyncioEngine(Engine):
             # datagram and cannot choose the reply's source address.
             udp_service = services.udp_service(self.service)
             loop.add_reader(udp, self._datagrams, udp, udp_service)
+        loop.add_reader(self._wake_r, self._woken)
         sweeper = asyncio.ensure_future(self._sweep())
         self._ready.set()
         if self.stopping.is_set():
             self._done.set()
         await self._done.wait()
+        loop.remove_reader(self._wake_r)
         if listener is not None:
             loop.remove_reader(listener)
         sweeper.cancel()
@@ -100,6 +102,10 @@ class AsyncioEngine(Engine):
                 break
             await asyncio.wait(others, timeout=0.5)
         await asyncio.sleep(0)  # let transports run their close callbacks
+
+    def _woken(self) -> None:
+        self.drain_wake()  # a signal (see Engine.wakeup_fd) or stop()
+        self._done.set()
 
     def _accept(self, listener) -> None:
         loop = asyncio.get_running_loop()
