@@ -325,3 +325,21 @@ def test_threaded_server_takes_3000_clients_and_stops_promptly_on_sigterm():
             c.close()
         srv.close()
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+@pytest.mark.parametrize("model", ["iterative", "threaded", "selectors", "asyncio"])
+def test_a_byte_on_the_wakeup_fd_stops_the_serving_loop_by_itself(model):
+    # The CLI points signal.set_wakeup_fd() here: the C signal handler's byte ends
+    # the serving loop at once, without waiting for the main thread (and the
+    # GIL) to run Python's handler, while a threaded server starts threads.
+    from netlab.servers import start_server
+
+    srv = start_server("echo", model=model)
+    try:
+        serving = srv._engine._threads[0]
+        os.write(srv.wakeup_fd, b"\x0f")  # what the C handler writes for SIGTERM
+        serving.join(2.0)
+        assert not serving.is_alive()
+    finally:
+        srv.stop()
+    assert not srv.running
