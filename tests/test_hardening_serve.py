@@ -96,6 +96,7 @@ def spoof_code(src: tuple, dst: tuple, payload: bytes = b"x", count: int = 1) ->
     """Python code sending ``count`` UDP datagrams from forged ``src`` to ``dst`` (raw socket)."""
     return (
         "import socket, struct\n"
+        "s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_UDP)\n"
         f"s.bind(({src[0]!r}, 0))\n"
         f"head = struct.pack('!HHHH', {src[1]}, {dst[1]}, 8 + {len(payload)}, 0)\n"
         f"for _ in range({count}):\n"
@@ -166,10 +167,26 @@ def test_a_forged_datagram_between_two_servers_on_any_ports_dies_out_within_1s(n
     assert at_1s - before <= 2 * 2 * guard.PEER_RATE + 4
 
 
-def test_udp_rate_0_warns_in_one_line_that_loops_can_run_for_ever():
-    from tests.conftest import interrupt_netlab
+def _start_then_interrupt(*args: str) -> subprocess.CompletedProcess:
+    """Run ``netlab ARGS`` until its first 'listening on' line, then press Ctrl-C."""
+    import signal
 
-    out = interrupt_netlab("echo", "--udp", "0", "--udp-rate", "0", after=1.5)
+    argv = [sys.executable, "-m", "netlab", *args]
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=netlab_env())
+    try:
+        first = proc.stdout.readline()
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    return subprocess.CompletedProcess(argv, proc.returncode, first + out, err)
+
+
+def test_udp_rate_0_warns_in_one_line_that_loops_can_run_for_ever():
+    out = _start_then_interrupt("echo", "--udp", "0", "--udp-rate", "0")
     assert out.returncode == 0, out.stderr
     lines = out.stderr.splitlines()
     assert len(lines) == 1 and "loop" in lines[0] and "--udp-rate" in lines[0], lines
@@ -177,10 +194,8 @@ def test_udp_rate_0_warns_in_one_line_that_loops_can_run_for_ever():
 
 
 def test_default_udp_rate_does_not_warn():
-    from tests.conftest import interrupt_netlab
-
-    out = interrupt_netlab("echo", "--udp", "0", after=1.0)
-    assert out.returncode == 0 and out.stderr == ""
+    out = _start_then_interrupt("echo", "--udp", "0")
+    assert out.returncode == 0 and out.stderr == "", out.stderr
 
 
 # -- item 2: the table of sources cannot be flushed --------------------------------------
