@@ -12,13 +12,16 @@ Every function takes ``host`` and ``port`` (default 127.0.0.1 and netlab's
 """
 from __future__ import annotations
 
+import collections
 import datetime as _dt
 import socket
-from typing import Iterable, Iterator, List, Optional, Tuple
+import threading
+from typing import Deque, Iterable, Iterator, List, Optional, Tuple
 
 from netlab.binding import format_url
 from netlab.errors import NetlabError
 from netlab.services import chargen as _chargen
+from netlab.services import table as _table
 from netlab.services import time as _time_service
 
 __all__ = [
@@ -49,9 +52,7 @@ _MAX_READ = 1 << 20         # never buffer more than this from a server
 
 def default_port(service: str) -> int:
     """netlab's default port of ``service`` (7000 + the well-known port)."""
-    from netlab.servers import DEFAULT_PORTS
-
-    return DEFAULT_PORTS[service]
+    return _table.facts(service).default_port
 
 
 def _check_proto(proto: str) -> str:
@@ -115,37 +116,86 @@ def tcp_request(host: str, port: int, payload: bytes = b"", timeout: float = DEF
 def tcp_echo(host: str, port: int, data: bytes, timeout: float = DEFAULT_TIMEOUT) -> bytes:
     """RFC 862 over TCP: send ``data``, half-close, return what came back.
 
-    The half-close (``shutdown(SHUT_WR)``) tells the server "no more from
-    me"; it echoes what is left and closes, so the reply ends cleanly.
+    Sending and receiving run together (see :func:`tcp_echo_lines`), so any
+    size works. A server that closes before echoing every byte raises
+    :class:`NetlabError` saying how much came back.
     """
-    return tcp_request(host, port, bytes(data), timeout, limit=max(len(data), 1) + _MAX_READ)
+    return b"".join(tcp_echo_lines(host, port, [bytes(data)], timeout))
 
 
 def tcp_echo_lines(host: str, port: int, lines: Iterable[bytes],
                    timeout: float = DEFAULT_TIMEOUT) -> Iterator[bytes]:
-    """Interactive echo: send each line and yield the echo before the next is sent."""
+    """Send each of ``lines`` and yield its echo, one item per line.
+
+    A thread sends while this generator receives. Sending everything first
+    and reading afterwards deadlocks on a big message: the server echoes
+    into our receive buffer, that fills, the server stops reading, our send
+    buffer fills and both wait for ever. After the last line the client
+    half-closes (``shutdown(SHUT_WR)``) and reads until the server closes.
+
+    ``timeout`` applies while an echo is owed; waiting for the next line (a
+    person typing) has no limit. Raises :class:`NetlabError` when the server
+    closes before echoing everything, or when it goes silent.
+    """
     url = format_url("tcp", host, port)
+    owed: Deque[int] = collections.deque()  # lengths of lines sent, not yet echoed in full
+    failure: List[BaseException] = []
+    finished = threading.Event()
     with _connect(host, port, timeout) as sock:
-        try:
-            for line in lines:
-                sock.sendall(line)
-                got = b""
-                while len(got) < len(line):
-                    data = sock.recv(len(line) - len(got))
-                    if not data:
-                        raise NetlabError(f"{url} closed the connection before echoing "
-                                          f"{len(line)} bytes (got {len(got)})")
-                    got += data
-                yield got
-            sock.shutdown(socket.SHUT_WR)
-            rest = _read_to_eof(sock, url, timeout)
-            if rest:
-                yield rest
-        except socket.timeout:
-            raise NetlabError(f"{url} echoed nothing for {timeout:g} s "
-                              "(is it an echo server?)") from None
-        except OSError as exc:
-            raise NetlabError(f"{url}: {exc.strerror or exc}") from None
+        def send_all() -> None:
+            try:
+                for line in lines:
+                    if line:
+                        owed.append(len(line))  # before sending: the echo may be quick
+                        sock.sendall(line)
+                sock.shutdown(socket.SHUT_WR)
+            except BaseException as exc:  # noqa: BLE001 - reported by the reader
+                failure.append(exc)
+            finally:
+                finished.set()
+
+        sender = threading.Thread(target=send_all, name="netlab-echo-send", daemon=True)
+        sender.start()
+        buf = bytearray()
+        sent = echoed = 0
+        while True:
+            try:
+                data = sock.recv(65536)
+            except socket.timeout:
+                if not owed and not finished.is_set():
+                    continue  # nothing owed: the next line is still being typed
+                if owed:
+                    raise NetlabError(f"{url} echoed nothing for {timeout:g} s, "
+                                      f"{sum(owed) - len(buf)} bytes still owed (a busy "
+                                      "server, or not an echo server? raise --timeout)"
+                                      ) from None
+                raise NetlabError(f"{url} echoed everything but did not close within "
+                                  f"{timeout:g} s (raise --timeout)") from None
+            except ConnectionResetError:
+                data = b""
+            except OSError as exc:
+                raise NetlabError(f"{url}: {exc.strerror or exc}") from None
+            if not data:
+                break
+            buf += data
+            while owed and len(buf) >= owed[0]:
+                size = owed.popleft()
+                sent += size
+                echoed += size
+                yield bytes(buf[:size])
+                del buf[:size]
+            if not owed and buf and finished.is_set():
+                yield bytes(buf)  # more than was sent: not ours to judge, show it
+                buf.clear()
+        sender.join(timeout)
+        if owed or buf:
+            total = sent + sum(owed)
+            raise NetlabError(f"{url} closed the connection after echoing "
+                              f"{echoed + len(buf)} of {total} bytes")
+        if failure and not isinstance(failure[0], (BrokenPipeError, ConnectionResetError)):
+            exc = failure[0]
+            raise NetlabError(f"{url}: sending failed: "
+                              f"{getattr(exc, 'strerror', None) or exc}")
 
 
 # -- UDP ----------------------------------------------------------------------

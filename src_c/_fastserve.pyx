@@ -19,7 +19,7 @@ event:
 * Half-close: at the client's EOF (``shutdown(SHUT_WR)``) what is still owed is
   sent, then the connection is closed.
 * Idle timeout: a sweep every 0.25 s closes connections without progress
-  either way for ``idle_timeout`` seconds (``timeouts``).
+  either way for ``idle_timeout`` seconds (``timeouts``); ``inf``: never.
 * Counters (``connections``, ``bytes_in``, ``bytes_out``, ``active``,
   ``rejected``, ``timeouts``, ``errors``, ``buffered``, ``buffer_peak``) are
   plain C integers that Python reads at any time.
@@ -33,7 +33,7 @@ stays one thread: C moves the TCP bytes, Python answers the UDP datagrams
 Linux only (epoll); elsewhere ``HAVE_EPOLL`` is 0 and netlab serves in Python.
 Rebuild after an edit with ``python setup.py build_ext --inplace``.
 """
-from libc.stdint cimport int64_t, uint32_t
+from libc.stdint cimport int64_t, uint32_t, INT64_MAX
 from libc.stdlib cimport malloc, realloc, free
 from libc.string cimport memmove, memcpy
 from libc.errno cimport errno, EAGAIN, EINTR, EMFILE, ENFILE, ENOBUFS, ENOMEM
@@ -174,7 +174,8 @@ cdef class TcpCore:
         self.mode = MODE_ECHO if service == "echo" else MODE_DISCARD
         self.listen_fd = listen_fd
         self.out_buffer = <size_t>out_buffer
-        self.idle_ns = <int64_t>(idle_timeout * 1e9)
+        # inf (or anything past 292 years of nanoseconds): no idle limit.
+        self.idle_ns = <int64_t>(idle_timeout * 1e9) if idle_timeout < 9.2e9 else INT64_MAX
         self.max_connections = max_connections
         self.scratch = <char *>malloc(RECV_SIZE)
         if self.scratch == NULL:

@@ -7,6 +7,7 @@ this module parses, prints and maps errors to exit statuses.
 from __future__ import annotations
 
 import argparse
+import math
 import signal
 import sys
 import threading
@@ -22,20 +23,19 @@ __all__ = ["register", "run"]
 
 _POLL = 0.1  # s between checks of the stop flag: the longest a signal waits to be seen
 
-_WHAT = {
-    "echo": "sends back every byte (TCP until you close; UDP per datagram)",
-    "discard": "reads and drops everything, answers nothing",
-    "chargen": "streams 72-character lines of printable ASCII (UDP: 0-512 characters)",
-    "daytime": "sends the date and time as one ASCII line, then closes",
-    "time": "sends 4 bytes: seconds since 1900-01-01 UTC, big-endian, then closes",
-    "qotd": "sends one quote of the day, then closes",
-}
-
-
 def _positive_float(text: str) -> float:
     return checked_number(text, float, lambda v: v > 0,
                           "invalid number {text!r}: give seconds, e.g. 2.5",
                           "invalid value {text!r}: must be more than 0")
+
+
+def _idle_timeout(text: str) -> float:
+    """Seconds, or ``inf`` for no limit."""
+    if text.strip().lower() in ("inf", "infinity"):
+        return math.inf
+    return checked_number(text, float, lambda v: v > 0,
+                          "invalid number {text!r}: give seconds, e.g. 30, or inf for no limit",
+                          "invalid value {text!r}: more than 0 seconds, or inf for no limit")
 
 
 def _count(minimum: int):
@@ -54,13 +54,12 @@ def _rate(text: str) -> float:
 
 def register(sub) -> None:
     defaults = Limits()
-    for name in services.SERVICES:
-        rfc = services.RFCS[name]
-        port = DEFAULT_PORTS[name]
+    for row in services.SERVICE_TABLE:
+        name, rfc, port = row.name, row.rfc, row.default_port
         p = sub.add_parser(
             name,
-            help=f"{name} server or client (RFC {rfc}): {_WHAT[name]}",
-            description=f"The {name} service of RFC {rfc}: {_WHAT[name]}. Without --client "
+            help=f"{name} server or client (RFC {rfc}): {row.summary}",
+            description=f"The {name} service of RFC {rfc}: {row.summary}. Without --client "
             f"it runs a server on TCP and UDP (port {port} unless PORT is given; 0 lets "
             "the OS choose); with --client it talks to one.",
         )
@@ -73,10 +72,13 @@ def register(sub) -> None:
                        help="address to bind or connect to (default 127.0.0.1; ::1 for IPv6)")
         server = p.add_argument_group("server options")
         server.add_argument("--model", choices=MODELS, default=None,
-                            help=f"concurrency model (default {DEFAULT_MODEL})")
-        server.add_argument("--idle-timeout", type=_positive_float, default=None,
+                            help=f"concurrency model (default {DEFAULT_MODEL}); threaded starts "
+                            "a thread per connection, so a burst of thousands of connects "
+                            "overflows the kernel's accept queue (1024, capped by "
+                            "net.core.somaxconn) and late clients are dropped")
+        server.add_argument("--idle-timeout", type=_idle_timeout, default=None,
                             metavar="SECONDS", help="close a TCP connection idle this long "
-                            f"(default {defaults.idle_timeout:g})")
+                            f"(default {defaults.idle_timeout:g}; inf: no limit)")
         server.add_argument("--max-connections", type=_count(1), default=None, metavar="N",
                             help="TCP connections served at once; more are closed at once "
                             f"(default {defaults.max_connections})")
@@ -121,6 +123,10 @@ def _run_server(args: argparse.Namespace) -> int:
                          "to run a server")
     protocols = ("tcp",) if args.tcp else ("udp",) if args.udp else ("tcp", "udp")
     port = DEFAULT_PORTS[args.service] if args.port is None else args.port
+    if args.udp_rate == 0 and "udp" in protocols:
+        print("netlab: warning: --udp-rate 0 switches off the UDP rate limits: a loop with "
+              "another UDP server (started by one forged datagram) can then run for ever",
+              file=sys.stderr, flush=True)
     stop = _StopFlag()
     previous = _install_signal_handlers(stop)
     try:
@@ -129,6 +135,7 @@ def _run_server(args: argparse.Namespace) -> int:
             model=args.model or DEFAULT_MODEL, idle_timeout=args.idle_timeout,
             max_connections=args.max_connections, udp_rate=args.udp_rate)
         started = _time.monotonic()
+        wakeup = _point_signals_at(handle)
         try:
             for url in handle.urls:
                 print(f"listening on {url}", flush=True)
@@ -138,6 +145,7 @@ def _run_server(args: argparse.Namespace) -> int:
             while not stop.requested and handle.error is None:
                 _time.sleep(_POLL)
         finally:
+            _point_signals_at(None, wakeup)
             totals = handle.stop()
     finally:
         _restore_signal_handlers(previous)
@@ -157,7 +165,8 @@ def _withheld(totals: dict) -> str:
     """Say why UDP replies were not sent, so a lossy-looking run is explained."""
     parts = []
     if totals.get("udp_looped"):
-        parts.append(f"{totals['udp_looped']} UDP replies to service ports (loop guard)")
+        parts.append(f"{totals['udp_looped']} UDP replies to service or privileged ports "
+                     "or to a looping endpoint (loop guard)")
     if totals.get("udp_limited"):
         parts.append(f"{totals['udp_limited']} UDP replies over --udp-rate")
     if totals.get("rejected"):
@@ -184,6 +193,22 @@ def _install_signal_handlers(stop: _StopFlag) -> dict:
     for sig in (signal.SIGINT, signal.SIGTERM):
         previous[sig] = signal.signal(sig, stop)
     return previous
+
+
+def _point_signals_at(handle, previous: int = -1) -> int:
+    """Let a signal wake the server's loops directly (``signal.set_wakeup_fd``).
+
+    The handler above runs only when the main thread holds the GIL, which a
+    threaded server starting thousands of threads can delay by seconds; the
+    wake-up byte stops the serving loops at once. ``handle`` None restores
+    ``previous``. Returns the descriptor that was set before.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return -1
+    try:
+        return signal.set_wakeup_fd(handle.wakeup_fd if handle is not None else previous)
+    except (ValueError, OSError):
+        return -1
 
 
 def _restore_signal_handlers(previous: dict) -> None:

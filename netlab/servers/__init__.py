@@ -54,15 +54,9 @@ __all__ = [
 MODELS = ("iterative", "threaded", "selectors", "asyncio")
 #: The model that scales best: one thread, bounded memory per connection.
 DEFAULT_MODEL = "selectors"
-#: 7000 + the well-known port: bindable without privilege, easy to remember.
-DEFAULT_PORTS: Dict[str, int] = {
-    "echo": 7007,
-    "discard": 7009,
-    "daytime": 7013,
-    "qotd": 7017,
-    "chargen": 7019,
-    "time": 7037,
-}
+#: 7000 + the well-known port: bindable without privilege, easy to remember
+#: (read from the service table, :data:`netlab.services.SERVICE_TABLE`).
+DEFAULT_PORTS: Dict[str, int] = services.DEFAULT_PORTS
 PROTOCOLS = ("tcp", "udp")
 
 _ENGINES = {
@@ -107,6 +101,12 @@ class ServerHandle:
     def error(self) -> Optional[BaseException]:
         """The exception that ended the serving thread early, if any."""
         return self._engine.error
+
+    @property
+    def wakeup_fd(self) -> int:
+        """A descriptor for ``signal.set_wakeup_fd()``: a signal then stops the
+        serving loops at once (the CLI does this for Ctrl-C and SIGTERM)."""
+        return self._engine.wakeup_fd
 
     def stats(self) -> Dict[str, int]:
         """Counters: connections, datagrams, bytes_in, bytes_out, and more detail

@@ -9,53 +9,26 @@ a chargen client that never reads holds one buffer, not a growing heap.
 from __future__ import annotations
 
 import asyncio
+import select
 import threading
-from typing import Dict, Optional
+from typing import Dict
 
 from netlab import services
-from netlab.servers._common import LINGER_SECONDS, RECV_SIZE, udp_reply
+from netlab.servers._common import (LINGER_SECONDS, RECV_SIZE, REST_SECONDS, handle_datagram,
+                                    listener_must_rest)
 from netlab.servers._engine import Engine
 
 __all__ = ["AsyncioEngine"]
 
-_CHUNK = 16384
+# chargen writes this much per event-loop turn: large enough that a lone
+# client loses nothing to the extra turns, small enough that 200 readers
+# still leave a fresh client a turn soon.
+_CHUNK = 65536
+# Streaming writes (all connections together) between two looks at the
+# listener: a fresh client waits for at most this many chunks, not a whole
+# loop turn with a chunk for every reader.
+_PEEK_EVERY = 16
 _SWEEP = 0.25  # seconds between idle sweeps
-
-
-class _UdpProtocol(asyncio.DatagramProtocol):
-    def __init__(self, engine: "AsyncioEngine") -> None:
-        self.engine = engine
-        self.service = services.udp_service(engine.service)
-        self.transport: Optional[asyncio.DatagramTransport] = None
-
-    def connection_made(self, transport) -> None:  # type: ignore[override]
-        self.transport = transport
-
-    def datagram_received(self, data: bytes, addr) -> None:  # type: ignore[override]
-        stats = self.engine.stats
-        reply = udp_reply(self.service, self.engine.guard, stats, data, addr)
-        if reply is None or self.transport is None:
-            return
-        # The transport queues what the kernel refuses; drop instead of queueing
-        # without bound (UDP promises nothing).
-        if self.transport.get_write_buffer_size() > self.engine.limits.out_buffer:
-            stats.add("udp_dropped")
-            return
-        if reply:
-            self.transport.sendto(reply, addr)
-        else:
-            # asyncio's transport silently skips empty datagrams, but an empty
-            # datagram is a valid reply (echo of b"", chargen of 0 characters).
-            try:
-                self.engine.socks["udp"].sendto(b"", addr)
-            except OSError:
-                stats.add("udp_dropped")
-                return
-        stats.add("replies")
-        stats.add("bytes_out", len(reply))
-
-    def error_received(self, exc: Exception) -> None:
-        self.engine.stats.add("errors")
 
 
 class AsyncioEngine(Engine):
@@ -84,32 +57,99 @@ class AsyncioEngine(Engine):
     async def _main(self) -> None:
         self._done = asyncio.Event()
         self._watches: Dict[asyncio.Task, _Watch] = {}
+        self._arriving = 0
+        self._writes = 0
+        self._resting = False
         loop = asyncio.get_running_loop()
-        server = None
-        udp_transport = None
-        if "tcp" in self.socks:
-            server = await asyncio.start_server(self._client, sock=self.socks["tcp"],
-                                                limit=RECV_SIZE, backlog=1024)
-        if "udp" in self.socks:
-            udp_transport, _ = await loop.create_datagram_endpoint(
-                lambda: _UdpProtocol(self), sock=self.socks["udp"])
+        listener = self.socks.get("tcp")
+        self._peek = select.poll()
+        if listener is not None:
+            self._peek.register(listener, select.POLLIN)
+        udp = self.socks.get("udp")
+        if listener is not None:
+            # accept() by hand rather than asyncio.start_server(): the engine
+            # knows when clients are arriving (chargen then lets them in first)
+            # and rests the listener when out of descriptors, like every model.
+            loop.add_reader(listener, self._accept, listener)
+        if udp is not None:
+            # The same datagram handler as every other model, on the loop's
+            # readiness callback: asyncio's datagram transport would queue what
+            # the kernel refuses (and count it as sent), cannot send an empty
+            # datagram and cannot choose the reply's source address.
+            udp_service = services.udp_service(self.service)
+            loop.add_reader(udp, self._datagrams, udp, udp_service)
+        loop.add_reader(self._wake_r, self._woken)
         sweeper = asyncio.ensure_future(self._sweep())
         self._ready.set()
         if self.stopping.is_set():
             self._done.set()
         await self._done.wait()
-        if server is not None:
-            server.close()
+        loop.remove_reader(self._wake_r)
+        if listener is not None:
+            loop.remove_reader(listener)
         sweeper.cancel()
         tasks = [sweeper, *self._watches]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        if udp_transport is not None:
-            udp_transport.close()
-        if server is not None:
-            await server.wait_closed()
+        if udp is not None:
+            loop.remove_reader(udp)
+        # Connections accepted in the last turns have tasks that have not run
+        # yet; let them start, see the stop and close their transports.
+        for _ in range(10):
+            others = asyncio.all_tasks() - {asyncio.current_task()}
+            if not others:
+                break
+            await asyncio.wait(others, timeout=0.5)
         await asyncio.sleep(0)  # let transports run their close callbacks
+
+    def _woken(self) -> None:
+        self.drain_wake()  # a signal (see Engine.wakeup_fd) or stop()
+        self._done.set()
+
+    def _accept(self, listener) -> None:
+        loop = asyncio.get_running_loop()
+        for _ in range(64):  # what is queued, but let the connected clients run too
+            try:
+                conn, _ = listener.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:
+                if listener_must_rest(exc, self.stats):
+                    self._resting = True
+                    loop.remove_reader(listener)
+                    loop.call_later(REST_SECONDS, self._listen_again, listener)
+                    return
+                continue
+            conn.setblocking(False)
+            self._arriving += 1
+            asyncio.ensure_future(self._arrive(conn))
+
+    def _listen_again(self, listener) -> None:
+        self._resting = False
+        if not self._done.is_set():
+            asyncio.get_running_loop().add_reader(listener, self._accept, listener)
+
+    def _peek_listener(self) -> None:
+        """Take waiting clients now, in the middle of a busy loop turn."""
+        if not self._resting and not self._done.is_set() and self._peek.poll(0):
+            self._accept(self.socks["tcp"])
+
+    async def _arrive(self, conn) -> None:
+        """Wrap an accepted socket in asyncio streams, then serve it."""
+        try:
+            reader, writer = await asyncio.open_connection(sock=conn, limit=RECV_SIZE)
+        except (OSError, asyncio.CancelledError):
+            conn.close()
+            return
+        finally:
+            self._arriving -= 1
+        await self._client(reader, writer)
+
+    def _datagrams(self, udp, udp_service) -> None:
+        for _ in range(64):  # what is queued, but let the TCP clients run too
+            if not handle_datagram(udp, udp_service, self.guard, self.stats):
+                return
 
     def start(self) -> None:
         self._ready = threading.Event()
@@ -144,7 +184,10 @@ class AsyncioEngine(Engine):
         stats, limits = self.stats, self.limits
         transport = writer.transport
         stats.add("connections")
-        if len(self._watches) >= limits.max_connections or self._done.is_set():
+        if self._done.is_set():  # accepted while stopping: not a limit's doing
+            transport.abort()
+            return
+        if len(self._watches) >= limits.max_connections:
             stats.add("rejected")
             transport.abort()
             return
@@ -222,7 +265,19 @@ class AsyncioEngine(Engine):
             while not session.finished:
                 if writer.transport.is_closing():
                     raise ConnectionResetError("client closed")
-                await self._write(writer, watch, session.pull(_CHUNK))
+                # drain() only waits when the buffer is over its high-water
+                # mark. A client that reads flat out never lets it fill, so
+                # without a yield the loop would never get control back: no
+                # new client, no other reader, no stop. One chunk per loop
+                # turn, and none while new clients are being set up (that
+                # takes a few turns, each of which would carry a chunk for
+                # every streaming client).
+                if not self._arriving:
+                    await self._write(writer, watch, session.pull(_CHUNK))
+                    self._writes += 1
+                    if self._writes % _PEEK_EVERY == 0:
+                        self._peek_listener()
+                await asyncio.sleep(0)
         finally:
             sink.cancel()
             await asyncio.gather(sink, return_exceptions=True)

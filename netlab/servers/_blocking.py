@@ -12,8 +12,8 @@ import socket
 import time as _time
 
 from netlab import services
-from netlab.servers._common import (LINGER_SECONDS, RECV_SIZE, handle_datagram,
-                                    is_disconnect, wait_socket)
+from netlab.servers._common import (LINGER_SECONDS, RECV_SIZE, REST_SECONDS, handle_datagram,
+                                    is_disconnect, listener_must_rest, wait_socket)
 from netlab.servers._engine import Engine
 
 __all__ = ["IterativeEngine", "ThreadedEngine", "serve_connection"]
@@ -21,6 +21,7 @@ __all__ = ["IterativeEngine", "ThreadedEngine", "serve_connection"]
 # chargen chunk for one blocking sendall(): small enough that a slow client
 # holds the handler in one call for little data, large enough to be cheap.
 _CHUNK = 16384
+_BATCH_SECONDS = 0.02
 
 
 def _send(engine: Engine, conn: socket.socket, data: bytes) -> None:
@@ -69,7 +70,7 @@ def serve_connection(engine: Engine, conn: socket.socket) -> None:
     other error is counted, never raised: one client never stops the server.
     """
     stats = engine.stats
-    idle = engine.limits.idle_timeout
+    idle = engine.limits.idle_seconds  # None: no limit
     session = services.tcp_session(engine.service)
     read_open = True
     try:
@@ -105,12 +106,20 @@ class IterativeEngine(Engine):
 
     def run(self) -> None:
         sel = selectors.DefaultSelector()
+        self._sel = sel
+        self._rest_until = None
         try:
             sel.register(self._wake_r, selectors.EVENT_READ, "wake")
             for proto, sock in self.socks.items():
                 sel.register(sock, selectors.EVENT_READ, proto)
             while not self.stopping.is_set():
-                for key, _ in sel.select():
+                timeout = None
+                if self._rest_until is not None:  # the listener rests: see _accept
+                    timeout = self._rest_until - _time.monotonic()
+                    if timeout <= 0:
+                        self._rest_until, timeout = None, None
+                        sel.register(self.socks["tcp"], selectors.EVENT_READ, "tcp")
+                for key, _ in sel.select(timeout):
                     if key.data == "wake":
                         self.drain_wake()
                     elif key.data == "udp":
@@ -130,16 +139,29 @@ class IterativeEngine(Engine):
             self._udp_service = services.udp_service(self.service)
         return self._udp_service
 
+    #: Connections taken per wake-up of the listener: the iterative server
+    #: serves one to its end before it looks again.
+    accept_batch = 1
+
     def _accept(self, listener: socket.socket) -> None:
-        try:
-            conn, _ = listener.accept()
-        except (BlockingIOError, InterruptedError):
-            return
-        except OSError:
-            self.stats.add("errors")  # e.g. EMFILE: out of descriptors
-            return
-        self.stats.add("connections")
-        self._handle(conn)
+        # A batch ends after accept_batch connections or _BATCH_SECONDS, so a
+        # stop request (the wake-up pair) is seen soon even when starting a
+        # thread takes milliseconds (it does with thousands alive).
+        until = _time.monotonic() + _BATCH_SECONDS
+        for _ in range(self.accept_batch):
+            try:
+                conn, _ = listener.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:
+                if listener_must_rest(exc, self.stats):  # out of descriptors
+                    self._sel.unregister(listener)
+                    self._rest_until = _time.monotonic() + REST_SECONDS
+                return
+            self.stats.add("connections")
+            self._handle(conn)
+            if self.stopping.is_set() or _time.monotonic() > until:
+                return
 
     def _handle(self, conn: socket.socket) -> None:
         self.track(conn)
@@ -152,24 +174,29 @@ class IterativeEngine(Engine):
 
 
 class ThreadedEngine(IterativeEngine):
-    """Accept in one thread, serve each connection in a thread of its own."""
+    """Accept in one thread, serve each connection in a thread of its own.
+
+    Its limit is the accept queue: each accepted connection costs a thread
+    start (a few hundred microseconds, more on a busy machine), so a burst
+    of connects faster than that fills the kernel's queue (backlog 1024,
+    capped by ``net.core.somaxconn``); the kernel then drops further
+    handshakes and those clients retry or are reset. See the concurrency
+    lesson.
+    """
 
     model = "threaded"
+    accept_batch = 64  # drain the queue, but let the UDP socket and stop() in
 
     def _handle(self, conn: socket.socket) -> None:
         if self.active_count() >= self.limits.max_connections:
             self.stats.add("rejected")
             conn.close()
             return
-        self.track(conn)  # counted before the thread starts, so the limit holds
         self.stats.add("active")
-        # Forget finished handler threads so the list stays small.
-        self._threads = self._threads[:1] + [t for t in self._threads[1:] if t.is_alive()]
-        self._spawn(self._serve, "netlab-conn", conn)
+        self.spawn_handler(self._serve, conn)  # tracked before the thread starts
 
     def _serve(self, conn: socket.socket) -> None:
         try:
             serve_connection(self, conn)
         finally:
             self.stats.add("active", -1)
-            self.untrack(conn)

@@ -2,13 +2,14 @@
 from __future__ import annotations
 
 import errno
+import math
 import select
 import socket
 import threading
 from dataclasses import dataclass, fields
 from typing import Dict, Optional
 
-from netlab import services
+from netlab import pktinfo, services
 from netlab.binding import bind_socket, format_url
 from netlab.errors import NetlabError
 from netlab.services.guard import DEFAULT_UDP_RATE, GUARDED_PORTS, UdpGuard
@@ -16,10 +17,12 @@ from netlab.services.guard import DEFAULT_UDP_RATE, GUARDED_PORTS, UdpGuard
 __all__ = [
     "LINGER_SECONDS",
     "RECV_SIZE",
+    "REST_SECONDS",
     "Limits",
     "Stats",
     "bind_all",
     "format_url",
+    "listener_must_rest",
     "handle_datagram",
     "is_disconnect",
     "udp_reply",
@@ -33,13 +36,22 @@ RECV_SIZE = 65536
 # can destroy the reply still in flight (a daytime line lost because the
 # client had typed something). Lingering briefly avoids that.
 LINGER_SECONDS = 2.0
+# Idle timeouts this long (about 31 years) or longer mean "no limit".
+_NO_LIMIT = 1e9
+# Out of descriptors (EMFILE and friends), accept() fails while the client
+# stays queued, so the listener is readable again at once: a loop that kept
+# watching it would spin at full CPU. Every model stops watching the listener
+# for this long instead, as the compiled loop does between its sweeps.
+REST_SECONDS = 0.25
+_OUT_OF_DESCRIPTORS = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
 
 
 @dataclass
 class Limits:
     """Per-server limits; every keyword of ``start_server(**limits)`` is a field."""
 
-    #: Close a TCP connection after this many seconds without progress either way.
+    #: Close a TCP connection after this many seconds without progress either way
+    #: (``math.inf``, ``--idle-timeout inf``: no limit).
     idle_timeout: float = 120.0
     #: TCP connections served at once; more are accepted and closed at once.
     max_connections: int = 512
@@ -59,8 +71,10 @@ class Limits:
             raise TypeError(f"unknown server limit(s): {', '.join(unknown)} "
                             f"(known: {', '.join(sorted(known))})")
         limits = cls(**{k: v for k, v in kwargs.items() if v is not None})
-        if limits.idle_timeout <= 0:
-            raise ValueError("idle_timeout must be more than 0 seconds")
+        if not limits.idle_timeout > 0:  # also refuses NaN
+            raise ValueError("idle_timeout must be more than 0 seconds (inf: no limit)")
+        if limits.idle_timeout >= _NO_LIMIT:  # beyond what timers take: no limit at all
+            limits.idle_timeout = math.inf
         if limits.max_connections < 1:
             raise ValueError("max_connections must be at least 1")
         if limits.out_buffer < 1024:
@@ -68,6 +82,11 @@ class Limits:
         if limits.udp_rate < 0:
             raise ValueError("udp_rate must be 0 (unlimited) or more")
         return limits
+
+    @property
+    def idle_seconds(self) -> Optional[float]:
+        """The idle timeout for socket calls: None when there is no limit."""
+        return None if math.isinf(self.idle_timeout) else self.idle_timeout
 
     def guard(self, own_port: int = 0) -> UdpGuard:
         """The UDP loop guard; ``own_port`` (the port this server bound) is guarded
@@ -138,8 +157,17 @@ def is_disconnect(exc: BaseException) -> bool:
             errno.ETIMEDOUT, errno.ECONNABORTED))
 
 
-def wait_socket(sock: socket.socket, read: bool, write: bool, timeout: float) -> tuple:
-    """Wait up to ``timeout`` s until ``sock`` is readable/writable: ``(r, w)``.
+def listener_must_rest(exc: OSError, stats: "Stats") -> bool:
+    """Count a failed ``accept()``; True when the listener should rest (out of
+    descriptors or memory), False when the next client can be taken at once
+    (e.g. ECONNABORTED: that one left before we accepted it)."""
+    stats.add("errors")
+    return exc.errno in _OUT_OF_DESCRIPTORS
+
+
+def wait_socket(sock: socket.socket, read: bool, write: bool,
+                timeout: Optional[float]) -> tuple:
+    """Wait up to ``timeout`` s (None: for ever) until ``sock`` is readable/writable.
 
     poll() rather than select(): select() fails on descriptors above 1023,
     which a busy threaded server reaches.
@@ -147,7 +175,7 @@ def wait_socket(sock: socket.socket, read: bool, write: bool, timeout: float) ->
     poller = select.poll()
     mask = (select.POLLIN if read else 0) | (select.POLLOUT if write else 0)
     poller.register(sock, mask)
-    events = poller.poll(max(0.0, timeout) * 1000)
+    events = poller.poll(None if timeout is None else max(0.0, timeout) * 1000)
     if not events:
         return False, False
     ev = events[0][1]
@@ -188,7 +216,9 @@ def handle_datagram(sock: socket.socket, service: "services.UdpService", guard: 
     once is dropped (UDP promises nothing), never queued.
     """
     try:
-        data, addr = sock.recvfrom(RECV_SIZE)
+        # recvmsg with the datagram's destination address: a wildcard-bound
+        # server answers from the address the client wrote to (netlab.pktinfo).
+        data, addr, local_ip = pktinfo.recv(sock, RECV_SIZE)
     except (BlockingIOError, InterruptedError, socket.timeout):
         return False
     except OSError:
@@ -199,13 +229,14 @@ def handle_datagram(sock: socket.socket, service: "services.UdpService", guard: 
     if reply is None:
         return True
     try:
-        sent = sock.sendto(reply, addr)
+        sent = pktinfo.send(sock, reply, addr, local_ip)
     except (BlockingIOError, InterruptedError):
         stats.add("udp_dropped")
         return True
     except OSError:
         stats.add("errors")
         return True
+    # Counted only once the kernel took the datagram.
     stats.add("replies")
     stats.add("bytes_out", sent)
     return True

@@ -3,11 +3,18 @@ from __future__ import annotations
 
 import socket
 import threading
+import time as _time
 from typing import Dict, List, Set
 
+from netlab import pktinfo
 from netlab.servers._common import Limits, Stats
 
 __all__ = ["Engine"]
+
+# The longest stop() waits for handler threads (threaded model) to finish
+# after their connections were shut down: they are daemon threads, so a
+# process that exits does not wait for the stragglers of 5,000 connections.
+_HANDLER_GRACE = 1.0
 
 
 class Engine:
@@ -29,14 +36,18 @@ class Engine:
         self.stats = stats
         udp = socks.get("udp")
         self.guard = limits.guard(udp.getsockname()[1] if udp is not None else 0)
+        if udp is not None:
+            pktinfo.enable(udp)  # wildcard-bound: reply from the address written to
         self.stopping = threading.Event()
         self.error: "BaseException | None" = None
         self._wake_r, self._wake_w = socket.socketpair()
         self._wake_r.setblocking(False)
+        self._wake_w.setblocking(False)  # signal.set_wakeup_fd needs it non-blocking
         self._threads: List[threading.Thread] = []
-        # Connections being served by blocking handlers, so stop() can wake them.
+        # Connections being served by blocking handlers, so stop() can wake them
+        # (and wait for them: a handler removes its connection when it ends).
         self._active: Set[socket.socket] = set()
-        self._active_lock = threading.Lock()
+        self._active_lock = threading.Condition()
         for sock in socks.values():
             sock.setblocking(False)
 
@@ -50,6 +61,24 @@ class Engine:
         self._threads.append(t)
         return t
 
+    def spawn_handler(self, target, conn: socket.socket) -> None:
+        """Serve ``conn`` in a thread of its own (threaded model).
+
+        The connection is tracked (see :meth:`track`) before the thread
+        starts, so stop() finds it at once; the thread forgets itself when
+        it ends, so starting one costs the same with 5 or 5,000 running.
+        """
+        self.track(conn)
+        thread = threading.Thread(target=self._handler, args=(target, conn),
+                                  name="netlab-conn", daemon=True)
+        thread.start()
+
+    def _handler(self, target, conn: socket.socket) -> None:
+        try:
+            target(conn)
+        finally:
+            self.untrack(conn)
+
     def _guarded_run(self) -> None:
         try:
             self.run()
@@ -61,7 +90,12 @@ class Engine:
         raise NotImplementedError
 
     def stop(self, timeout: float = 5.0) -> None:
-        """Stop serving: wake the threads, end live connections, close every socket."""
+        """Stop serving: wake the threads, end live connections, close every socket.
+
+        ``timeout`` bounds the whole stop, not each thread: a threaded server
+        with thousands of connections must not take thousands of joins.
+        """
+        deadline = _time.monotonic() + timeout
         self.stopping.set()
         try:
             self._wake_w.send(b"x")
@@ -69,10 +103,14 @@ class Engine:
             pass
         self.interrupt()
         # The main thread first: once it is gone no new handler thread appears.
-        if self._threads:
-            self._threads[0].join(timeout)
-        for t in list(self._threads[1:]):
-            t.join(timeout)
+        for t in list(self._threads):
+            t.join(max(0.0, deadline - _time.monotonic()))
+        self.interrupt()  # connections accepted while the first call ran
+        # Handler threads: their connections are shut down, so each ends at
+        # once; wait (briefly) until they have closed them and counted.
+        grace = min(_HANDLER_GRACE, max(0.0, deadline - _time.monotonic()))
+        with self._active_lock:
+            self._active_lock.wait_for(lambda: not self._active, grace)
         for sock in self.socks.values():
             sock.close()
         self._wake_r.close()
@@ -101,12 +139,28 @@ class Engine:
     def untrack(self, conn: socket.socket) -> None:
         with self._active_lock:
             self._active.discard(conn)
+            if not self._active:
+                self._active_lock.notify_all()
 
     def active_count(self) -> int:
         with self._active_lock:
             return len(self._active)
 
+    @property
+    def wakeup_fd(self) -> int:
+        """The write end of the wake-up pair, for ``signal.set_wakeup_fd``.
+
+        Any byte written there means "stop": :meth:`stop` writes one, and so
+        does the C signal handler once the CLI points ``set_wakeup_fd`` here.
+        So Ctrl-C / SIGTERM ends the serving loops at once, before Python's
+        own handler can run: with thousands of handler threads the main
+        thread may wait seconds for the GIL, and the accept loop would keep
+        starting threads meanwhile.
+        """
+        return self._wake_w.fileno()
+
     def drain_wake(self) -> None:
+        """Empty the wake-up pair; a byte there means stop (see :attr:`wakeup_fd`)."""
         try:
             while self._wake_r.recv(64):
                 pass
@@ -114,3 +168,4 @@ class Engine:
             pass
         except OSError:
             pass
+        self.stopping.set()

@@ -21,7 +21,8 @@ import time as _time
 from typing import Dict, Optional
 
 from netlab import services
-from netlab.servers._common import LINGER_SECONDS, RECV_SIZE, Limits, Stats, handle_datagram
+from netlab.servers._common import (LINGER_SECONDS, RECV_SIZE, REST_SECONDS, Limits, Stats,
+                                    handle_datagram, listener_must_rest)
 from netlab.servers._engine import Engine
 from netlab.servers._fast import CoreStats, use_compiled
 
@@ -82,6 +83,7 @@ class SelectorsEngine(Engine):
             for proto, sock in self.socks.items():
                 sel.register(sock, _READ, proto)
             next_sweep = _time.monotonic() + _SWEEP
+            self._rest_until: Optional[float] = None
             while not self.stopping.is_set():
                 for key, mask in sel.select(_SWEEP):
                     tag = key.data
@@ -97,6 +99,9 @@ class SelectorsEngine(Engine):
                     else:
                         self._event(tag, mask)
                 now = _time.monotonic()
+                if self._rest_until is not None and now >= self._rest_until:
+                    self._rest_until = None
+                    sel.register(self.socks["tcp"], _READ, "tcp")
                 if now >= next_sweep:
                     self._sweep(now)
                     next_sweep = now + _SWEEP
@@ -131,9 +136,12 @@ class SelectorsEngine(Engine):
                 sock, _ = listener.accept()
             except (BlockingIOError, InterruptedError):
                 return
-            except OSError:
-                self.stats.add("errors")  # e.g. EMFILE
-                return
+            except OSError as exc:
+                if listener_must_rest(exc, self.stats):  # out of descriptors
+                    self._sel.unregister(listener)
+                    self._rest_until = _time.monotonic() + REST_SECONDS
+                    return
+                continue
             self.stats.add("connections")
             if len(self._conns) >= self.limits.max_connections:
                 self.stats.add("rejected")

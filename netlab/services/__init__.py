@@ -1,15 +1,10 @@
 """The six classic small services, sans-I/O: logic only, no sockets.
 
-=========  ========  ====  ============================================
-service    RFC       port  module
-=========  ========  ====  ============================================
-echo       RFC 862      7  :mod:`netlab.services.echo`
-discard    RFC 863      9  :mod:`netlab.services.discard`
-chargen    RFC 864     19  :mod:`netlab.services.chargen`
-qotd       RFC 865     17  :mod:`netlab.services.qotd`
-daytime    RFC 867     13  :mod:`netlab.services.daytime`
-time       RFC 868     37  :mod:`netlab.services.time`
-=========  ========  ====  ============================================
+One module per service (:mod:`netlab.services.echo`, ``discard``,
+``chargen``, ``daytime``, ``time``, ``qotd``); their facts (RFC, well-known
+port, netlab's 70xx default, a summary) live in one table,
+:data:`SERVICE_TABLE` (:mod:`netlab.services.table`), that the CLI, the loop
+guard, the clients, the tour and the docs read.
 
 Each module offers a :class:`~netlab.services._base.TcpSession` subclass (one
 per connection) and a :class:`~netlab.services._base.UdpService` subclass;
@@ -24,12 +19,16 @@ from netlab.services import chargen, daytime, discard, echo, guard, qotd
 from netlab.services import time as time_service
 from netlab.services._base import TcpSession, UdpService
 from netlab.services.guard import GUARDED_PORTS, RateLimiter, UdpGuard
+from netlab.services.table import SERVICE_TABLE, ServiceFacts, facts
 
 __all__ = [
+    "DEFAULT_PORTS",
     "GUARDED_PORTS",
     "MODULES",
     "RFCS",
     "SERVICES",
+    "SERVICE_TABLE",
+    "ServiceFacts",
     "WELL_KNOWN_PORTS",
     "RateLimiter",
     "TcpSession",
@@ -39,6 +38,7 @@ __all__ = [
     "daytime",
     "discard",
     "echo",
+    "facts",
     "guard",
     "qotd",
     "tcp_session",
@@ -46,7 +46,8 @@ __all__ = [
     "udp_service",
 ]
 
-SERVICES = ("echo", "discard", "chargen", "daytime", "time", "qotd")
+#: The service names, in the order of :data:`SERVICE_TABLE`.
+SERVICES = tuple(row.name for row in SERVICE_TABLE)
 
 MODULES = {
     "echo": echo,
@@ -58,9 +59,11 @@ MODULES = {
 }
 
 #: Service name -> its RFC number.
-RFCS: Dict[str, int] = {name: mod.RFC for name, mod in MODULES.items()}
+RFCS: Dict[str, int] = {row.name: row.rfc for row in SERVICE_TABLE}
 #: Service name -> its well-known port (below 1024: needs privilege to bind).
-WELL_KNOWN_PORTS: Dict[str, int] = {name: mod.WELL_KNOWN_PORT for name, mod in MODULES.items()}
+WELL_KNOWN_PORTS: Dict[str, int] = {row.name: row.well_known_port for row in SERVICE_TABLE}
+#: Service name -> netlab's default port (7000 + the well-known port).
+DEFAULT_PORTS: Dict[str, int] = {row.name: row.default_port for row in SERVICE_TABLE}
 
 _TCP = {
     "echo": echo.EchoSession,
@@ -81,8 +84,7 @@ _UDP = {
 
 
 def _check(name: str) -> None:
-    if name not in MODULES:
-        raise ValueError(f"unknown service {name!r}: choose one of {', '.join(SERVICES)}")
+    facts(name)  # ValueError naming the choices
 
 
 def tcp_session(name: str) -> TcpSession:

@@ -16,6 +16,7 @@ import random
 from typing import Optional
 
 from netlab.services._base import TcpSession, UdpService
+from netlab.services.table import facts
 
 __all__ = [
     "CYCLE",
@@ -31,8 +32,9 @@ __all__ = [
     "stream",
 ]
 
-RFC = 864
-WELL_KNOWN_PORT = 19
+_FACTS = facts("chargen")
+RFC = _FACTS.rfc
+WELL_KNOWN_PORT = _FACTS.well_known_port
 
 #: The 95 printable ASCII characters, 0x20 (space) to 0x7E (tilde).
 RING = bytes(range(0x20, 0x7F))

@@ -17,11 +17,13 @@ import time as _time
 from typing import Optional, Union
 
 from netlab.services._base import TcpSession, UdpService
+from netlab.services.table import facts
 
 __all__ = ["RFC", "WELL_KNOWN_PORT", "DaytimeSession", "DaytimeUdp", "daytime"]
 
-RFC = 867
-WELL_KNOWN_PORT = 13
+_FACTS = facts("daytime")
+RFC = _FACTS.rfc
+WELL_KNOWN_PORT = _FACTS.well_known_port
 
 # Spelled out here rather than taken from strftime("%A"), which follows the
 # process locale: the wire format must not change with LANG.

@@ -9,11 +9,13 @@ from __future__ import annotations
 from typing import Optional
 
 from netlab.services._base import TcpSession, UdpService
+from netlab.services.table import facts
 
 __all__ = ["RFC", "WELL_KNOWN_PORT", "DiscardSession", "DiscardUdp"]
 
-RFC = 863
-WELL_KNOWN_PORT = 9
+_FACTS = facts("discard")
+RFC = _FACTS.rfc
+WELL_KNOWN_PORT = _FACTS.well_known_port
 
 
 class DiscardSession(TcpSession):

@@ -11,11 +11,13 @@ from __future__ import annotations
 from typing import Optional
 
 from netlab.services._base import TcpSession, UdpService
+from netlab.services.table import facts
 
 __all__ = ["RFC", "WELL_KNOWN_PORT", "EchoSession", "EchoUdp", "echo"]
 
-RFC = 862
-WELL_KNOWN_PORT = 7
+_FACTS = facts("echo")
+RFC = _FACTS.rfc
+WELL_KNOWN_PORT = _FACTS.well_known_port
 
 
 def echo(data: bytes) -> bytes:

@@ -16,6 +16,7 @@ import random
 from typing import List, Optional
 
 from netlab.services._base import TcpSession, UdpService
+from netlab.services.table import facts
 
 __all__ = [
     "MAX_QUOTE",
@@ -29,8 +30,9 @@ __all__ = [
     "quotes",
 ]
 
-RFC = 865
-WELL_KNOWN_PORT = 17
+_FACTS = facts("qotd")
+RFC = _FACTS.rfc
+WELL_KNOWN_PORT = _FACTS.well_known_port
 #: RFC 865: "the quote ... should be less than 512 characters".
 MAX_QUOTE = 512
 

@@ -17,6 +17,7 @@ import time as _time
 from typing import Optional, Tuple
 
 from netlab.services._base import TcpSession, UdpService
+from netlab.services.table import facts
 
 __all__ = [
     "EPOCH_OFFSET",
@@ -29,8 +30,9 @@ __all__ = [
     "seconds_since_1900",
 ]
 
-RFC = 868
-WELL_KNOWN_PORT = 37
+_FACTS = facts("time")
+RFC = _FACTS.rfc
+WELL_KNOWN_PORT = _FACTS.well_known_port
 
 #: Seconds from 1900-01-01 to 1970-01-01 (UTC).
 EPOCH_OFFSET = 2_208_988_800
