@@ -12,7 +12,8 @@ from typing import Callable, List, Optional
 
 from netlab.labs._runner import ProbeFailed, Sandbox, explain
 
-__all__ = ["TcpPeer", "UdpPeer", "exchange", "read_to_eof", "udp_ask", "wait_for_udp"]
+__all__ = ["TcpPeer", "UdpPeer", "exchange", "read_to_eof", "udp_ask", "udp_bound", "wait_for_udp",
+           "wait_for_udp_bound"]
 
 HOST = "127.0.0.1"
 
@@ -148,6 +149,32 @@ def wait_for_udp(box: Sandbox, port: int, probe: bytes = b"ready?", timeout: flo
     raise ProbeFailed(f"your server did not answer a datagram on {HOST}:{port} within {timeout:g} s "
                       f"(does it bind the host and port it was given, and send the reply back "
                       f"to the address recvfrom() returned?)")
+
+
+def udp_bound(port: int) -> bool:
+    """Whether a UDP socket is bound to ``port`` in this network namespace (``/proc/net/udp``)."""
+    want = f":{port:04X}"
+    for table in ("/proc/net/udp", "/proc/net/udp6"):
+        try:
+            with open(table, encoding="ascii") as f:
+                next(f, None)
+                if any(line.split()[1].endswith(want) for line in f if len(line.split()) > 1):
+                    return True
+        except OSError:
+            continue
+    return False
+
+
+def wait_for_udp_bound(box: Sandbox, port: int, timeout: float = 5.0) -> None:
+    """Wait until the student's code has bound UDP ``port`` (seen by the grader, not reported)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if udp_bound(port):
+            return
+        if not box.alive():
+            raise ProbeFailed(explain(box.stop(), "your code") + " before it bound its socket")
+        time.sleep(0.01)
+    raise ProbeFailed(f"nothing was bound to UDP port {port} after {timeout:g} s")
 
 
 def read_to_eof(sock: socket.socket, timeout: float, limit: int = 1 << 24) -> tuple:
