@@ -93,6 +93,11 @@ def init_lab(number: int, dest: Optional[str] = None, solution: bool = False) ->
     lab = get_lab(number)
     root = course_dir()
     target = os.path.abspath(dest or lab.slug)
+    sol = os.path.join(root, "solutions", lab.slug)
+    if solution and not os.path.isdir(sol):
+        raise NetlabError("reference solutions are not installed with netlab (students have the "
+                          "same install): they are in the netlab source checkout, "
+                          "exercises/solutions/; run 'netlab lab init N --solution' from there")
     if os.path.exists(target):
         raise NetlabError(f"{target} already exists: netlab will not overwrite your work "
                           f"(remove or rename it, or pass another --dest)")
@@ -100,7 +105,6 @@ def init_lab(number: int, dest: Optional[str] = None, solution: bool = False) ->
     shutil.copytree(source, target, ignore=shutil.ignore_patterns("__pycache__", "*.pyc",
                                                                   RESULTS_FILE))
     if solution:
-        sol = os.path.join(root, "solutions", lab.slug)
         for name in os.listdir(sol):
             if not name.startswith(".") and name != "__pycache__":
                 shutil.copy2(os.path.join(sol, name), os.path.join(target, name))

@@ -42,6 +42,9 @@ def bytes_of(value: Any) -> Optional[bytes]:
     return None
 
 
-def server(labdir: str, module: str, func: str, args: list) -> Sandbox:
-    """Start the student's server ``module.func(*args)`` in a sandbox (use as a context manager)."""
-    return Sandbox(labdir, "serve", {"module": module, "func": func, "args": args})
+def server(labdir: str, module: str, func: str, args: list, tick: float = 0.0) -> Sandbox:
+    """Start the student's server ``module.func(*args)`` in a sandbox (use as a context manager).
+
+    ``tick``: interrupt it with a signal that often (forces short ``send()`` calls).
+    """
+    return Sandbox(labdir, "serve", {"module": module, "func": func, "args": args, "tick": tick})

@@ -87,12 +87,13 @@ def client_retry(labdir: str) -> str:
 
 
 def client_gives_up(labdir: str) -> str:
+    timeout = 0.35
     with UdpPeer(lambda i, d: None) as peer:
         start = time.monotonic()
-        out = call_all(labdir, "udp_echo", [["echo", [HOST, peer.port, _hex(b"anyone?"), 0.2, 2]]],
-                       timeout=6)[0]
+        out = call_all(labdir, "udp_echo", [["echo", [HOST, peer.port, _hex(b"anyone?"), timeout, 2]]],
+                       timeout=8)[0]
         elapsed = time.monotonic() - start
-        count = len(peer.received)
+        arrivals = [t for t, _ in peer.received]
     if out.get("ok"):
         raise CheckFailed(f"echo() to a silent server returned {out['value']!r} instead of raising TimeoutError")
     if out.get("error") == "NotImplementedError":
@@ -100,8 +101,11 @@ def client_gives_up(labdir: str) -> str:
     if out.get("error") not in ("TimeoutError", "timeout"):
         raise CheckFailed(f"echo() to a silent server raised {out.get('error')}: {out.get('message')}; "
                           f"expected TimeoutError")
-    if count != 3:
-        raise CheckFailed(f"with retries=2 the server should see 3 datagrams, it saw {count}")
-    return f"3 tries, then TimeoutError ({elapsed:.1f} s including start-up)"
-
-
+    if len(arrivals) != 3:
+        raise CheckFailed(f"with retries=2 the server should see 3 datagrams, it saw {len(arrivals)}")
+    # The grader's clock: the tries must be `timeout` apart, not some fixed wait of the client's own.
+    gaps = [b - a for a, b in zip(arrivals, arrivals[1:])]
+    if not all(0.7 * timeout <= g <= 2 * timeout + 0.1 for g in gaps):
+        raise CheckFailed(f"with timeout={timeout} the tries came {', '.join(f'{g:.2f}' for g in gaps)} s "
+                          f"apart: wait `timeout` seconds for each reply (settimeout(timeout))")
+    return f"3 tries {', '.join(f'{g:.2f}' for g in gaps)} s apart, then TimeoutError ({elapsed:.1f} s in all)"

@@ -15,8 +15,8 @@ __all__ = ["echo_line", "echo_bulk", "survive_reset", "recv_exactly", "client"]
 
 
 
-def _start(labdir: str, port: int):
-    box = server(labdir, "tcp_echo", "serve", [HOST, port])
+def _start(labdir: str, port: int, tick: float = 0.0):
+    box = server(labdir, "tcp_echo", "serve", [HOST, port], tick)
     try:
         wait_for_tcp(box, port)
     except ProbeFailed:
@@ -37,7 +37,9 @@ def echo_line(labdir: str) -> str:
 def echo_bulk(labdir: str) -> str:
     port = free_port()
     data = os.urandom(1 << 20)
-    with _start(labdir, port):
+    # Small send buffers (defs/lab04.toml) and a signal every 2 ms: send() returns
+    # after part of the data, and only sendall() (or a loop on send) echoes it all.
+    with _start(labdir, port, tick=0.002):
         reply, eof = exchange(port, data, 8)
     if reply != data:
         same = next((i for i, (x, y) in enumerate(zip(reply, data)) if x != y), min(len(reply), len(data)))

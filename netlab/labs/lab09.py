@@ -22,16 +22,18 @@ __all__ = ["loss", "rcvbuf", "blast", "count", "measure", "bulk"]
 # --- checks (parent side) ----------------------------------------------------
 
 def loss(labdir: str) -> str:
-    cases = [((100, 100), 0.0), ((100, 75), 25.0), ((3, 1), 200 / 3), ((0, 0), 0.0)]
+    # (3, 5): UDP duplicated two datagrams; that is no loss, and not a negative one.
+    cases = [((100, 100), 0.0), ((100, 75), 25.0), ((3, 1), 200 / 3), ((0, 0), 0.0), ((3, 5), 0.0)]
     outcomes = call_all(labdir, "throughput", [["loss_percent", list(a)] for a, _ in cases]
-                        + [["loss_percent", [10, 11]]])
+                        + [["loss_percent", [10, -1]]])
     for (args, want), out in zip(cases, outcomes):
         got = student_value(out, f"loss_percent{args}")
         if not isinstance(got, (int, float)) or abs(got - want) > 1e-6:
-            raise CheckFailed(f"loss_percent{args} gave {got!r}, expected {want:.4g}")
+            extra = " (more arrived than were sent: UDP duplicated some)" if args[1] > args[0] else ""
+            raise CheckFailed(f"loss_percent{args} gave {got!r}, expected {want:.4g}{extra}")
     if outcomes[-1].get("error") != "ValueError":
-        raise CheckFailed("loss_percent(10, 11) should raise ValueError")
-    return "four cases and one impossible one"
+        raise CheckFailed("loss_percent(10, -1) should raise ValueError: a count is never negative")
+    return "five cases, duplicates included, and one impossible one"
 
 
 def rcvbuf(labdir: str) -> str:
