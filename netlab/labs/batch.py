@@ -29,7 +29,7 @@ from netlab.labs import sandbox
 from netlab.labs._grade import grade
 from netlab.labs._registry import Check, Lab
 
-__all__ = ["CSV_HEADER", "default_timeout", "grade_many", "submissions", "write_csv"]
+__all__ = ["CSV_HEADER", "default_timeout", "grade_many", "in_worker", "submissions", "write_csv"]
 
 CSV_HEADER = ["submission", "score", "max_score", "status", "seconds"]
 
@@ -203,3 +203,54 @@ def write_csv(results: Sequence[dict], path: str) -> None:
         writer.writerow(CSV_HEADER)
         for r in results:
             writer.writerow([r["submission"], r["score"], r["max_score"], r["status"], r["seconds"]])
+
+
+def in_worker(func: Callable[[], object], *, isolated: bool = True, hidden: Sequence[str] = (),
+              timeout: float = 60.0) -> object:
+    """Run ``func()`` in a grading worker (private network, sandboxed probes); its JSON-able value.
+
+    For Python callers and tests that want the sandbox without a lab:
+    ``in_worker(lambda: run_probe(folder, "calls", {...}).value)``.
+    """
+    if isolated:
+        sandbox.require_isolation("the sandbox")
+    rfd, wfd = os.pipe()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - reports through the pipe
+        os.close(rfd)
+        code = 0
+        try:
+            sandbox.set_child_subreaper()
+            sandbox.config.isolated = isolated
+            sandbox.config.hidden = [os.path.abspath(h) for h in hidden]
+            if isolated:
+                sandbox.enter_private_network()
+            payload = {"value": func()}
+        except BaseException as exc:  # noqa: BLE001
+            payload, code = {"error": f"{type(exc).__name__}: {exc}"}, 1
+        with os.fdopen(wfd, "w", encoding="utf-8") as out:
+            out.write(json.dumps(payload, default=repr))
+        os._exit(code)
+    os.close(wfd)
+    job = _Job("", pid, rfd, time.monotonic())
+    deadline = job.started + timeout
+    while True:
+        ready, _, _ = select.select([rfd], [], [], max(0.0, deadline - time.monotonic()))
+        if not ready:
+            _kill_worker(job)
+            break
+        chunk = os.read(rfd, 1 << 16)
+        if not chunk:
+            break
+        job.buffer += chunk
+    os.close(rfd)
+    os.waitpid(pid, 0)
+    try:
+        payload = json.loads(job.buffer)
+    except ValueError:
+        raise RuntimeError(f"the worker gave no result within {timeout:g} s") from None
+    if "error" in payload:
+        raise RuntimeError(payload["error"])
+    return payload["value"]

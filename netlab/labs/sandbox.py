@@ -106,7 +106,8 @@ def _python_roots() -> List[str]:
     roots.add(os.path.dirname(os.path.realpath(sys.executable)))
     import sysconfig
     roots.add(os.path.realpath(sysconfig.get_paths()["stdlib"]))
-    return sorted(roots)
+    # The outermost folders only: one bind each.
+    return [r for r in sorted(roots) if not any(o != r and _under(r, o) for o in roots)]
 
 
 def _under(path: str, folder: str) -> bool:
@@ -127,14 +128,23 @@ def bwrap_argv(work: str, inside: str, inputs: Optional[str] = None) -> List[str
             # its peers are in it.
             "--die-with-parent", "--new-session",
             "--ro-bind", "/", "/",
-            "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]
+            "--proc", "/proc", "--dev", "/dev",
+            # a private /tmp, writable by the sandbox user, 256 MiB at most
+            "--perms", "1777", "--size", str(256 << 20), "--tmpfs", "/tmp"]
     for path in hidden:
         argv += ["--tmpfs", path]
     # The interpreter may live under a hidden folder (a venv in a home folder): bind it back,
     # then hide netlab once more in case it is installed in there.
     for root in _python_roots():
-        if any(_under(root, h) for h in hidden):
+        above = [h for h in hidden if _under(root, h)]
+        if above:
             argv += ["--ro-bind", root, root]
+            # bwrap made the folders between the tmpfs and the bind with their host modes
+            # (a home folder is often 0700): let the sandbox user through.
+            folder = os.path.dirname(root)
+            while _under(folder, min(above, key=len)) and folder != "/":
+                argv += ["--chmod", "0755", folder]
+                folder = os.path.dirname(folder)
     argv += ["--tmpfs", _PACKAGE_DIR, "--bind", work, inside]
     if inputs:
         argv += ["--ro-bind", inputs, INPUTS]
