@@ -184,3 +184,17 @@ def test_bad_input_is_one_line(tmp_path):
 def test_empty_class_folder(tmp_path):
     proc = netlab("lab", "grade", 1, tmp_path, cwd=tmp_path)
     assert proc.returncode == 1 and "no subfolders" in one_error_line(proc)
+
+
+def test_hints_get_more_specific_when_a_check_fails_again(tmp_path):
+    lab = LABS[8]
+    hints = {c.name: c.hints for c in lab.checks}
+    assert len(hints["IPv4 header"]) == 2
+    assert ">BBHHHBBH4s4s" not in hints["IPv4 header"][0]  # no struct format on the first failure
+    starter = os.path.join(EXERCISES, lab.slug)
+    shown = []
+    for _ in range(3):
+        proc = netlab("lab", "check", 8, "--path", starter, "--json", cwd=tmp_path)
+        tests = {t["name"]: t for t in json.loads(proc.stdout)["tests"]}
+        shown.append(tests["IPv4 header"]["hint"])
+    assert shown == [hints["IPv4 header"][0], hints["IPv4 header"][1], hints["IPv4 header"][1]]

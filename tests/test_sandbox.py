@@ -25,8 +25,8 @@ from netlab.labs._runner import run_probe
 from tests.conftest import ROOT, netlab_env
 
 ISOLATED, WHY = sandbox.isolation_status()
-pytestmark = pytest.mark.skipif(not ISOLATED, reason=f"needs bubblewrap (Debian package bubblewrap) "
-                                                     f"and user namespaces, or root: {WHY}")
+needs_sandbox = pytest.mark.skipif(not ISOLATED, reason=f"needs bubblewrap (Debian package bubblewrap) "
+                                                        f"and user namespaces, or root: {WHY}")
 EXERCISES = os.path.join(ROOT, "exercises")
 PACKAGE = os.path.join(ROOT, "netlab")
 
@@ -60,6 +60,7 @@ def _tree_digest(folder: str) -> str:
     return digest.hexdigest()
 
 
+@needs_sandbox
 def test_what_student_code_can_see_and_do(tmp_path):
     other = tmp_path / "class" / "other-student"
     _submission(other, "ports.py", "SECRET = 'the answers of another student'\n")
@@ -153,6 +154,7 @@ def _processes_with(token: str) -> list:
     return found
 
 
+@needs_sandbox
 def test_nothing_started_by_a_submission_survives(tmp_path):
     token = f"netlab-survivor-{uuid.uuid4().hex}"
     path = _submission(tmp_path / "sub", "evil.py", f"""
@@ -185,6 +187,7 @@ def _cli(*args, cwd, timeout=120, env=None):
 FORGED = {"lab": 1, "score": 16, "max_score": 16, "tests": []}
 
 
+@needs_sandbox
 def test_forged_results_stdout_writes_and_sigstop_get_nothing(tmp_path):
     # The starter's functions (no work done), plus every trick to fake a result:
     # a forged result document on every open descriptor and on the grader's stdout
@@ -232,6 +235,7 @@ def test_forged_results_stdout_writes_and_sigstop_get_nothing(tmp_path):
     assert elapsed < 120  # SIGSTOP did not stall the grader
 
 
+@needs_sandbox
 def test_rewriting_the_grader_changes_nothing_for_the_next_run(tmp_path):
     before = _tree_digest(PACKAGE)
     evil = tmp_path / "lab01-ports"
@@ -255,6 +259,7 @@ def test_rewriting_the_grader_changes_nothing_for_the_next_run(tmp_path):
     assert _tree_digest(PACKAGE) == before
 
 
+@needs_sandbox
 def test_a_students_own_capture_never_changes_the_grader_input(tmp_path):
     # The reference solution with its loopback.pcap overwritten: the grader reads
     # the course's capture, so the answers still come out right (full marks).
@@ -270,6 +275,7 @@ def test_a_students_own_capture_never_changes_the_grader_input(tmp_path):
     assert (folder / "loopback.pcap").read_bytes()[:4] == b"\xd4\xc3\xb2\xa1"
 
 
+@needs_sandbox
 def test_a_scanner_that_does_not_refuse_sends_nothing_off_host(tmp_path):
     # Lab 10's scanner without its ethics check: in the private network the SYN to
     # 192.0.2.1 has no route (ENETUNREACH), and the check still fails.
@@ -322,3 +328,26 @@ def test_every_lab_is_defined_in_toml_and_ships_stdlib_probes():
             with open(os.path.join(probes, name), encoding="utf-8") as f:
                 text = f.read()
             assert "import netlab" not in text and "from netlab" not in text, name
+
+
+def test_practice_mode_still_sends_nothing_off_host(tmp_path):
+    # No sandbox here (this test process grades in practice mode): the child refuses
+    # non-loopback destinations itself.
+    path = _submission(tmp_path / "sub", "net.py", """
+        import errno, socket
+        def attempts():
+            out = []
+            with socket.socket() as s:
+                out.append(errno.errorcode.get(s.connect_ex(("192.0.2.1", 80)), "ok"))
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
+                try:
+                    u.sendto(b"x", ("10.1.2.3", 53))
+                    out.append("sent")
+                except OSError as exc:
+                    out.append(errno.errorcode[exc.errno])
+                u.sendto(b"x", ("127.0.0.1", 9))
+                out.append("loopback ok")
+            return out
+    """)
+    result = run_probe(path, "calls", {"module": "net", "calls": [["attempts", []]]}, timeout=20)
+    assert result.ok and result.value[0]["value"] == ["ENETUNREACH", "ENETUNREACH", "loopback ok"]

@@ -118,6 +118,53 @@ def serve(labdir, module, func, args, tick=0.0):
     return {"returned": plain(getattr(mod, func)(*[unplain(a) for a in args]))}
 
 
+def loopback_only():
+    """Practice mode (no private network): refuse to send anywhere but loopback.
+
+    The sandbox's network namespace makes an off-host connect() fail with
+    ENETUNREACH by itself; without it, this does the same from inside the
+    process, so a lab 10 scanner that forgets to refuse 192.0.2.1 sends nothing.
+    """
+    import errno
+    import ipaddress
+    import socket
+
+    def allowed(address):
+        if not isinstance(address, tuple) or not address:
+            return True  # AF_UNIX and friends
+        try:
+            return ipaddress.ip_address(str(address[0]).split("%")[0]).is_loopback
+        except ValueError:
+            try:
+                return ipaddress.ip_address(socket.gethostbyname(address[0])).is_loopback
+            except (OSError, ValueError):
+                return False
+
+    def refuse(address):
+        raise OSError(errno.ENETUNREACH, "Network is unreachable (practice mode: loopback only): %r"
+                      % (address,))
+
+    base = socket.socket
+
+    class GuardedSocket(base):
+        def connect(self, address):
+            if not allowed(address):
+                refuse(address)
+            return base.connect(self, address)
+
+        def connect_ex(self, address):
+            if not allowed(address):
+                return errno.ENETUNREACH
+            return base.connect_ex(self, address)
+
+        def sendto(self, data, *args):
+            if not allowed(args[-1]):
+                refuse(args[-1])
+            return base.sendto(self, data, *args)
+
+    socket.socket = GuardedSocket
+
+
 def _load_sources(sources):
     """Make ``netlab_probes.NAME`` modules of the probe sources sent by the grader."""
     package = types.ModuleType(PACKAGE)
@@ -146,6 +193,8 @@ def main():
     result = os.fdopen(os.dup(1), "w", encoding="utf-8")
     os.dup2(2, 1)
     sys.stdout = sys.stderr
+    if request.get("loopback_only"):
+        loopback_only()
     mods = _load_sources(request.get("sources", {}))
     where, _, name = request["probe"].rpartition(":")
     probe = getattr(mods[where or "runtime"], name)
