@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import sys
 import zipfile
 from typing import List, Optional
@@ -126,6 +125,4 @@ def build_bundle(number: int, output: str, checks_dir: Optional[str] = None) -> 
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise NetlabError(f"cannot write {output}: {exc.strerror or exc}") from None
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True) if os.path.isdir(tmp) else None
     return os.path.abspath(output)
