@@ -119,6 +119,7 @@ def test_what_student_code_can_see_and_do(tmp_path):
                 "write_copy": attempt(lambda: write("mine.txt")),
                 "write_tmp": attempt(lambda: write("/tmp/mine.txt")),
                 "pids": sorted(int(p) for p in os.listdir("/proc") if p.isdigit()),
+                "run": os.listdir("/run"),
             }}
     """)
     before = _tree_digest(PACKAGE)
@@ -135,6 +136,7 @@ def test_what_student_code_can_see_and_do(tmp_path):
         assert seen[key] in ("ENOENT", "EACCES", "EROFS", "EPERM"), (key, seen[key])
     assert seen["write_copy"] == "ok" and seen["write_tmp"] == "ok"
     assert len(seen["pids"]) <= 3  # bwrap's init, the child, nothing of the grader's
+    assert seen["run"] == []  # no host Unix sockets to connect to
     # ... and from outside: nothing changed.
     assert not outside.exists() and not (me / "mark.txt").exists() and not (me / "mine.txt").exists()
     assert _tree_digest(PACKAGE) == before

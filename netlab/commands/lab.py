@@ -42,10 +42,11 @@ def _positive_float(text: str) -> float:
 def register(sub) -> None:
     p = sub.add_parser(
         "lab",
-        help="the course labs: list, show a handout, check your code, get a starter",
+        help="the course labs: list, show a handout, check your code, get a starter, grade a class",
         description="The course labs. 'list' shows every lab and your last score, "
         "'show N' prints a handout, 'init N' copies a lab's starter code into the current "
-        "directory, 'check N' grades your code (in a sandboxed child process, on loopback).",
+        "directory, 'check N' grades your code in the sandbox (practice mode without it). "
+        "For teachers: 'grade N DIR' grades a class, 'gradescope N' writes an autograder.",
     )
     p.set_defaults(func=_no_action)
     actions = p.add_subparsers(title="actions", metavar="ACTION", dest="lab_action")

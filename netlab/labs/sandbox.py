@@ -89,7 +89,9 @@ def _hidden_paths() -> List[str]:
         paths.append(course_dir())
     except Exception:  # noqa: BLE001 - no course folder: nothing to hide
         pass
-    paths += ["/home", "/root", "/srv", "/mnt", "/media", "/var/tmp", "/run/user",
+    # /run holds the host's Unix sockets (D-Bus, container engines): a read-only
+    # mount does not stop connect() to a socket file.
+    paths += ["/home", "/root", "/srv", "/mnt", "/media", "/var/tmp", "/run", "/var/run",
               os.path.expanduser("~"), os.getcwd()]
     paths += config.hidden
     out = []
