@@ -198,3 +198,38 @@ def test_hints_get_more_specific_when_a_check_fails_again(tmp_path):
         tests = {t["name"]: t for t in json.loads(proc.stdout)["tests"]}
         shown.append(tests["IPv4 header"]["hint"])
     assert shown == [hints["IPv4 header"][0], hints["IPv4 header"][1], hints["IPv4 header"][1]]
+
+
+@needs_sandbox
+def test_ctrl_c_leaves_no_worker_and_no_sandbox_behind(tmp_path):
+    import time
+    import uuid
+
+    from tests.conftest import interrupt_netlab
+
+    token = f"netlab-ctrl-c-{uuid.uuid4().hex}"
+    folder = tmp_path / "class"
+    (folder / "stuck").mkdir(parents=True)
+    (folder / "stuck" / "ports.py").write_text(textwrap.dedent(f"""
+        import subprocess, sys, time
+        subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)", {token!r}])
+        time.sleep(600)
+    """))
+    proc = interrupt_netlab("lab", "grade", 1, folder, after=3)
+    assert proc.returncode == 130 and "interrupted" in proc.stderr
+
+    def left() -> list:
+        found = []
+        for pid in filter(str.isdigit, os.listdir("/proc")):
+            try:
+                with open(f"/proc/{pid}/cmdline", "rb") as f:
+                    cmdline = f.read()
+            except OSError:
+                continue
+            if token.encode() in cmdline or str(folder).encode() in cmdline:
+                found.append(int(pid))
+        return found
+    deadline = time.monotonic() + 10
+    while left() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert left() == []

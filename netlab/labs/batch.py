@@ -169,30 +169,39 @@ def grade_many(lab: Lab, paths: Sequence[str], *, jobs: int = 1, timeout: Option
     running: Dict[int, tuple] = {}
     results: List[Optional[dict]] = [None] * len(paths)
     done = 0
-    while todo or running:
-        while todo and len(running) < max(1, jobs):
-            index, path = todo.pop(0)
-            job = _start(lab, path, extra, hint_levels or {}, isolated, hidden)
-            running[job.rfd] = (index, job)
-        now = time.monotonic()
-        wait = min(job.started + timeout for _, job in running.values()) - now
-        ready, _, _ = select.select(list(running), [], [], max(0.0, min(wait, 1.0)))
-        finished = []
-        for fd in ready:
-            index, job = running[fd]
-            if _read(job):
-                finished.append((fd, "graded"))
-        now = time.monotonic()
-        for fd, (index, job) in running.items():
-            if now - job.started > timeout and all(fd != f for f, _ in finished):
-                _kill_worker(job)
-                finished.append((fd, "timeout"))
-        for fd, status in finished:
-            index, job = running.pop(fd)
-            results[index] = _finish(lab, job, status, extra)
-            done += 1
-            if progress:
-                progress(done, len(paths), results[index])
+    try:
+        while todo or running:
+            while todo and len(running) < max(1, jobs):
+                index, path = todo.pop(0)
+                job = _start(lab, path, extra, hint_levels or {}, isolated, hidden)
+                running[job.rfd] = (index, job)
+            now = time.monotonic()
+            wait = min(job.started + timeout for _, job in running.values()) - now
+            ready, _, _ = select.select(list(running), [], [], max(0.0, min(wait, 1.0)))
+            finished = []
+            for fd in ready:
+                index, job = running[fd]
+                if _read(job):
+                    finished.append((fd, "graded"))
+            now = time.monotonic()
+            for fd, (index, job) in running.items():
+                if now - job.started > timeout and all(fd != f for f, _ in finished):
+                    _kill_worker(job)
+                    finished.append((fd, "timeout"))
+            for fd, status in finished:
+                index, job = running.pop(fd)
+                results[index] = _finish(lab, job, status, extra)
+                done += 1
+                if progress:
+                    progress(done, len(paths), results[index])
+    finally:
+        # Interrupted (Ctrl-C) or failed: no worker, and so no sandbox, outlives us.
+        for _, job in running.values():
+            _kill_worker(job)
+            try:
+                os.waitpid(job.pid, 0)
+            except ChildProcessError:
+                pass
     return [r for r in results if r is not None]
 
 
