@@ -123,8 +123,8 @@ def bwrap_argv(work: str, inside: str, inputs: Optional[str] = None) -> List[str
     ``inside``; ``inputs`` (grader files) read-only at :data:`INPUTS`.
     """
     hidden = _hidden_paths()
-    root = os.geteuid() == 0
-    argv = [shutil.which("bwrap") or "bwrap"] + ([] if root else ["--unshare-user"]) + [
+    as_root = os.geteuid() == 0
+    argv = [shutil.which("bwrap") or "bwrap"] + ([] if as_root else ["--unshare-user"]) + [
             "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try",
             # not --unshare-net: the grading worker already made a private network and
             # its peers are in it.
@@ -137,13 +137,13 @@ def bwrap_argv(work: str, inside: str, inputs: Optional[str] = None) -> List[str
         argv += ["--tmpfs", path]
     # The interpreter may live under a hidden folder (a venv in a home folder): bind it back,
     # then hide netlab once more in case it is installed in there.
-    for root in _python_roots():
-        above = [h for h in hidden if _under(root, h)]
+    for python_root in _python_roots():
+        above = [h for h in hidden if _under(python_root, h)]
         if above:
-            argv += ["--ro-bind", root, root]
+            argv += ["--ro-bind", python_root, python_root]
             # bwrap made the folders between the tmpfs and the bind with their host modes
             # (a home folder is often 0700): let the sandbox user through.
-            folder = os.path.dirname(root)
+            folder = os.path.dirname(python_root)
             while _under(folder, min(above, key=len)) and folder != "/":
                 argv += ["--chmod", "0755", folder]
                 folder = os.path.dirname(folder)
@@ -152,7 +152,7 @@ def bwrap_argv(work: str, inside: str, inputs: Optional[str] = None) -> List[str
         argv += ["--ro-bind", inputs, INPUTS]
     argv += ["--chdir", inside, "--setenv", "HOME", HOME]
     argv.append("--")
-    if root:
+    if as_root:
         argv += drop_privileges_argv()
     return argv
 
