@@ -17,16 +17,18 @@ code runs only in the sandbox, through these helpers:
   gives its value or ProbeFailed.
 * Grader-side peers on 127.0.0.1 of the private network: :class:`TcpPeer`,
   :class:`UdpPeer`, :func:`exchange`, :func:`udp_ask`, :func:`read_to_eof`,
-  and :func:`free_port`.
+  and :func:`free_port`; :func:`bound_sockets` and :func:`wait_for_udp_bound` look at
+  what the student's code bound, from the grader's side (``/proc/net``).
 
 Judge in the check, never in a probe: what comes back from the sandbox is
 data the student's process could have written itself.
 """
-from netlab.labs._peers import HOST, TcpPeer, UdpPeer, exchange, read_to_eof, udp_ask, wait_for_udp
+from netlab.labs._peers import (HOST, TcpPeer, UdpPeer, bound_sockets, exchange, read_to_eof, udp_ask,
+                                wait_for_udp, wait_for_udp_bound)
 from netlab.labs._probes import bytes_of, call_all, server, student_value
 from netlab.labs._registry import CheckFailed
 from netlab.labs._runner import ProbeFailed, Sandbox, free_port, run_probe, value_of, wait_for_tcp
 
-__all__ = ["HOST", "CheckFailed", "ProbeFailed", "Sandbox", "TcpPeer", "UdpPeer", "bytes_of", "call_all",
-           "exchange", "free_port", "read_to_eof", "run_probe", "server", "student_value", "udp_ask",
-           "value_of", "wait_for_tcp", "wait_for_udp"]
+__all__ = ["HOST", "CheckFailed", "ProbeFailed", "Sandbox", "TcpPeer", "UdpPeer", "bound_sockets", "bytes_of",
+           "call_all", "exchange", "free_port", "read_to_eof", "run_probe", "server", "student_value",
+           "udp_ask", "value_of", "wait_for_tcp", "wait_for_udp", "wait_for_udp_bound"]

@@ -13,6 +13,7 @@ import socket
 from netlab import sysinfo
 from netlab.labs._probes import call_all, student_value
 from netlab.labs._registry import CheckFailed
+from netlab.labs._peers import bound_sockets, wait_for_udp_bound
 from netlab.labs._runner import Sandbox, free_port, run_probe, value_of, wait_for_tcp
 
 __all__ = ["listen", "time_wait", "in_use", "ok_and_foreign", "privileged", "same_port"]
@@ -54,13 +55,20 @@ def _rebind_without_reuse(port: int) -> str:
 
 def listen(labdir: str) -> str:
     port = free_port()
-    value = value_of(run_probe(labdir, "lab02:probe_listen", {"port": port}), "binding.py")
-    if value["tcp_type"] != socket.SOCK_STREAM or value["udp_type"] != socket.SOCK_DGRAM:
-        raise CheckFailed("bind_tcp must return a SOCK_STREAM socket and bind_udp a SOCK_DGRAM one")
-    if value["tcp_name"] != [HOST, port] or value["udp_name"] != [HOST, port]:
-        raise CheckFailed(f"sockets bound to {value['tcp_name']} and {value['udp_name']}, "
-                          f"expected {HOST}:{port}")
-    return f"TCP accepted a connection and UDP received a datagram on port {port}"
+    # The student's sockets stay open while the grader looks at them from outside:
+    # a TCP listener and a UDP socket on 127.0.0.1:port, seen in this network's tables.
+    with Sandbox(labdir, "lab02:probe_hold_both", {"port": port}) as box:
+        wait_for_tcp(box, port)
+        wait_for_udp_bound(box, port)
+        tcp = bound_sockets("tcp", port)
+        udp = bound_sockets("udp", port)
+    if tcp != [(HOST, "LISTEN")]:
+        raise CheckFailed(f"on TCP port {port} the grader found {tcp or 'nothing'}: bind_tcp must bind "
+                          f"{HOST}:{port} and listen()")
+    if [addr for addr, _ in udp] != [HOST]:
+        raise CheckFailed(f"on UDP port {port} the grader found {udp or 'nothing'}: bind_udp must bind "
+                          f"{HOST}:{port}")
+    return f"a TCP listener and a UDP socket on {HOST}:{port}, seen by the grader"
 
 
 def time_wait(labdir: str) -> str:
