@@ -353,3 +353,27 @@ def test_practice_mode_still_sends_nothing_off_host(tmp_path):
     """)
     result = run_probe(path, "calls", {"module": "net", "calls": [["attempts", []]]}, timeout=20)
     assert result.ok and result.value[0]["value"] == ["ENETUNREACH", "ENETUNREACH", "loopback ok"]
+
+
+@needs_sandbox
+def test_a_submission_built_on_netlab_itself_scores_nothing(tmp_path):
+    # The cheat: lab 6 answered with netlab's own chargen service (and the installed
+    # grader's pattern). Outside the sandbox it would pass the pattern check; inside,
+    # netlab does not exist.
+    folder = tmp_path / "lab06-chargen-discard"
+    folder.mkdir()
+    (folder / "chargen.py").write_text(textwrap.dedent(f"""
+        import sys
+        sys.path.insert(0, {ROOT!r})
+        from netlab.services.chargen import line
+
+        def chargen_line(n):
+            return line(n)
+    """))
+    outside = subprocess.run([sys.executable, "-c", "import chargen; print(chargen.chargen_line(0)[:5])"],
+                             cwd=str(folder), capture_output=True, text=True, env=netlab_env(), timeout=60)
+    assert outside.returncode == 0 and outside.stdout.strip() == "b' !\"#$'"  # the cheat works unsandboxed
+    proc = _cli("lab", "check", 6, "--path", folder, "--json", cwd=tmp_path)
+    result = json.loads(proc.stdout)
+    assert result["score"] == 0, [t for t in result["tests"] if t["passed"]]
+    assert "No module named 'netlab'" in result["tests"][0]["message"], result["tests"][0]

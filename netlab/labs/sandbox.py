@@ -99,7 +99,8 @@ def _hidden_paths() -> List[str]:
         real = os.path.realpath(path)
         if real != "/" and os.path.isdir(real) and real not in out:
             out.append(real)
-    return out
+    # One tmpfs over the outermost folder: a mount point inside it would show up as an empty folder.
+    return [p for p in out if not any(o != p and _under(p, o) for o in out)]
 
 
 def _python_roots() -> List[str]:
@@ -137,17 +138,21 @@ def bwrap_argv(work: str, inside: str, inputs: Optional[str] = None) -> List[str
         argv += ["--tmpfs", path]
     # The interpreter may live under a hidden folder (a venv in a home folder): bind it back,
     # then hide netlab once more in case it is installed in there.
+    rebound = []
     for python_root in _python_roots():
         above = [h for h in hidden if _under(python_root, h)]
         if above:
             argv += ["--ro-bind", python_root, python_root]
+            rebound.append(python_root)
             # bwrap made the folders between the tmpfs and the bind with their host modes
             # (a home folder is often 0700): let the sandbox user through.
             folder = os.path.dirname(python_root)
             while _under(folder, min(above, key=len)) and folder != "/":
                 argv += ["--chmod", "0755", folder]
                 folder = os.path.dirname(folder)
-    argv += ["--tmpfs", _PACKAGE_DIR, "--bind", work, inside]
+    if any(_under(_PACKAGE_DIR, r) for r in rebound):
+        argv += ["--tmpfs", _PACKAGE_DIR]
+    argv += ["--bind", work, inside]
     if inputs:
         argv += ["--ro-bind", inputs, INPUTS]
     argv += ["--chdir", inside, "--setenv", "HOME", HOME]
