@@ -233,3 +233,15 @@ def test_ctrl_c_leaves_no_worker_and_no_sandbox_behind(tmp_path):
     while left() and time.monotonic() < deadline:
         time.sleep(0.1)
     assert left() == []
+
+
+@needs_sandbox
+def test_an_oversized_submission_is_an_error_not_a_copy(tmp_path):
+    folder = tmp_path / "class"
+    shutil.copytree(os.path.join(EXERCISES, "solutions", LAB1.slug), folder / "big")
+    with open(folder / "big" / "video.bin", "wb") as f:
+        f.truncate(64 << 20)  # sparse: big on paper, cheap on disk
+    proc = netlab("lab", "grade", 1, folder, "--json", cwd=tmp_path)
+    (result,) = json.loads(proc.stdout)
+    assert result["status"] == "error" and result["score"] == 0 and "MiB" in result["message"]
+    assert proc.returncode == 1

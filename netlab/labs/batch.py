@@ -32,6 +32,9 @@ from netlab.labs._registry import Check, Lab
 __all__ = ["CSV_HEADER", "default_timeout", "grade_many", "in_worker", "submissions", "write_csv"]
 
 CSV_HEADER = ["submission", "score", "max_score", "status", "seconds"]
+# Every run of student code gets a fresh copy of the submission: a lab folder
+# is a few source files, so anything this big is a mistake (or an attack).
+MAX_SUBMISSION_BYTES = 32 << 20
 
 
 def default_timeout(lab: Lab) -> float:
@@ -44,6 +47,21 @@ def submissions(folder: str) -> List[str]:
     names = sorted(n for n in os.listdir(folder)
                    if not n.startswith(".") and os.path.isdir(os.path.join(folder, n)))
     return [os.path.join(folder, n) for n in names]
+
+
+def _too_big(path: str) -> Optional[str]:
+    """A message when the folder holds more than :data:`MAX_SUBMISSION_BYTES` (or files we cannot read)."""
+    total = 0
+    for root, dirs, files in os.walk(path):
+        for name in files:
+            try:
+                total += os.lstat(os.path.join(root, name)).st_size
+            except OSError:
+                continue
+            if total > MAX_SUBMISSION_BYTES:
+                return (f"the submission holds more than {MAX_SUBMISSION_BYTES >> 20} MiB: hand in the "
+                        f"lab's source files only")
+    return None
 
 
 def _worker(lab: Lab, labdir: str, extra: Sequence[Check], hint_levels: Dict[str, int],
@@ -173,8 +191,19 @@ def grade_many(lab: Lab, paths: Sequence[str], *, jobs: int = 1, timeout: Option
         while todo or running:
             while todo and len(running) < max(1, jobs):
                 index, path = todo.pop(0)
+                problem = _too_big(path)
+                if problem:
+                    results[index] = {"submission": os.path.basename(os.path.normpath(path)), "lab": lab.number,
+                                      "score": 0, "max_score": lab.max_score + sum(c.points for c in extra),
+                                      "tests": [], "message": problem, "status": "error", "seconds": 0.0}
+                    done += 1
+                    if progress:
+                        progress(done, len(paths), results[index])
+                    continue
                 job = _start(lab, path, extra, hint_levels or {}, isolated, hidden)
                 running[job.rfd] = (index, job)
+            if not running:
+                continue
             now = time.monotonic()
             wait = min(job.started + timeout for _, job in running.values()) - now
             ready, _, _ = select.select(list(running), [], [], max(0.0, min(wait, 1.0)))
