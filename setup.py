@@ -86,14 +86,17 @@ def extensions():
 
 
 def course_files():
-    """The labs (handouts, starters, solutions) for <prefix>/share/netlab/exercises.
+    """The labs (handouts, starters, data) for <prefix>/share/netlab/exercises.
 
-    ``netlab lab`` finds them there in a regular (non-editable) install.
+    ``netlab lab`` finds them there in a regular (non-editable) install. The
+    reference solutions (exercises/solutions) stay in the source checkout:
+    an installed netlab is what students have.
     """
     here = os.path.dirname(os.path.abspath(__file__))
     out = {}
     for root, dirs, files in os.walk(os.path.join(here, "exercises")):
-        dirs[:] = sorted(d for d in dirs if d != "__pycache__")
+        dirs[:] = sorted(d for d in dirs if d != "__pycache__"
+                         and not (d == "solutions" and os.path.samefile(root, os.path.join(here, "exercises"))))
         rel = os.path.relpath(root, here)
         keep = [os.path.join(rel, f) for f in sorted(files) if not f.endswith((".pyc", ".json"))]
         if keep:

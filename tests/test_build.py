@@ -55,7 +55,8 @@ def test_default_build_compiles_the_core(tmp_path):
     assert not [n for n in names if n.endswith((".c", ".pyx"))]
     # The course ships beside the package, for `netlab lab` in a regular install.
     assert any(n.endswith("data/share/netlab/exercises/lab01-ports/README.md") for n in names)
-    assert any("data/share/netlab/exercises/solutions/" in n for n in names)
+    # ... but not the reference solutions: an installed netlab is what students have.
+    assert not any("/solutions/" in n for n in names)
 
 
 def test_an_installed_copy_runs_the_course_outside_the_checkout(tmp_path):
@@ -101,7 +102,10 @@ def test_an_installed_copy_runs_the_course_outside_the_checkout(tmp_path):
     assert netlab("lab", "init", "3").returncode == 0
     starter = netlab("lab", "check", "3", "--json")
     assert starter.returncode == 1 and "Traceback" not in starter.stderr, starter.stderr
-    assert netlab("lab", "init", "3", "--solution", "--dest", "sol").returncode == 0
+    nosol = netlab("lab", "init", "3", "--solution", "--dest", "sol")
+    assert nosol.returncode == 1 and len(nosol.stderr.strip().splitlines()) == 1, nosol.stderr
+    assert "exercises/solutions" in nosol.stderr and not (work / "sol").exists()
+    shutil.copytree(os.path.join(ROOT, "exercises", "solutions", "lab03-udp-echo"), work / "sol")
     solution = netlab("lab", "check", "3", "--path", "sol", "--json")
     assert solution.returncode == 0, solution.stdout[-2000:]
     tour = netlab("tour", "--no-live")

@@ -14,7 +14,11 @@ import time
 
 
 def loss_percent(sent, received):
-    """Percentage of datagrams lost (0.0 when nothing was sent)."""
+    """Percentage of datagrams lost (0.0 when nothing was sent).
+
+    UDP may duplicate a datagram, so more may arrive than were sent: that is
+    no loss (0.0), never a negative one. Negative counts raise ValueError.
+    """
     raise NotImplementedError("TODO: loss_percent(sent, received)")
 
 

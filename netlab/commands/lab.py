@@ -1,7 +1,8 @@
-"""``netlab lab list|show N|check N|init N``: the course labs and their autograder."""
+"""``netlab lab list|show|init|check|grade|gradescope``: the course labs and their autograder."""
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from netlab._cliutil import add_json_flag, print_json, print_table
@@ -18,13 +19,34 @@ def _lab_number(text: str) -> int:
             f"invalid lab number {text!r}: use a number such as 1 (see 'netlab lab list')") from None
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text, 10)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"invalid count {text!r}: use a whole number of at least 1")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0 < value < 1e6:  # also refuses nan and inf
+        raise argparse.ArgumentTypeError(f"invalid seconds {text!r}: use a number above 0, such as 60")
+    return value
+
+
 def register(sub) -> None:
     p = sub.add_parser(
         "lab",
-        help="the course labs: list, show a handout, check your code, get a starter",
+        help="the course labs: list, show a handout, check your code, get a starter, grade a class",
         description="The course labs. 'list' shows every lab and your last score, "
         "'show N' prints a handout, 'init N' copies a lab's starter code into the current "
-        "directory, 'check N' grades your code (in a sandboxed child process, on loopback).",
+        "directory, 'check N' grades your code in the sandbox (practice mode without it). "
+        "For teachers: 'grade N DIR' grades a class, 'gradescope N' writes an autograder.",
     )
     p.set_defaults(func=_no_action)
     actions = p.add_subparsers(title="actions", metavar="ACTION", dest="lab_action")
@@ -45,8 +67,36 @@ def register(sub) -> None:
     chk.add_argument("--path", metavar="DIR",
                      help="the folder with your code (default: the lab's folder, "
                      "./exercises/labNN-topic or ./labNN-topic, or . inside it)")
+    chk.add_argument("--checks", metavar="DIR",
+                     help="a teacher's hidden checks (DIR/labNN.toml), counted in the score")
     add_json_flag(chk)
     chk.set_defaults(func=run)
+
+    grd = actions.add_parser(
+        "grade", help="for teachers: grade every submission in DIR (one subfolder per student)",
+        description="Grade each subfolder of DIR (named by student) in the sandbox, --jobs at a "
+        "time: a progress line on a terminal, then a summary table. Needs the sandbox "
+        "(bubblewrap and user namespaces); exit 0 when every submission was graded.")
+    grd.add_argument("number", type=_lab_number, metavar="N", help="the lab number")
+    grd.add_argument("dir", metavar="DIR", help="the folder of submissions, one subfolder each")
+    grd.add_argument("--jobs", type=_positive_int, default=1, metavar="J",
+                     help="submissions graded at the same time (default 1)")
+    grd.add_argument("--csv", metavar="FILE", help="also write submission,score,max_score,status,seconds")
+    grd.add_argument("--timeout", type=_positive_float, metavar="S",
+                     help="seconds one submission may take in all (default: the lab's budget + 35)")
+    grd.add_argument("--checks", metavar="DIR", help="hidden checks (DIR/labNN.toml), counted in the score")
+    add_json_flag(grd)
+    grd.set_defaults(func=run)
+
+    gs = actions.add_parser(
+        "gradescope", help="for teachers: write a Gradescope autograder bundle for lab N",
+        description="Write a Gradescope autograder zip (setup.sh, run_autograder) for lab N: "
+        "run_autograder grades $AUTOGRADER_DIR/submission/ (default /autograder) in the sandbox "
+        "and writes $AUTOGRADER_DIR/results/results.json.")
+    gs.add_argument("number", type=_lab_number, metavar="N", help="the lab number")
+    gs.add_argument("-o", "--output", required=True, metavar="FILE.zip", help="where to write the zip")
+    gs.add_argument("--checks", metavar="DIR", help="hidden checks to bundle (DIR/labNN.toml)")
+    gs.set_defaults(func=run)
 
     init = actions.add_parser("init", help="copy lab N's starter into the current directory")
     init.add_argument("number", type=_lab_number, metavar="N", help="the lab number")
@@ -58,7 +108,7 @@ def register(sub) -> None:
 
 def _no_action(args: argparse.Namespace) -> int:
     raise UsageError("no lab action given: use 'netlab lab list', 'netlab lab show N', "
-                     "'netlab lab init N' or 'netlab lab check N'")
+                     "'netlab lab init N', 'netlab lab check N' or (teachers) 'netlab lab grade N DIR'")
 
 
 def _list(args: argparse.Namespace) -> int:
@@ -83,28 +133,96 @@ def _list(args: argparse.Namespace) -> int:
     return 0
 
 
+def _print_result(lab, labdir: str, result: dict) -> None:
+    print(f"lab {lab.number}: {lab.title} ({labdir})")
+    rows = [(t["name"], "PASS" if t["passed"] else "FAIL",
+             f"{t['points'] if t['passed'] else 0}/{t['points']}", t["message"])
+            for t in result["tests"]]
+    print_table(rows, ("check", "result", "points", "message"))
+    failed = [t for t in result["tests"] if not t["passed"] and t["hint"]]
+    if failed:
+        print("\nhints:")
+        for t in failed:
+            print(f"  {t['name']}: {t['hint']}")
+    if result["status"] != "graded":
+        print(f"\n{result['status']}: {result.get('message', '')}")
+    print(f"\nscore: {result['score']}/{result['max_score']}")
+    sys.stdout.flush()
+
+
 def _check(args: argparse.Namespace) -> int:
     from netlab import labs
+    from netlab.labs import sandbox
 
     lab = labs.get_lab(args.number)
     labdir = labs.locate_lab_dir(lab, args.path)  # for the header line below
-    result = labs.check_lab(lab.number, labdir)   # grade and remember, as for Python callers
+    isolated, why = sandbox.isolation_status()
+    if not isolated:
+        print(f"netlab: note: practice mode, not isolated ({why}); grades need the sandbox",
+              file=sys.stderr, flush=True)
+    result = labs.check_lab(lab.number, labdir, checks_dir=args.checks, isolated=isolated)
     if args.json:
         print_json(result)
     else:
-        print(f"lab {lab.number}: {lab.title} ({labdir})")
-        rows = [(t["name"], "PASS" if t["passed"] else "FAIL",
-                 f"{t['points'] if t['passed'] else 0}/{t['points']}", t["message"])
-                for t in result["tests"]]
-        print_table(rows, ("check", "result", "points", "message"))
-        failed = [t for t in result["tests"] if not t["passed"]]
-        if failed:
-            print("\nhints:")
-            for t in failed:
-                print(f"  {t['name']}: {t['hint']}")
-        print(f"\nscore: {result['score']}/{result['max_score']}")
-        sys.stdout.flush()
+        _print_result(lab, labdir, result)
     return 0 if result["score"] == result["max_score"] else 1
+
+
+def _grade(args: argparse.Namespace) -> int:
+    from netlab import labs
+    from netlab.errors import NetlabError
+    from netlab.labs import batch, sandbox
+
+    lab = labs.get_lab(args.number)
+    if not os.path.isdir(args.dir):
+        raise NetlabError(f"submissions folder {args.dir} does not exist: pass a folder "
+                          f"with one subfolder per student")
+    sandbox.require_isolation("netlab lab grade")
+    paths = batch.submissions(args.dir)
+    if not paths:
+        raise NetlabError(f"{args.dir} has no subfolders: put each submission in its own folder "
+                          f"named by student")
+    extra = labs.load_hidden_checks(lab.number, args.checks) if args.checks else []
+    tty = sys.stderr.isatty() and not args.json
+
+    def progress(done: int, total: int, result: dict) -> None:
+        if tty:
+            line = (f"graded {done}/{total}: {result['submission']} {result['score']}/"
+                    f"{result['max_score']} {result['status']}")
+            sys.stderr.write("\r" + line[:100].ljust(100))
+            sys.stderr.flush()
+    hidden = [args.dir] + ([args.checks] if args.checks else [])
+    results = batch.grade_many(lab, paths, jobs=args.jobs, timeout=args.timeout, extra=extra,
+                               hidden=hidden, progress=progress)
+    if tty:
+        sys.stderr.write("\r" + " " * 100 + "\r")
+    if args.csv:
+        try:
+            batch.write_csv(results, args.csv)
+        except OSError as exc:
+            raise NetlabError(f"cannot write {args.csv}: {exc.strerror}") from None
+    if args.json:
+        print_json(results)
+    else:
+        print_table([(r["submission"], f"{r['score']}/{r['max_score']}", r["status"], f"{r['seconds']:.1f}")
+                     for r in results], ("submission", "score", "status", "seconds"))
+        graded = [r for r in results if r["status"] == "graded"]
+        full = sum(1 for r in results if r["score"] == r["max_score"])
+        print(f"\nlab {lab.number}: {len(results)} submissions, {len(graded)} graded, "
+              f"{full} with full marks, {len(results) - len(graded)} timeout or error")
+        sys.stdout.flush()
+    return 0 if all(r["status"] == "graded" for r in results) else 1
+
+
+def _gradescope(args: argparse.Namespace) -> int:
+    from netlab import labs
+    from netlab.labs import gradescope
+
+    path = gradescope.build_bundle(args.number, args.output, args.checks)
+    lab = labs.get_lab(args.number)
+    print(f"wrote the Gradescope autograder for lab {lab.number} ({lab.title}) to {path}")
+    print("upload it as the assignment's autograder (zip with setup.sh and run_autograder)")
+    return 0
 
 
 def run(args: argparse.Namespace) -> int:
@@ -118,6 +236,10 @@ def run(args: argparse.Namespace) -> int:
         sys.stdout.write(labs.handout(args.number))
         sys.stdout.flush()
         return 0
+    if args.lab_action == "grade":
+        return _grade(args)
+    if args.lab_action == "gradescope":
+        return _gradescope(args)
     if args.lab_action == "init":
         target = labs.init_lab(args.number, args.dest, args.solution)
         lab = labs.get_lab(args.number)

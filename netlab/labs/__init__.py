@@ -1,9 +1,10 @@
 """The course labs and their autograder (``netlab lab list|show|check|init``).
 
 Each lab is a folder under ``exercises/`` (handout ``README.md`` plus starter
-code) and a module here (``labNN.py``) holding its graded checks. The checks
-live with netlab, not in the student's folder, so a student cannot edit them;
-student code runs in a sandboxed child process (:mod:`netlab.labs._runner`).
+code), a definition ``defs/labNN.toml`` (checks, points, hints, time budget)
+and a module here (``labNN.py``) holding its check functions. The checks live
+with netlab, not in the student's folder; student code runs in the sandbox of
+:mod:`netlab.labs.sandbox` and never sees netlab.
 
 >>> from netlab.labs import get_lab
 >>> get_lab(3).slug
@@ -11,14 +12,14 @@ student code runs in a sandboxed child process (:mod:`netlab.labs._runner`).
 """
 from __future__ import annotations
 
-import importlib
 import os
 import shutil
 from typing import Dict, List, Optional
 
 from netlab.errors import NetlabError, UsageError
-from netlab.labs._grade import RESULTS_FILE, grade, load_results, locate_lab_dir, save_result
-from netlab.labs._registry import Check, CheckFailed, Lab, course_dir
+from netlab.labs._grade import (RESULTS_FILE, grade, hint_levels, load_results, locate_lab_dir,
+                                save_result)
+from netlab.labs._registry import Check, CheckFailed, Lab, course_dir, load_checks, load_labs
 from netlab.labs._runner import Limits
 
 __all__ = [
@@ -35,23 +36,13 @@ __all__ = [
     "handout",
     "init_lab",
     "list_labs",
+    "load_hidden_checks",
     "load_results",
     "locate_lab_dir",
     "save_result",
 ]
 
-_MODULES = [f"netlab.labs.lab{n:02d}" for n in range(1, 11)]
-
-
-def _load() -> Dict[int, Lab]:
-    labs = {}
-    for name in _MODULES:
-        lab = importlib.import_module(name).LAB
-        labs[lab.number] = lab
-    return labs
-
-
-LABS: Dict[int, Lab] = _load()
+LABS: Dict[int, Lab] = load_labs()
 
 
 def get_lab(number: int) -> Lab:
@@ -102,6 +93,11 @@ def init_lab(number: int, dest: Optional[str] = None, solution: bool = False) ->
     lab = get_lab(number)
     root = course_dir()
     target = os.path.abspath(dest or lab.slug)
+    sol = os.path.join(root, "solutions", lab.slug)
+    if solution and not os.path.isdir(sol):
+        raise NetlabError("reference solutions are not installed with netlab (students have the "
+                          "same install): they are in the netlab source checkout, "
+                          "exercises/solutions/; run 'netlab lab init N --solution' from there")
     if os.path.exists(target):
         raise NetlabError(f"{target} already exists: netlab will not overwrite your work "
                           f"(remove or rename it, or pass another --dest)")
@@ -109,19 +105,45 @@ def init_lab(number: int, dest: Optional[str] = None, solution: bool = False) ->
     shutil.copytree(source, target, ignore=shutil.ignore_patterns("__pycache__", "*.pyc",
                                                                   RESULTS_FILE))
     if solution:
-        sol = os.path.join(root, "solutions", lab.slug)
         for name in os.listdir(sol):
             if not name.startswith(".") and name != "__pycache__":
                 shutil.copy2(os.path.join(sol, name), os.path.join(target, name))
     return target
 
 
+def load_hidden_checks(number: int, checks_dir: str) -> List[Check]:
+    """A teacher's hidden checks for lab ``number``: ``checks_dir/labNN.toml`` (see docs/teachers.rst)."""
+    lab = get_lab(number)
+    if not os.path.isdir(checks_dir):
+        raise NetlabError(f"hidden checks folder {checks_dir} does not exist: pass the folder "
+                          f"that holds lab{lab.number:02d}.toml")
+    path = os.path.join(checks_dir, f"lab{lab.number:02d}.toml")
+    if not os.path.isfile(path):
+        raise NetlabError(f"{checks_dir} has no lab{lab.number:02d}.toml: write the hidden checks "
+                          f"of lab {lab.number} there (see docs/teachers.rst)")
+    return load_checks(path, hidden=True)
+
+
 def check_lab(number: int, path: Optional[str] = None, cwd: Optional[str] = None,
-              remember: bool = True) -> dict:
-    """Grade lab ``number`` in ``path`` (default: its folder near ``cwd``) and remember the result."""
+              remember: bool = True, checks_dir: Optional[str] = None,
+              isolated: Optional[bool] = None) -> dict:
+    """Grade lab ``number`` in ``path`` (default: its folder near ``cwd``) and remember the result.
+
+    ``isolated`` None: in the sandbox when it is available, else in practice
+    mode (the result says ``"isolated": false``). The result is the one
+    ``netlab lab grade`` gives the same folder, plus ``isolated``.
+    """
+    from netlab.labs import batch, sandbox
+
     lab = get_lab(number)
     labdir = locate_lab_dir(lab, path, cwd)
-    result = grade(lab, labdir)
+    if isolated is None:
+        isolated = sandbox.isolation_status()[0]
+    extra = load_hidden_checks(number, checks_dir) if checks_dir else []
+    hidden = [checks_dir] if checks_dir else []
+    result = batch.grade_many(lab, [labdir], extra=extra, isolated=isolated, hidden=hidden,
+                              hint_levels=hint_levels(number, cwd))[0]
+    result["isolated"] = isolated
     if remember:
         save_result(result, labdir, cwd)
     return result

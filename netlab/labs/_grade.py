@@ -4,22 +4,21 @@ from __future__ import annotations
 import json
 import os
 import time
-from typing import Dict, Optional
+from typing import Callable, Dict, Optional, Sequence
 
 from netlab.errors import NetlabError
-from netlab.labs._registry import CheckFailed, Lab
+from netlab.labs._registry import Check, CheckFailed, Lab
 from netlab.labs._runner import ProbeFailed, explain, run_probe
 
-__all__ = ["GRADING_BUDGET", "IMPORT_TIMEOUT", "RESULTS_FILE", "grade", "load_results",
+__all__ = ["RESULTS_FILE", "grade", "hint_levels", "load_results",
            "locate_lab_dir", "save_result"]
 
 # A hanging submission must give failed checks quickly, not one full probe
 # timeout per check: the student's files are imported once first (a hang on
-# import fails every check after IMPORT_TIMEOUT), and once grading has taken
-# GRADING_BUDGET seconds the checks not yet run are failed without running.
-# Every reference solution grades in a few seconds, far below the budget.
-IMPORT_TIMEOUT = 5.0
-GRADING_BUDGET = 20.0
+# import fails every check after the lab's ``import_timeout``), and once
+# grading has taken the lab's ``budget`` seconds (defs/labNN.toml) the checks
+# not yet run are failed without running. Every reference solution grades in
+# a few seconds, far below the budget.
 
 # The last result of each lab, kept in the folder the student works in so that
 # `netlab lab list` run there shows it (and a temporary folder keeps its own).
@@ -31,21 +30,26 @@ def _one_line(text: str, limit: int = 300) -> str:
     return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
-def grade(lab: Lab, labdir: str) -> dict:
-    """Run every check of ``lab`` on the student files in ``labdir``.
+def grade(lab: Lab, labdir: str, extra: Sequence[Check] = (), hint_levels: Optional[Dict[str, int]] = None,
+          on_test: Optional[Callable[[dict], None]] = None) -> dict:
+    """Run every check of ``lab`` (and the hidden ``extra`` checks) on the student files in ``labdir``.
 
     Returns ``{"lab", "score", "max_score", "tests": [{"name", "passed",
     "points", "hint", "message"}]}``; ``points`` is the check's weight and
-    ``score`` the sum of the weights of the checks that passed.
+    ``score`` the sum of the weights of the checks that passed. A check's
+    hint is its ``hint_levels[name]``-th (0: the gentlest). ``on_test`` sees
+    each test as soon as it is done.
     """
     tests = []
     if lab.reset:
         lab.reset()
+    hint_levels = hint_levels or {}
     started = time.monotonic()
     not_run = _import_problem(lab, labdir)
-    for chk in lab.checks:
+    checks = list(lab.checks) + list(extra)
+    for chk in checks:
         elapsed = time.monotonic() - started
-        if not_run is None and elapsed > GRADING_BUDGET:
+        if not_run is None and elapsed > lab.budget:
             not_run = (f"grading stopped after {elapsed:.0f} s because earlier checks did not "
                        f"finish in time: fix those first, then check again")
         try:
@@ -58,15 +62,21 @@ def grade(lab: Lab, labdir: str) -> dict:
         except Exception as exc:  # noqa: BLE001 - a grader must report, not crash
             passed = False
             message = f"the check itself failed ({type(exc).__name__}: {exc}); please tell your teacher"
-        tests.append({
+        level = min(hint_levels.get(chk.name, 0), max(len(chk.hints) - 1, 0))
+        test = {
             "name": chk.name,
             "passed": passed,
             "points": chk.points,
-            "hint": chk.hint,
+            "hint": chk.hints[level] if chk.hints else "",
             "message": _one_line(message),
-        })
+        }
+        if chk.hidden:
+            test["hidden"] = True
+        tests.append(test)
+        if on_test:
+            on_test(test)
     score = sum(t["points"] for t in tests if t["passed"])
-    return {"lab": lab.number, "score": score, "max_score": lab.max_score, "tests": tests}
+    return {"lab": lab.number, "score": score, "max_score": sum(c.points for c in checks), "tests": tests}
 
 
 def _import_problem(lab: Lab, labdir: str) -> Optional[str]:
@@ -79,8 +89,8 @@ def _import_problem(lab: Lab, labdir: str) -> Optional[str]:
                if name.endswith(".py") and os.path.isfile(os.path.join(labdir, name))]
     if not modules:
         return None
-    result = run_probe(labdir, "netlab.labs._probes:imports", {"modules": modules},
-                       timeout=IMPORT_TIMEOUT)
+    result = run_probe(labdir, "imports", {"modules": modules},
+                       timeout=lab.import_timeout)
     if result.ok or result.error:
         return None
     files = ", ".join(m + ".py" for m in modules)
@@ -125,15 +135,25 @@ def load_results(cwd: Optional[str] = None) -> Dict[str, dict]:
         return {}
 
 
+def hint_levels(number: int, cwd: Optional[str] = None) -> Dict[str, int]:
+    """Per check, how many times in a row it failed here before (which hint to show now)."""
+    failures = load_results(cwd).get(str(number), {}).get("failures", {})
+    return {str(k): int(v) for k, v in failures.items() if isinstance(v, int)} if isinstance(failures, dict) else {}
+
+
 def save_result(result: dict, labdir: str, cwd: Optional[str] = None) -> bool:
     """Remember ``result`` for ``netlab lab list``; False when the folder is not writable."""
     cwd = cwd or os.getcwd()
     data = load_results(cwd)
+    before = data.get(str(result["lab"]), {}).get("failures", {})
     data[str(result["lab"])] = {
         "score": result["score"],
         "max_score": result["max_score"],
         "path": labdir,
         "checked_at": time.strftime("%Y-%m-%d %H:%M:%S"),
+        # How often each check failed in a row: the next hint is a little more specific.
+        "failures": {t["name"]: (before.get(t["name"], 0) + 1 if not t["passed"] else 0)
+                     for t in result["tests"] if not t.get("hidden")},
     }
     path = os.path.join(cwd, RESULTS_FILE)
     try:

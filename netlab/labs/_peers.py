@@ -12,7 +12,8 @@ from typing import Callable, List, Optional
 
 from netlab.labs._runner import ProbeFailed, Sandbox, explain
 
-__all__ = ["TcpPeer", "UdpPeer", "exchange", "read_to_eof", "udp_ask", "wait_for_udp"]
+__all__ = ["TcpPeer", "UdpPeer", "bound_sockets", "exchange", "read_to_eof", "udp_ask", "udp_bound",
+           "wait_for_udp", "wait_for_udp_bound"]
 
 HOST = "127.0.0.1"
 
@@ -148,6 +149,52 @@ def wait_for_udp(box: Sandbox, port: int, probe: bytes = b"ready?", timeout: flo
     raise ProbeFailed(f"your server did not answer a datagram on {HOST}:{port} within {timeout:g} s "
                       f"(does it bind the host and port it was given, and send the reply back "
                       f"to the address recvfrom() returned?)")
+
+
+_TCP_STATES = {"01": "ESTABLISHED", "06": "TIME_WAIT", "07": "CLOSE", "0A": "LISTEN"}
+
+
+def bound_sockets(proto: str, port: int) -> list:
+    """``(address, state)`` of the IPv4 sockets on local ``port`` in this network (``/proc/net/tcp|udp``).
+
+    The grader's own view of what the student's code bound: nothing the
+    submission reports about itself.
+    """
+    found = []
+    try:
+        with open(f"/proc/net/{proto}", encoding="ascii") as f:
+            next(f, None)
+            for line in f:
+                fields = line.split()
+                if len(fields) < 4:
+                    continue
+                addr, _, hexport = fields[1].partition(":")
+                if int(hexport, 16) != port:
+                    continue
+                host = socket.inet_ntoa(bytes.fromhex(addr)[::-1])
+                state = _TCP_STATES.get(fields[3], fields[3]) if proto == "tcp" else "BOUND"
+                if proto == "udp" or state == "LISTEN":
+                    found.append((host, state))
+    except (OSError, ValueError):
+        pass
+    return found
+
+
+def udp_bound(port: int) -> bool:
+    """Whether a UDP socket is bound to ``port`` in this network namespace."""
+    return bool(bound_sockets("udp", port))
+
+
+def wait_for_udp_bound(box: Sandbox, port: int, timeout: float = 5.0) -> None:
+    """Wait until the student's code has bound UDP ``port`` (seen by the grader, not reported)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if udp_bound(port):
+            return
+        if not box.alive():
+            raise ProbeFailed(explain(box.stop(), "your code") + " before it bound its socket")
+        time.sleep(0.01)
+    raise ProbeFailed(f"nothing was bound to UDP port {port} after {timeout:g} s")
 
 
 def read_to_eof(sock: socket.socket, timeout: float, limit: int = 1 << 24) -> tuple:

@@ -1,15 +1,35 @@
-"""The lab registry: what each lab is called, where its files are, which checks grade it."""
+"""The lab registry: lab definitions are data, one TOML file per lab.
+
+``netlab/labs/defs/labNN.toml`` says what a lab is called, which files the
+student edits, which checks grade it (each with its points and hints) and the
+time budget; the check functions themselves are Python, in the module the
+file names (``module = "netlab.labs.lab03"``, ``run = "server_echo"``). A
+teacher changes points, hints, budgets or drops a check by editing the TOML;
+a new lab is a new TOML file, a check module and a folder in ``exercises/``
+(see docs/teachers.rst). Hidden checks (``--checks DIR``) use the same format.
+"""
 from __future__ import annotations
 
+import glob
+import importlib
+import importlib.util
 import os
 import sys
 import sysconfig
 from dataclasses import dataclass, field
-from typing import Callable, List, Optional
+from typing import Callable, Dict, List, Optional
+
+try:
+    import tomllib
+except ImportError:  # Python < 3.11
+    import tomli as tomllib  # type: ignore[no-redef]
 
 from netlab.errors import NetlabError
 
-__all__ = ["Check", "CheckFailed", "Lab", "check", "course_dir", "student_module"]
+__all__ = ["DEFS_DIR", "Check", "CheckFailed", "Lab", "course_dir", "load_checks", "load_lab",
+           "load_labs"]
+
+DEFS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "defs")
 
 
 class CheckFailed(Exception):
@@ -18,16 +38,24 @@ class CheckFailed(Exception):
 
 @dataclass
 class Check:
-    """One graded check: a name, its weight in points, a hint, and the test itself.
+    """One graded check: a name, its weight in points, hints, and the test itself.
 
     ``run(labdir)`` returns a short message on success or raises
     :class:`CheckFailed` (or :class:`netlab.labs._runner.ProbeFailed`).
+    ``hints`` go from gentle to specific: a student sees the next one each
+    time the check fails again. ``hidden`` checks come from a teacher's
+    ``--checks`` folder.
     """
 
     name: str
     points: int
-    hint: str
+    hints: List[str]
     run: Callable[[str], Optional[str]]
+    hidden: bool = False
+
+    @property
+    def hint(self) -> str:
+        return self.hints[0] if self.hints else ""
 
 
 @dataclass
@@ -39,20 +67,86 @@ class Lab:
     files: List[str]    # the files a student edits
     checks: List[Check] = field(default_factory=list)
     # Called before each grading run: labs that share one probe run between
-    # their checks clear their cache here.
+    # their checks clear their cache here (a function ``reset`` in the module).
     reset: Optional[Callable[[], None]] = None
+    budget: float = 20.0         # seconds for all checks of one submission
+    import_timeout: float = 5.0  # seconds for the import pre-flight
+    # Per-namespace sysctls set in the private network while grading (graded mode only).
+    sysctls: Dict[str, str] = field(default_factory=dict)
 
     @property
     def max_score(self) -> int:
         return sum(c.points for c in self.checks)
 
 
-def check(checks: List[Check], name: str, points: int, hint: str):
-    """Decorator: append the decorated function to ``checks`` as a :class:`Check`."""
-    def add(func: Callable[[str], Optional[str]]):
-        checks.append(Check(name, points, hint, func))
-        return func
-    return add
+def _read_toml(path: str) -> dict:
+    try:
+        with open(path, "rb") as f:
+            return tomllib.load(f)
+    except OSError as exc:
+        raise NetlabError(f"cannot read lab definition {path}: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise NetlabError(f"lab definition {path} is not valid TOML: {exc}") from None
+
+
+def _function(ref: str, module: Optional[str], base: str, path: str) -> Callable:
+    """``name`` in ``module``, or ``file.py:name`` relative to the TOML file's folder."""
+    try:
+        if ":" in ref:
+            file, _, name = ref.partition(":")
+            file = os.path.join(base, file)
+            spec = importlib.util.spec_from_file_location(
+                "netlab_checks_" + os.path.basename(file)[:-3], file)
+            mod = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(mod)
+        else:
+            name = ref
+            mod = importlib.import_module(module or "")
+        return getattr(mod, name)
+    except (ImportError, AttributeError, OSError, ValueError) as exc:
+        raise NetlabError(f"{path}: check function {ref!r} not found ({exc}): fix 'run' or 'module'") from None
+
+
+def load_checks(path: str, module: Optional[str] = None, hidden: bool = False) -> List[Check]:
+    """The ``[[check]]`` entries of a TOML file, their functions resolved."""
+    data = _read_toml(path)
+    module = data.get("module", module)
+    checks = []
+    for entry in data.get("check", []):
+        try:
+            name, points, run = str(entry["name"]), int(entry["points"]), str(entry["run"])
+        except (KeyError, TypeError, ValueError):
+            raise NetlabError(f"{path}: every [[check]] needs name, points (a number) and run") from None
+        hints = entry.get("hints", [entry["hint"]] if "hint" in entry else [])
+        checks.append(Check(name, points, [str(h) for h in hints],
+                            _function(run, module, os.path.dirname(path), path), hidden))
+    return checks
+
+
+def load_lab(path: str) -> Lab:
+    """A :class:`Lab` from its TOML definition."""
+    data = _read_toml(path)
+    try:
+        lab = Lab(int(data["number"]), str(data["slug"]), str(data["title"]),
+                  list(data.get("lessons", [])), list(data["files"]),
+                  budget=float(data.get("budget", 20)),
+                  import_timeout=float(data.get("import_timeout", 5)),
+                  sysctls={str(k): str(v) for k, v in data.get("sysctl", {}).items()})
+    except (KeyError, TypeError, ValueError) as exc:
+        raise NetlabError(f"{path}: missing or wrong field {exc} (number, slug, title, files)") from None
+    lab.checks = load_checks(path)
+    if data.get("module"):
+        lab.reset = getattr(importlib.import_module(data["module"]), "reset", None)
+    return lab
+
+
+def load_labs(folder: str = DEFS_DIR) -> Dict[int, Lab]:
+    """Every ``lab*.toml`` in ``folder``, by lab number."""
+    labs = {}
+    for path in sorted(glob.glob(os.path.join(folder, "lab*.toml"))):
+        lab = load_lab(path)
+        labs[lab.number] = lab
+    return labs
 
 
 def course_dir() -> str:
@@ -83,20 +177,3 @@ def course_dir() -> str:
             return path
     raise NetlabError("the course folder 'exercises/' was not found "
                       "(run netlab from a netlab checkout, or set NETLAB_EXERCISES to its path)")
-
-
-def student_module(labdir: str, name: str):
-    """Import the student's ``name``.py from ``labdir`` (in the child process only)."""
-    import importlib.util
-
-    path = os.path.join(labdir, name + ".py")
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"{name}.py is missing from {labdir} "
-                                f"(start from the starter: netlab lab init N)")
-    if labdir not in sys.path:
-        sys.path.insert(0, labdir)  # so the student's files can import each other
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module

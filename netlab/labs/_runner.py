@@ -1,15 +1,18 @@
-"""Run student code in a child process with time and resource limits.
+"""Run student code in a child process: sandboxed, limited, timed by the grader.
 
 Student code never runs inside the grader's own process: a submission may loop
-forever, eat memory, open sockets without closing them or call ``os._exit``.
-Each probe runs in a fresh child process (:func:`netlab.labs._child.main`) that
+forever, eat memory, open sockets without closing them, fork, or call
+``os._exit``. Each probe runs in a fresh child (:mod:`netlab.labs.probes.runtime`,
+standard library only) that
 
-* is the leader of its own session, so the grader can stop it *and* anything it
-  started with one ``killpg`` of the group it created;
-* has ``setrlimit`` limits set before Python starts: CPU seconds, address
-  space, open files, file size, and no core dumps;
-* gets a wall-clock timeout from the parent, on top of the CPU limit (a
-  blocked ``recv`` uses no CPU at all).
+* runs in the sandbox of :mod:`netlab.labs.sandbox` (bubblewrap: own user,
+  pid and mount namespaces, in the grading worker's private network), on a
+  private copy of the submission, or in practice mode in a plain child;
+* has ``setrlimit`` limits set before it starts: CPU seconds, address space,
+  processes, open files, file size, and no core dumps;
+* gets a wall-clock timeout from the grader's own clock, on top of the CPU
+  limit (a blocked ``recv`` uses no CPU at all), after which the grader kills
+  it and everything it started.
 
 Whatever happens (an exception, a timeout, a signal) comes back as a
 :class:`ProbeResult`, which :func:`explain` turns into one helpful line.
@@ -19,6 +22,7 @@ from __future__ import annotations
 import json
 import os
 import resource
+import shutil
 import signal
 import socket
 import subprocess
@@ -26,7 +30,9 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any, Dict, List, Optional
+
+from netlab.labs import sandbox
 
 __all__ = [
     "Limits",
@@ -35,18 +41,15 @@ __all__ = [
     "Sandbox",
     "explain",
     "free_port",
+    "probe_sources",
     "run_probe",
     "value_of",
     "wait_for_tcp",
 ]
 
-# The child's entry point. Not ``python -m netlab.labs._child``: the labs
-# package imports _child itself (describe_exception), and runpy then warns
-# about the module being imported twice; that warning would end up as the
-# "last output" in the message a student reads when a submission crashes.
-_CHILD_MAIN = "import sys; from netlab.labs._child import main; sys.exit(main(sys.argv[1:]))"
-
-_PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+_PROBES_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "probes")
+# The biggest result a probe may return (lab 8 sends whole captures back as hex).
+MAX_RESULT_BYTES = 32 << 20
 
 
 @dataclass(frozen=True)
@@ -59,19 +62,45 @@ class Limits:
     memory_bytes: int = 2 << 30
     open_files: int = 512
     file_size_bytes: int = 64 << 20
+    # Processes and threads of the sandbox user (all sandboxes of one grader together).
+    processes: int = 2048
 
 
 DEFAULT_LIMITS = Limits()
 
 
-def _preexec(limits: Limits):
+def _preexec(limits: Limits, isolated: bool):
     def apply() -> None:
         resource.setrlimit(resource.RLIMIT_CPU, (limits.cpu_seconds, limits.cpu_seconds + 1))
         resource.setrlimit(resource.RLIMIT_AS, (limits.memory_bytes, limits.memory_bytes))
         resource.setrlimit(resource.RLIMIT_NOFILE, (limits.open_files, limits.open_files))
         resource.setrlimit(resource.RLIMIT_FSIZE, (limits.file_size_bytes, limits.file_size_bytes))
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+        if isolated:
+            # Counted per real uid: the sandbox user's processes and threads.
+            resource.setrlimit(resource.RLIMIT_NPROC, (limits.processes, limits.processes))
+        sandbox.die_with_parent()
     return apply
+
+
+def probe_sources(spec: str) -> Dict[str, str]:
+    """The source texts a probe needs in the child: ``{"lab08": "..."}`` for ``lab08:func``.
+
+    ``spec`` is ``func`` (a probe of the runtime itself), ``labNN:func`` (a
+    file in ``netlab/labs/probes/``) or ``/path/to/file.py:func`` (a teacher's
+    own probe file, for hidden checks).
+    """
+    where, _, _ = spec.rpartition(":")
+    if not where:
+        return {}
+    path = where if where.endswith(".py") else os.path.join(_PROBES_DIR, where + ".py")
+    with open(path, encoding="utf-8") as f:
+        return {os.path.basename(path)[:-3] if where.endswith(".py") else where: f.read()}
+
+
+def _runtime_source() -> str:
+    with open(os.path.join(_PROBES_DIR, "runtime.py"), encoding="utf-8") as f:
+        return f.read()
 
 
 class ProbeFailed(Exception):
@@ -94,43 +123,73 @@ class ProbeResult:
     extra: dict = field(default_factory=dict)
 
 
-def _child_env() -> dict:
-    env = dict(os.environ)
-    # The child must import *this* netlab, and must not litter the student's
-    # folder with __pycache__ directories.
-    env["PYTHONPATH"] = _PACKAGE_PARENT + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-    env["PYTHONDONTWRITEBYTECODE"] = "1"
-    env["PYTHONUNBUFFERED"] = "1"
-    env.pop("NETLAB_DEBUG", None)
-    return env
+def _spec_name(spec: str) -> str:
+    where, _, func = spec.rpartition(":")
+    if where.endswith(".py"):
+        return os.path.basename(where)[:-3] + ":" + func
+    return spec
 
 
 class Sandbox:
     """One running child: ``with Sandbox(labdir, spec, args) as box: ...``.
 
-    For servers: the probe calls the student's ``serve`` function, which runs
-    until :meth:`stop`. For plain probes use :func:`run_probe`.
+    ``labdir`` is copied to a private folder first, so the student's own
+    folder never changes. ``inputs`` (name -> path) are grader files the probe
+    may read (read-only in the sandbox); the probe finds their paths in the
+    ``inputs`` argument. For servers: the probe calls the student's ``serve``
+    function, which runs until :meth:`stop`. For plain probes use :func:`run_probe`.
     """
 
     def __init__(self, labdir: str, spec: str, args: Optional[dict] = None,
-                 limits: Limits = DEFAULT_LIMITS) -> None:
-        self._tmp = tempfile.TemporaryDirectory(prefix="netlab-lab-")
-        self.result_file = os.path.join(self._tmp.name, "result.json")
-        self._out_path = os.path.join(self._tmp.name, "output.txt")
-        self._out = open(self._out_path, "w+b")
-        self.labdir = labdir
+                 limits: Limits = DEFAULT_LIMITS, inputs: Optional[Dict[str, str]] = None) -> None:
+        self.isolated = sandbox.config.isolated
+        self._tmp = tempfile.mkdtemp(prefix="netlab-box-")
+        os.chmod(self._tmp, 0o711)  # the sandbox user must reach its copy, and list nothing
+        slug = os.path.basename(os.path.abspath(labdir)) or "submission"
+        work = os.path.join(self._tmp, "work")
+        shutil.copytree(labdir, work, symlinks=True,
+                        ignore=shutil.ignore_patterns("__pycache__", ".netlab-*"))
+        args = dict(args or {})
+        inputs_dir = None
+        if inputs:
+            inputs_dir = os.path.join(self._tmp, "inputs")
+            os.mkdir(inputs_dir)
+            for name, path in inputs.items():
+                shutil.copyfile(path, os.path.join(inputs_dir, name))
+            os.chmod(inputs_dir, 0o755)
+        if self.isolated:
+            inside = f"/tmp/{slug}"
+            if os.geteuid() == 0:
+                for root, dirs, files in os.walk(work):
+                    for name in [root] + [os.path.join(root, n) for n in dirs + files]:
+                        os.lchown(name, sandbox.NOBODY, sandbox.NOBODY)
+            if inputs:
+                args["inputs"] = {name: f"{sandbox.INPUTS}/{name}" for name in inputs}
+            prefix = sandbox.bwrap_argv(work, inside, inputs_dir)
+        else:
+            inside = work
+            if inputs:
+                args["inputs"] = {name: os.path.join(inputs_dir, name) for name in inputs}
+            prefix = []
+        self.labdir = inside
+        request = {"sources": probe_sources(spec), "probe": _spec_name(spec), "labdir": inside,
+                   "args": args, "loopback_only": not self.isolated}
+        files = {}
+        for name in ("request", "result", "output"):
+            files[name] = open(os.path.join(self._tmp, name), "w+b")
+        files["request"].write(json.dumps(request).encode("utf-8"))
+        files["request"].seek(0)
+        self._result_file, self._out = files["result"], files["output"]
+        env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": sandbox.HOME if self.isolated else work,
+               "LANG": "C.UTF-8"}
         self.started = time.monotonic()
-        # The arguments go through a file: they may be larger than a command line.
-        args_file = os.path.join(self._tmp.name, "args.json")
-        with open(args_file, "w", encoding="utf-8") as f:
-            json.dump(args or {}, f)
         self.proc = subprocess.Popen(
-            [sys.executable, "-c", _CHILD_MAIN, self.result_file,
-             os.path.abspath(labdir), spec, args_file],
-            stdin=subprocess.DEVNULL, stdout=self._out, stderr=subprocess.STDOUT,
-            cwd=os.path.abspath(labdir), env=_child_env(),
-            start_new_session=True, preexec_fn=_preexec(limits),
+            prefix + [os.path.realpath(sys.executable), "-I", "-S", "-B", "-u", "-c", _runtime_source()],
+            stdin=files["request"], stdout=self._result_file, stderr=self._out,
+            cwd=work, env=env, close_fds=True,
+            start_new_session=True, preexec_fn=_preexec(limits, self.isolated),
         )
+        files["request"].close()
         self._result: Optional[ProbeResult] = None
 
     def __enter__(self) -> "Sandbox":
@@ -143,7 +202,7 @@ class Sandbox:
         return self.proc.poll() is None
 
     def wait(self, timeout: float) -> ProbeResult:
-        """Wait up to ``timeout`` seconds for the child to finish, then stop it."""
+        """Wait up to ``timeout`` seconds (the grader's clock) for the child, then stop it."""
         timed_out = False
         try:
             self.proc.wait(timeout=timeout)
@@ -154,54 +213,105 @@ class Sandbox:
         result.timeout = timeout
         return result
 
-    def _kill_group(self) -> None:
-        # The child leads its own session, so its pid is also its process
-        # group id: this reaches any process the student's code forked too,
-        # and nothing that the grader did not start.
-        try:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
-        try:
-            self.proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:  # pragma: no cover - SIGKILL is not ignorable
-            pass
+    def processes(self) -> List[int]:
+        """The pids of the student's processes (not bwrap's own), children first found first."""
+        return [pid for pid in descendants(self.proc.pid) if _comm(pid) != "bwrap"]
 
-    def stop(self) -> ProbeResult:
-        """Stop the child (and its process group) and return what it did."""
-        if self._result is not None:
-            return self._result
-        if self.proc.poll() is None:
-            self._kill_group()
-        else:
-            # It exited by itself; still reap anything it left in its group.
+    def _kill_all(self) -> None:
+        # Everything the child started is a descendant: in the sandbox its pid
+        # namespace keeps them (and dies with bwrap); in practice mode the
+        # grader is their subreaper. SIGKILL works on stopped processes too.
+        family = descendants(self.proc.pid)
+        for pid in [self.proc.pid] + family:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+        if not self.isolated:
             try:
                 os.killpg(self.proc.pid, signal.SIGKILL)
             except (ProcessLookupError, PermissionError):
                 pass
-        result = ProbeResult(returncode=self.proc.returncode)
         try:
-            with open(self.result_file, encoding="utf-8") as f:
-                data = json.load(f)
-            result.ok = bool(data.get("ok"))
-            result.value = data.get("value")
-            result.error = data.get("error", "")
-            result.message = data.get("message", "")
-            result.where = data.get("where", "")
-        except (OSError, ValueError):
+            self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:  # pragma: no cover - SIGKILL is not ignorable
             pass
-        self._out.seek(0)
-        result.output = self._out.read()[-2000:].decode("utf-8", "replace")
+        _reap(family)
+
+    def stop(self) -> ProbeResult:
+        """Stop the child (and all it started) and return what it did."""
+        if self._result is not None:
+            return self._result
+        self._kill_all()
+        result = ProbeResult(returncode=self.proc.returncode)
+        self._result_file.seek(0)
+        raw = self._result_file.read(MAX_RESULT_BYTES)
+        try:
+            data = json.loads(raw.decode("utf-8")) if raw else None
+        except ValueError:
+            data = None
+        if isinstance(data, dict):
+            result.ok = data.get("ok") is True
+            result.value = data.get("value")
+            result.error = str(data.get("error", ""))[:200]
+            result.message = str(data.get("message", ""))[:2000]
+            result.where = str(data.get("where", ""))[:200]
+        self._out.seek(0, os.SEEK_END)
+        size = self._out.tell()
+        self._out.seek(max(0, size - 2000))
+        result.output = self._out.read().decode("utf-8", "replace")
         self._out.close()
-        self._tmp.cleanup()
+        self._result_file.close()
+        shutil.rmtree(self._tmp, ignore_errors=True)
         self._result = result
         return result
 
 
+def _comm(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/comm", encoding="utf-8", errors="replace") as f:
+            return f.read().strip()
+    except OSError:
+        return ""
+
+
+def descendants(pid: int) -> List[int]:
+    """Every living descendant of ``pid`` (from ``/proc/PID/task/TID/children``)."""
+    out: List[int] = []
+    todo = [pid]
+    while todo and len(out) < 10000:
+        parent = todo.pop()
+        try:
+            tids = os.listdir(f"/proc/{parent}/task")
+        except OSError:
+            continue
+        for tid in tids:
+            try:
+                with open(f"/proc/{parent}/task/{tid}/children", encoding="ascii") as f:
+                    kids = [int(k) for k in f.read().split()]
+            except (OSError, ValueError):
+                continue
+            for kid in kids:
+                if kid not in out:
+                    out.append(kid)
+                    todo.append(kid)
+    return out
+
+
+def _reap(pids: List[int]) -> None:
+    """Reap those of ``pids`` that were re-parented to us (the grader is a subreaper)."""
+    for pid in pids:
+        try:
+            os.waitpid(pid, 0)
+        except ChildProcessError:
+            pass  # not our child: bwrap's pid namespace or init reaps it
+
+
 def run_probe(labdir: str, spec: str, args: Optional[dict] = None, *,
-              timeout: float = 10.0, limits: Limits = DEFAULT_LIMITS) -> ProbeResult:
-    """Run probe ``spec`` (``"netlab.labs.labNN:probe"``) in a child; wait at most ``timeout`` s."""
-    return Sandbox(labdir, spec, args, limits).wait(timeout)
+              timeout: float = 10.0, limits: Limits = DEFAULT_LIMITS,
+              inputs: Optional[Dict[str, str]] = None) -> ProbeResult:
+    """Run probe ``spec`` (``"labNN:probe"``, see :func:`probe_sources`) in a child; at most ``timeout`` s."""
+    return Sandbox(labdir, spec, args, limits, inputs).wait(timeout)
 
 
 def _last_line(text: str) -> str:

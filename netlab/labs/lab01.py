@@ -7,12 +7,10 @@ lab grades the same whatever that registry holds.
 from __future__ import annotations
 
 from netlab.labs._probes import call_all, student_value
-from netlab.labs._registry import CheckFailed, Lab, check
+from netlab.labs._registry import CheckFailed
 
-__all__ = ["LAB"]
+__all__ = ["classify", "reject", "privileged", "parse", "lookup", "services_on"]
 
-CHECKS: list = []
-LAB = Lab(1, "lab01-ports", "Ports and services", ["ports.rst"], ["ports.py"], CHECKS)
 
 # A service table in /etc/services format with the traps a real one has:
 # comments, blank lines, tabs, aliases, the same name over TCP and UDP, and a
@@ -43,9 +41,7 @@ _RANGES = [
 ]
 
 
-@check(CHECKS, "classify ranges", 3,
-       "well-known 0-1023, registered 1024-49151, dynamic (private/ephemeral) 49152-65535 (RFC 6335)")
-def _classify(labdir: str) -> str:
+def classify(labdir: str) -> str:
     outcomes = call_all(labdir, "ports", [["classify", [p]] for p, _ in _RANGES])
     wrong = []
     for (port, want), out in zip(_RANGES, outcomes):
@@ -57,9 +53,7 @@ def _classify(labdir: str) -> str:
     return f"{len(_RANGES)} ports on and around the range boundaries classified right"
 
 
-@check(CHECKS, "reject bad port numbers", 2,
-       "a port is 16 bits: raise ValueError for anything outside 0-65535")
-def _reject(labdir: str) -> str:
+def reject(labdir: str) -> str:
     bad = [-1, 65536, 100000]
     outcomes = call_all(labdir, "ports", [["classify", [p]] for p in bad])
     for port, out in zip(bad, outcomes):
@@ -72,10 +66,7 @@ def _reject(labdir: str) -> str:
     return "ports outside 0-65535 raise ValueError"
 
 
-@check(CHECKS, "privileged ports", 2,
-       "ports below ip_unprivileged_port_start (1024 by default) need root; port 0 means "
-       "'let the OS choose' and never does")
-def _privileged(labdir: str) -> str:
+def privileged(labdir: str) -> str:
     cases = [([80], True), ([1023], True), ([1024], False), ([8080], False), ([0], False),
              ([80, 80], False), ([443, 1000], True), ([1000, 443], False)]
     outcomes = call_all(labdir, "ports", [["needs_privilege", args] for args, _ in cases])
@@ -105,10 +96,7 @@ def _entries(labdir: str) -> list:
     return entries
 
 
-@check(CHECKS, "parse a service table", 4,
-       "one entry per 'name port/proto [aliases]' line; skip blank lines and '#' comments, "
-       "also at the end of a line; the port is an int")
-def _parse(labdir: str) -> str:
+def parse(labdir: str) -> str:
     entries = _entries(labdir)
     want = _sample_entries()
     if len(entries) != len(want):
@@ -120,10 +108,7 @@ def _parse(labdir: str) -> str:
     return f"{len(want)} entries with names, ports, protocols and aliases"
 
 
-@check(CHECKS, "look services up", 3,
-       "TCP and UDP are separate port spaces: look a name (or alias) up per protocol; "
-       "None when the service does not exist over that protocol")
-def _lookup(labdir: str) -> str:
+def lookup(labdir: str) -> str:
     cases = [(["ssh", "tcp"], 22), (["www", "tcp"], 80), (["sink", "udp"], 9),
              (["ssh", "udp"], None), (["netlab-demo", "udp"], 47007), (["netlab-demo", "tcp"], None),
              (["nosuch", "tcp"], None)]
@@ -140,9 +125,7 @@ def _lookup(labdir: str) -> str:
     return "names and aliases found per protocol"
 
 
-@check(CHECKS, "services on a port", 2,
-       "collect the service name of every entry with that port, per protocol: {'tcp': ..., 'udp': ...}")
-def _services_on(labdir: str) -> str:
+def services_on(labdir: str) -> str:
     entries = _sample_entries()
     cases = [(7, {"tcp": "echo", "udp": "echo"}), (22, {"tcp": "ssh"}), (47007, {"udp": "netlab-demo"}),
              (8, {})]

@@ -12,129 +12,78 @@ import socket
 
 from netlab import sysinfo
 from netlab.labs._probes import call_all, student_value
-from netlab.labs._registry import CheckFailed, Lab, check, student_module
-from netlab.labs._runner import free_port, run_probe, value_of
+from netlab.labs._registry import CheckFailed
+from netlab.labs._peers import bound_sockets, wait_for_udp_bound
+from netlab.labs._runner import Sandbox, free_port, run_probe, value_of, wait_for_tcp
 
-__all__ = ["LAB"]
+__all__ = ["listen", "time_wait", "in_use", "ok_and_foreign", "privileged", "same_port"]
 
-CHECKS: list = []
-LAB = Lab(2, "lab02-binding", "Binding and privileges", ["binding.rst"], ["binding.py"], CHECKS)
 
 HOST = "127.0.0.1"
 
 
-# --- probes (child side) ---------------------------------------------------
+def _make_time_wait(port: int) -> None:
+    """One connection on ``port`` that the *server* closes first: TIME_WAIT on that port.
 
-def probe_listen(labdir: str, port: int) -> dict:
-    mod = student_module(labdir, "binding")
-    tcp = mod.bind_tcp(HOST, port)
-    udp = mod.bind_udp(HOST, port)
-    out = {
-        "tcp_type": int(tcp.type), "tcp_name": list(tcp.getsockname()),
-        "udp_type": int(udp.type), "udp_name": list(udp.getsockname()),
-        "reuse": tcp.getsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR),
-    }
-    tcp.settimeout(3)
-    with socket.create_connection((HOST, port), timeout=3):
-        conn, _ = tcp.accept()
-        conn.close()
-    out["accepted"] = True
-    udp.settimeout(3)
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as c:
-        c.sendto(b"ping", (HOST, port))
-        out["udp_got"] = udp.recvfrom(100)[0].decode()
-    tcp.close()
-    udp.close()
-    return out
+    The grader does this itself, in the private network the student's code
+    shares, so the situation is real whatever the submission reports.
+    """
+    with socket.socket() as server:
+        # Like the student's server before its restart (TIME_WAIT keeps the flag).
+        server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        server.bind((HOST, port))
+        server.listen()
+        server.settimeout(3)
+        client = socket.create_connection((HOST, port), timeout=3)
+        conn, _ = server.accept()
+        conn.close()              # the active close: this end will sit in TIME_WAIT
+        client.recv(1)            # wait for the FIN
+        client.close()
 
 
-def _make_time_wait(server: socket.socket, port: int) -> None:
-    """One connection on ``port`` that the *server* closes first: TIME_WAIT on the server side."""
-    server.settimeout(3)
-    client = socket.create_connection((HOST, port), timeout=3)
-    conn, _ = server.accept()
-    conn.close()              # the active close: this end will sit in TIME_WAIT
-    client.recv(1)            # wait for the FIN
-    client.close()
-    server.close()
-
-
-def probe_time_wait(labdir: str, port: int, control_port: int) -> dict:
-    mod = student_module(labdir, "binding")
-    # Control experiment first: without SO_REUSEADDR a port in TIME_WAIT
-    # cannot be bound again, which is what the check relies on.
-    plain = socket.socket()
-    plain.bind((HOST, control_port))
-    plain.listen()
-    _make_time_wait(plain, control_port)
-    again = socket.socket()
-    try:
-        again.bind((HOST, control_port))
-        control = "bound"
-    except OSError as exc:
-        control = errno.errorcode.get(exc.errno, str(exc.errno))
-    finally:
-        again.close()
-    _make_time_wait(mod.bind_tcp(HOST, port), port)
-    second = mod.bind_tcp(HOST, port)  # the student's server restarting
-    second.close()
-    return {"control": control}
-
-
-def probe_unprivileged(labdir: str, port: int) -> dict:
-    mod = student_module(labdir, "binding")
-    if os.geteuid() == 0:
-        # Drop root for this child only, after the import, so that the
-        # privileged port really is out of reach as it is for a student.
-        os.setgroups([])
-        os.setgid(65534)
-        os.setuid(65534)
-    return {"tcp": mod.try_bind("tcp", HOST, port), "udp": mod.try_bind("udp", HOST, port)}
-
-
-def probe_same_port(labdir: str, rounds: int) -> list:
-    mod = student_module(labdir, "binding")
-    out = []
-    for _ in range(rounds):
-        tcp, udp = mod.bind_same_port(HOST)
-        out.append({"tcp_type": int(tcp.type), "udp_type": int(udp.type),
-                    "tcp_port": tcp.getsockname()[1], "udp_port": udp.getsockname()[1]})
-        tcp.close()
-        udp.close()
-    return out
+def _rebind_without_reuse(port: int) -> str:
+    """The control experiment: bind a port in TIME_WAIT without SO_REUSEADDR."""
+    with socket.socket() as again:
+        try:
+            again.bind((HOST, port))
+            return "bound"
+        except OSError as exc:
+            return errno.errorcode.get(exc.errno, str(exc.errno))
 
 
 # --- checks (parent side) ----------------------------------------------------
 
-@check(CHECKS, "bind TCP and UDP", 3,
-       "bind_tcp: socket(AF_INET, SOCK_STREAM), bind((host, port)), listen(); "
-       "bind_udp: SOCK_DGRAM and bind, no listen")
-def _listen(labdir: str) -> str:
+def listen(labdir: str) -> str:
     port = free_port()
-    value = value_of(run_probe(labdir, "netlab.labs.lab02:probe_listen", {"port": port}), "binding.py")
-    if value["tcp_type"] != socket.SOCK_STREAM or value["udp_type"] != socket.SOCK_DGRAM:
-        raise CheckFailed("bind_tcp must return a SOCK_STREAM socket and bind_udp a SOCK_DGRAM one")
-    if value["tcp_name"] != [HOST, port] or value["udp_name"] != [HOST, port]:
-        raise CheckFailed(f"sockets bound to {value['tcp_name']} and {value['udp_name']}, "
-                          f"expected {HOST}:{port}")
-    return f"TCP accepted a connection and UDP received a datagram on port {port}"
+    # The student's sockets stay open while the grader looks at them from outside:
+    # a TCP listener and a UDP socket on 127.0.0.1:port, seen in this network's tables.
+    with Sandbox(labdir, "lab02:probe_hold_both", {"port": port}) as box:
+        wait_for_tcp(box, port)
+        wait_for_udp_bound(box, port)
+        tcp = bound_sockets("tcp", port)
+        udp = bound_sockets("udp", port)
+    if tcp != [(HOST, "LISTEN")]:
+        raise CheckFailed(f"on TCP port {port} the grader found {tcp or 'nothing'}: bind_tcp must bind "
+                          f"{HOST}:{port} and listen()")
+    if [addr for addr, _ in udp] != [HOST]:
+        raise CheckFailed(f"on UDP port {port} the grader found {udp or 'nothing'}: bind_udp must bind "
+                          f"{HOST}:{port}")
+    return f"a TCP listener and a UDP socket on {HOST}:{port}, seen by the grader"
 
 
-@check(CHECKS, "restart despite TIME_WAIT", 3,
-       "set SO_REUSEADDR before bind() in bind_tcp, or a restarted server fails with "
-       "EADDRINUSE while old connections sit in TIME_WAIT")
-def _time_wait(labdir: str) -> str:
+def time_wait(labdir: str) -> str:
     port, control = free_port(), free_port()
-    value = value_of(run_probe(labdir, "netlab.labs.lab02:probe_time_wait",
-                               {"port": port, "control_port": control}), "bind_tcp")
-    if value["control"] != "EADDRINUSE":
-        return f"rebound after TIME_WAIT (this kernel allowed it even without SO_REUSEADDR: {value['control']})"
+    _make_time_wait(control)
+    if _rebind_without_reuse(control) != "EADDRINUSE":
+        return "not testable here: this kernel rebinds a port in TIME_WAIT even without SO_REUSEADDR (points given)"
+    _make_time_wait(port)
+    # The student's server restarting on a port in TIME_WAIT: the grader sees it listen.
+    with Sandbox(labdir, "lab02:probe_hold_tcp", {"port": port}) as box:
+        wait_for_tcp(box, port)
     return "a port with a connection in TIME_WAIT was bound again (without SO_REUSEADDR: EADDRINUSE)"
 
 
-@check(CHECKS, "port in use", 3,
-       "catch OSError and look at exc.errno: errno.EADDRINUSE means someone else has the port")
-def _in_use(labdir: str) -> str:
+def in_use(labdir: str) -> str:
     tcp = socket.socket()
     udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     try:
@@ -155,10 +104,7 @@ def _in_use(labdir: str) -> str:
     return "a TCP and a UDP port held by the grader reported 'in-use'"
 
 
-@check(CHECKS, "free port and foreign address", 3,
-       "return 'ok' and close the socket when bind works; EADDRNOTAVAIL means the address "
-       "is not one of this machine's ('not-available')")
-def _ok_and_foreign(labdir: str) -> str:
+def ok_and_foreign(labdir: str) -> str:
     port = free_port()
     outcomes = call_all(labdir, "binding", [["try_bind", ["tcp", HOST, port]],
                                             ["try_bind", ["udp", HOST, port]],
@@ -178,10 +124,7 @@ def _ok_and_foreign(labdir: str) -> str:
     return "'ok' on a free port (and released it), 'not-available' for 192.0.2.1"
 
 
-@check(CHECKS, "privileged port", 3,
-       "errno.EACCES (or EPERM) on bind means the port is below ip_unprivileged_port_start "
-       "and you are not root: return 'permission-denied'")
-def _privileged(labdir: str) -> str:
+def privileged(labdir: str) -> str:
     start = sysinfo.unprivileged_port_start()
     if start <= 1:
         return (f"not testable here: ip_unprivileged_port_start is {start}, so every port is "
@@ -189,18 +132,15 @@ def _privileged(labdir: str) -> str:
     port = min(start - 1, 1023)
     if os.geteuid() != 0 and sysinfo.can_bind_privileged():
         return "not testable here: this process may bind privileged ports (points given)"
-    value = value_of(run_probe(labdir, "netlab.labs.lab02:probe_unprivileged", {"port": port}), "try_bind")
+    value = value_of(run_probe(labdir, "lab02:probe_unprivileged", {"port": port}), "try_bind")
     if value != {"tcp": "permission-denied", "udp": "permission-denied"}:
         raise CheckFailed(f"as an ordinary user, try_bind on port {port} gave {value['tcp']!r} (tcp) "
                           f"and {value['udp']!r} (udp), expected 'permission-denied'")
     return f"port {port} as an ordinary user: 'permission-denied' over TCP and UDP"
 
 
-@check(CHECKS, "TCP and UDP share a port number", 3,
-       "bind TCP to port 0, read the port with getsockname(), bind UDP to that number; "
-       "if UDP is taken, close both and try again (a bounded number of times)")
-def _same_port(labdir: str) -> str:
-    rounds = value_of(run_probe(labdir, "netlab.labs.lab02:probe_same_port", {"rounds": 5}),
+def same_port(labdir: str) -> str:
+    rounds = value_of(run_probe(labdir, "lab02:probe_same_port", {"rounds": 5}),
                       "bind_same_port")
     for r in rounds:
         if (r["tcp_type"], r["udp_type"]) != (socket.SOCK_STREAM, socket.SOCK_DGRAM):

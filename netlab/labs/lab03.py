@@ -6,23 +6,18 @@ import time
 
 from netlab.labs._peers import HOST, UdpPeer, wait_for_udp
 from netlab.labs._probes import bytes_of, call_all, server, student_value
-from netlab.labs._registry import CheckFailed, Lab, check
+from netlab.labs._registry import CheckFailed
 from netlab.labs._runner import free_port
 
-__all__ = ["LAB"]
+__all__ = ["server_echo", "server_boundaries", "client", "client_retry", "client_gives_up"]
 
-CHECKS: list = []
-LAB = Lab(3, "lab03-udp-echo", "A UDP echo server and client", ["tcp-udp.rst"], ["udp_echo.py"], CHECKS)
 
 
 def _hex(data: bytes) -> dict:
     return {"bytes": data.hex()}
 
 
-@check(CHECKS, "server echoes a datagram", 3,
-       "serve(): bind a SOCK_DGRAM socket to (host, port), then loop: data, addr = recvfrom(65535); "
-       "sendto(data, addr)")
-def _server_echo(labdir: str) -> str:
+def server_echo(labdir: str) -> str:
     port = free_port(socket.SOCK_DGRAM)
     with server(labdir, "udp_echo", "serve", [HOST, port]) as box:
         first = wait_for_udp(box, port, b"hello, echo")
@@ -31,10 +26,7 @@ def _server_echo(labdir: str) -> str:
     return f"b'hello, echo' came back from port {port}"
 
 
-@check(CHECKS, "server keeps datagram boundaries", 3,
-       "one recvfrom() is one datagram: use a 65535-byte buffer so large ones are not cut, "
-       "and answer each sender at its own address")
-def _server_boundaries(labdir: str) -> str:
+def server_boundaries(labdir: str) -> str:
     port = free_port(socket.SOCK_DGRAM)
     sizes = [0, 1, 100, 1472, 8000, 60000]
     with server(labdir, "udp_echo", "serve", [HOST, port]) as box:
@@ -71,9 +63,7 @@ def _server_boundaries(labdir: str) -> str:
     return f"3 clients x {len(sizes)} datagrams of 0 to 60000 bytes, each echoed whole to its sender"
 
 
-@check(CHECKS, "client gets the echo", 2,
-       "echo(): sendto the server, recvfrom with a timeout (settimeout), return the bytes")
-def _client(labdir: str) -> str:
+def client(labdir: str) -> str:
     with UdpPeer(lambda i, d: d) as peer:
         out = call_all(labdir, "udp_echo", [["echo", [HOST, peer.port, _hex(b"ping 1"), 1.0, 3]]])[0]
     got = bytes_of(student_value(out, "echo(host, port, b'ping 1')"))
@@ -82,10 +72,7 @@ def _client(labdir: str) -> str:
     return "echo() returned the server's reply"
 
 
-@check(CHECKS, "client retries after a timeout", 3,
-       "UDP may lose a datagram: after `timeout` seconds with no reply, send it again, "
-       "up to `retries` more times")
-def _client_retry(labdir: str) -> str:
+def client_retry(labdir: str) -> str:
     # This peer loses the first two datagrams, as a busy network would.
     with UdpPeer(lambda i, d: d if i >= 2 else None) as peer:
         out = call_all(labdir, "udp_echo", [["echo", [HOST, peer.port, _hex(b"again"), 0.3, 3]]])[0]
@@ -99,16 +86,14 @@ def _client_retry(labdir: str) -> str:
     return "the first two datagrams were lost; the third try got the echo"
 
 
-@check(CHECKS, "client gives up", 3,
-       "after 1 + retries tries without a reply, raise TimeoutError (socket.timeout is one); "
-       "never wait forever")
-def _client_gives_up(labdir: str) -> str:
+def client_gives_up(labdir: str) -> str:
+    timeout = 0.35
     with UdpPeer(lambda i, d: None) as peer:
         start = time.monotonic()
-        out = call_all(labdir, "udp_echo", [["echo", [HOST, peer.port, _hex(b"anyone?"), 0.2, 2]]],
-                       timeout=6)[0]
+        out = call_all(labdir, "udp_echo", [["echo", [HOST, peer.port, _hex(b"anyone?"), timeout, 2]]],
+                       timeout=8)[0]
         elapsed = time.monotonic() - start
-        count = len(peer.received)
+        arrivals = [t for t, _ in peer.received]
     if out.get("ok"):
         raise CheckFailed(f"echo() to a silent server returned {out['value']!r} instead of raising TimeoutError")
     if out.get("error") == "NotImplementedError":
@@ -116,8 +101,11 @@ def _client_gives_up(labdir: str) -> str:
     if out.get("error") not in ("TimeoutError", "timeout"):
         raise CheckFailed(f"echo() to a silent server raised {out.get('error')}: {out.get('message')}; "
                           f"expected TimeoutError")
-    if count != 3:
-        raise CheckFailed(f"with retries=2 the server should see 3 datagrams, it saw {count}")
-    return f"3 tries, then TimeoutError ({elapsed:.1f} s including start-up)"
-
-
+    if len(arrivals) != 3:
+        raise CheckFailed(f"with retries=2 the server should see 3 datagrams, it saw {len(arrivals)}")
+    # The grader's clock: the tries must be `timeout` apart, not some fixed wait of the client's own.
+    gaps = [b - a for a, b in zip(arrivals, arrivals[1:])]
+    if not all(0.7 * timeout <= g <= 2 * timeout + 0.1 for g in gaps):
+        raise CheckFailed(f"with timeout={timeout} the tries came {', '.join(f'{g:.2f}' for g in gaps)} s "
+                          f"apart: wait `timeout` seconds for each reply (settimeout(timeout))")
+    return f"3 tries {', '.join(f'{g:.2f}' for g in gaps)} s apart, then TimeoutError ({elapsed:.1f} s in all)"

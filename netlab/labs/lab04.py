@@ -4,49 +4,19 @@ from __future__ import annotations
 import os
 import socket
 import struct
-import threading
 import time
 
 from netlab.labs._peers import HOST, TcpPeer, exchange, read_to_eof
 from netlab.labs._probes import bytes_of, call_all, server, student_value
-from netlab.labs._registry import CheckFailed, Lab, check, student_module
+from netlab.labs._registry import CheckFailed
 from netlab.labs._runner import ProbeFailed, explain, free_port, run_probe, value_of, wait_for_tcp
 
-__all__ = ["LAB"]
-
-CHECKS: list = []
-LAB = Lab(4, "lab04-tcp-echo", "A TCP echo server and client", ["tcp-udp.rst"], ["tcp_echo.py"], CHECKS)
+__all__ = ["echo_line", "echo_bulk", "survive_reset", "recv_exactly", "client"]
 
 
-def probe_recv_exactly(labdir: str) -> dict:
-    mod = student_module(labdir, "tcp_echo")
-    data = bytes(range(256)) * 8
-    a, b = socket.socketpair()
 
-    def dribble() -> None:
-        # Small pieces with pauses: each recv() on the other end sees only a few bytes.
-        for i in range(0, len(data), 97):
-            b.sendall(data[i:i + 97])
-            time.sleep(0.001)
-    t = threading.Thread(target=dribble, daemon=True)
-    t.start()
-    a.settimeout(5)
-    got = mod.recv_exactly(a, len(data))
-    t.join()
-    out = {"whole": got == data, "length": len(got)}
-    b.sendall(b"short")
-    b.close()
-    try:
-        mod.recv_exactly(a, 10)
-        out["early_eof"] = "returned"
-    except (ConnectionError, EOFError) as exc:
-        out["early_eof"] = type(exc).__name__
-    a.close()
-    return out
-
-
-def _start(labdir: str, port: int):
-    box = server(labdir, "tcp_echo", "serve", [HOST, port])
+def _start(labdir: str, port: int, tick: float = 0.0):
+    box = server(labdir, "tcp_echo", "serve", [HOST, port], tick)
     try:
         wait_for_tcp(box, port)
     except ProbeFailed:
@@ -55,9 +25,7 @@ def _start(labdir: str, port: int):
     return box
 
 
-@check(CHECKS, "server echoes a line", 2,
-       "serve(): bind, listen, then loop: accept(); recv() and send back until recv() returns b''; close")
-def _echo_line(labdir: str) -> str:
+def echo_line(labdir: str) -> str:
     port = free_port()
     with _start(labdir, port):
         reply, _ = exchange(port, b"hello, stream\r\n", 3)
@@ -66,13 +34,12 @@ def _echo_line(labdir: str) -> str:
     return "a line came back"
 
 
-@check(CHECKS, "server echoes 1 MiB and closes on EOF", 4,
-       "send() may send only part of the buffer: use sendall(); recv() returns whatever has arrived, "
-       "so keep going until it returns b'' (the client's half-close), then close")
-def _echo_bulk(labdir: str) -> str:
+def echo_bulk(labdir: str) -> str:
     port = free_port()
     data = os.urandom(1 << 20)
-    with _start(labdir, port):
+    # Small send buffers (defs/lab04.toml) and a signal every 2 ms: send() returns
+    # after part of the data, and only sendall() (or a loop on send) echoes it all.
+    with _start(labdir, port, tick=0.002):
         reply, eof = exchange(port, data, 8)
     if reply != data:
         same = next((i for i, (x, y) in enumerate(zip(reply, data)) if x != y), min(len(reply), len(data)))
@@ -82,10 +49,7 @@ def _echo_bulk(labdir: str) -> str:
     return "1 MiB echoed byte for byte, then the server closed"
 
 
-@check(CHECKS, "server survives a reset", 3,
-       "a client may vanish (RST): catch ConnectionError around one client's loop, close that "
-       "connection and go back to accept()")
-def _survive_reset(labdir: str) -> str:
+def survive_reset(labdir: str) -> str:
     port = free_port()
     with _start(labdir, port) as box:
         rude = socket.create_connection((HOST, port), timeout=3)
@@ -103,16 +67,30 @@ def _survive_reset(labdir: str) -> str:
     return "a reset client did not stop the server"
 
 
-@check(CHECKS, "recv_exactly", 3,
-       "loop on recv() until you have n bytes; recv() returning b'' means the peer closed early: "
-       "raise ConnectionError")
-def _recv_exactly(labdir: str) -> str:
-    value = value_of(run_probe(labdir, "netlab.labs.lab04:probe_recv_exactly", timeout=8), "recv_exactly")
-    if not value["whole"]:
-        raise CheckFailed(f"recv_exactly(sock, 2048) returned {value['length']} bytes or wrong ones "
+def recv_exactly(labdir: str) -> str:
+    data = os.urandom(2048)
+    connections = []
+
+    def dribble(conn: socket.socket) -> None:
+        # First connection: small pieces with pauses, so each recv() on the other
+        # end sees only a few bytes. Second: 5 bytes, then the end of the stream.
+        connections.append(conn)
+        if len(connections) == 1:
+            for i in range(0, len(data), 97):
+                conn.sendall(data[i:i + 97])
+                time.sleep(0.002)
+            time.sleep(0.5)
+        else:
+            conn.sendall(b"short")
+    with TcpPeer(dribble) as peer:
+        value = value_of(run_probe(labdir, "lab04:probe_recv_exactly", {"port": peer.port, "n": len(data)},
+                                   timeout=8), "recv_exactly")
+    got = bytes.fromhex(value["data"]) if isinstance(value, dict) and isinstance(value.get("data"), str) else b""
+    if got != data:
+        raise CheckFailed(f"recv_exactly(sock, 2048) returned {len(got)} bytes or wrong ones "
                           f"when they arrived in 97-byte pieces")
-    if value["early_eof"] == "returned":
-        raise CheckFailed("recv_exactly(sock, 10) returned although the peer closed after 5 bytes")
+    if not str(value.get("early_eof", "")).endswith("Error"):
+        raise CheckFailed(f"recv_exactly(sock, 10) {value.get('early_eof')} although the peer closed after 5 bytes")
     return f"2048 bytes gathered from 97-byte pieces; early close: {value['early_eof']}"
 
 
@@ -125,9 +103,7 @@ def _lazy_echo(conn: socket.socket) -> None:
     conn.shutdown(socket.SHUT_WR)
 
 
-@check(CHECKS, "client half-closes and reads to EOF", 4,
-       "echo(): sendall(data), then shutdown(SHUT_WR) to say 'no more', then recv() until b''")
-def _client(labdir: str) -> str:
+def client(labdir: str) -> str:
     data = os.urandom(300000)
     with TcpPeer(_lazy_echo) as peer:
         out = call_all(labdir, "tcp_echo", [["echo", [HOST, peer.port, {"bytes": data.hex()}]]],

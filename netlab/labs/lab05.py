@@ -12,13 +12,11 @@ import time
 
 from netlab.labs._peers import HOST, read_to_eof, udp_ask, wait_for_udp
 from netlab.labs._probes import bytes_of, call_all, server, student_value
-from netlab.labs._registry import CheckFailed, Lab, check
+from netlab.labs._registry import CheckFailed
 from netlab.labs._runner import free_port, wait_for_tcp
 
-__all__ = ["DAYTIME_FORMAT", "EPOCH_OFFSET", "LAB"]
+__all__ = ["DAYTIME_FORMAT", "EPOCH_OFFSET", "epoch", "encode", "decode", "daytime_text", "time_server", "daytime_server"]
 
-CHECKS: list = []
-LAB = Lab(5, "lab05-daytime-time", "Daytime and time", ["services.rst"], ["timeservices.py"], CHECKS)
 
 # Seconds from 1900-01-01 to 1970-01-01 (RFC 868): 70 years, 17 of them leap years.
 EPOCH_OFFSET = (70 * 365 + 17) * 86400
@@ -38,10 +36,7 @@ def _diagnose(raw: bytes, now: float) -> str:
     return f"that is {big} big-endian, {big - EPOCH_OFFSET - now:+.0f} s away from the real time"
 
 
-@check(CHECKS, "the 1900 epoch", 3,
-       "RFC 868 counts seconds since 1900-01-01 00:00 UTC: add the seconds of 70 years (17 leap days) "
-       "to Unix time")
-def _epoch(labdir: str) -> str:
+def epoch(labdir: str) -> str:
     cases = [0, 1_000_000_000, 1_700_000_000.75]
     outcomes = call_all(labdir, "timeservices", [["time_value", [w]] for w in cases])
     for when, out in zip(cases, outcomes):
@@ -53,9 +48,7 @@ def _epoch(labdir: str) -> str:
     return "Unix time 0 is 2208988800 seconds after 1900"
 
 
-@check(CHECKS, "32 bits in network byte order", 3,
-       "struct.pack('>I', value) is 4 bytes, big-endian; the value wraps modulo 2**32 (in 2036)")
-def _encode(labdir: str) -> str:
+def encode(labdir: str) -> str:
     wrap = 2**32 - EPOCH_OFFSET  # the second the 32-bit field wraps, 2036-02-07
     cases = [0, 1_700_000_000, wrap + 5]
     outcomes = call_all(labdir, "timeservices", [["encode_time", [w]] for w in cases])
@@ -73,10 +66,7 @@ def _encode(labdir: str) -> str:
     return "4 big-endian bytes, wrapping in February 2036"
 
 
-@check(CHECKS, "decode a time reply", 2,
-       "struct.unpack('>I', data)[0] minus the 1900-to-1970 offset; refuse anything but 4 bytes "
-       "with ValueError")
-def _decode(labdir: str) -> str:
+def decode(labdir: str) -> str:
     raw = struct.pack(">I", 1_234_567_890 + EPOCH_OFFSET)
     outcomes = call_all(labdir, "timeservices", [["decode_time", [{"bytes": raw.hex()}]],
                                                  ["decode_time", [{"bytes": "000102"}]]])
@@ -90,9 +80,7 @@ def _decode(labdir: str) -> str:
     return "decoded 2009-02-13 23:31:30 UTC; 3 bytes refused"
 
 
-@check(CHECKS, "daytime text", 2,
-       "time.strftime('%A, %B %d, %Y %H:%M:%S-UTC', time.gmtime(when)) followed by CRLF")
-def _daytime_text(labdir: str) -> str:
+def daytime_text(labdir: str) -> str:
     when = 1_700_000_000
     out = call_all(labdir, "timeservices", [["daytime_text", [when]]])[0]
     got = student_value(out, f"daytime_text({when})")
@@ -102,9 +90,7 @@ def _daytime_text(labdir: str) -> str:
     return repr(want)
 
 
-@check(CHECKS, "UDP time server tells the real time", 4,
-       "serve_time_udp: for every datagram (its content does not matter) send back encode_time(time.time())")
-def _time_server(labdir: str) -> str:
+def time_server(labdir: str) -> str:
     port = free_port(socket.SOCK_DGRAM)
     with server(labdir, "timeservices", "serve_time_udp", [HOST, port]) as box:
         wait_for_udp(box, port, b"")
@@ -118,9 +104,7 @@ def _time_server(labdir: str) -> str:
     return f"{raw.hex()} = {time.strftime('%Y-%m-%d %H:%M:%S', time.gmtime(value))} UTC, {value - now:+.1f} s"
 
 
-@check(CHECKS, "TCP daytime server", 3,
-       "serve_daytime: accept, sendall(daytime_text(time.time()).encode('ascii')), close, next client")
-def _daytime_server(labdir: str) -> str:
+def daytime_server(labdir: str) -> str:
     port = free_port()
     with server(labdir, "timeservices", "serve_daytime", [HOST, port]) as box:
         wait_for_tcp(box, port)

@@ -13,13 +13,11 @@ import time
 
 from netlab.labs._peers import HOST, read_to_eof, udp_ask, wait_for_udp
 from netlab.labs._probes import bytes_of, call_all, server, student_value
-from netlab.labs._registry import CheckFailed, Lab, check
+from netlab.labs._registry import CheckFailed
 from netlab.labs._runner import free_port, wait_for_tcp
 
-__all__ = ["LAB", "pattern_line"]
+__all__ = ["pattern_line", "pattern", "stream", "leave", "discard", "guard", "udp"]
 
-CHECKS: list = []
-LAB = Lab(6, "lab06-chargen-discard", "Chargen and discard", ["amplification.rst"], ["chargen.py"], CHECKS)
 
 RING = bytes(range(32, 127))  # the 95 printable ASCII characters, space to tilde
 LINE = 72
@@ -39,10 +37,7 @@ def _first_bad_line(data: bytes, first: int = 0) -> int:
     return -1
 
 
-@check(CHECKS, "the RFC 864 pattern", 4,
-       "the ring is the 95 printable characters chr(32)..chr(126); line n is 72 of them starting "
-       "at position n % 95 (wrapping around), then CRLF")
-def _pattern(labdir: str) -> str:
+def pattern(labdir: str) -> str:
     lines = [0, 1, 2, 23, 94, 95, 96, 1000]
     outcomes = call_all(labdir, "chargen", [["chargen_line", [n]] for n in lines])
     for n, out in zip(lines, outcomes):
@@ -57,10 +52,7 @@ def _pattern(labdir: str) -> str:
     return "lines 0-2, 23, 94-96 and 1000 match; the ring has 95 characters"
 
 
-@check(CHECKS, "TCP chargen stream", 3,
-       "each new connection starts at line 0 and sends line after line with sendall() until the "
-       "client goes away")
-def _stream(labdir: str) -> str:
+def stream(labdir: str) -> str:
     port = free_port()
     want = 74 * 300
     with server(labdir, "chargen", "serve_chargen", [HOST, port]) as box:
@@ -86,10 +78,7 @@ def _stream(labdir: str) -> str:
     return "300 lines, continuous across the ring"
 
 
-@check(CHECKS, "flow control and a client that leaves", 3,
-       "a client that stops reading blocks sendall() (TCP flow control): that is fine; when it leaves, "
-       "catch the OSError (BrokenPipeError/ConnectionResetError) and accept the next client")
-def _leave(labdir: str) -> str:
+def leave(labdir: str) -> str:
     port = free_port()
     with server(labdir, "chargen", "serve_chargen", [HOST, port]) as box:
         wait_for_tcp(box, port)
@@ -116,9 +105,7 @@ def _leave(labdir: str) -> str:
     return "the server waited for a slow reader, then served the next client"
 
 
-@check(CHECKS, "discard", 3,
-       "serve_discard: read and drop everything until recv() returns b'', send nothing, close")
-def _discard(labdir: str) -> str:
+def discard(labdir: str) -> str:
     port = free_port()
     data = os.urandom(2 << 20)
     with server(labdir, "chargen", "serve_discard", [HOST, port]) as box:
@@ -144,10 +131,7 @@ def _discard(labdir: str) -> str:
     return "2 MiB swallowed, nothing sent, closed after EOF"
 
 
-@check(CHECKS, "loop guard", 2,
-       "never answer a datagram from a port below 1024 (an echo or chargen service would answer back "
-       "forever) or from your own address")
-def _guard(labdir: str) -> str:
+def guard(labdir: str) -> str:
     own = [HOST, 9019]
     cases = [([HOST, 7], False), ([HOST, 19], False), ([HOST, 1023], False), ([HOST, 0], False),
              (own, False), ([HOST, 1024], True), ([HOST, 40000], True), (["127.0.0.2", 9019], True)]
@@ -160,10 +144,7 @@ def _guard(labdir: str) -> str:
     return "service ports and itself refused, ordinary clients answered"
 
 
-@check(CHECKS, "UDP chargen", 3,
-       "serve_chargen_udp: for a datagram from an allowed address, send one datagram of at most 512 "
-       "bytes of pattern lines; stay silent for the others")
-def _udp(labdir: str) -> str:
+def udp(labdir: str) -> str:
     port = free_port(socket.SOCK_DGRAM)
     with server(labdir, "chargen", "serve_chargen_udp", [HOST, port]) as box:
         first = wait_for_udp(box, port, b"")

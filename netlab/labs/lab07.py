@@ -8,20 +8,18 @@ and samples the server process's thread count from ``/proc/PID/status``, so a
 """
 from __future__ import annotations
 
+import os
 import socket
 import threading
 import time
 
-from netlab.labs._peers import HOST
+from netlab.labs._peers import HOST, read_to_eof
 from netlab.labs._probes import server
-from netlab.labs._registry import CheckFailed, Lab, check
+from netlab.labs._registry import CheckFailed
 from netlab.labs._runner import free_port, wait_for_tcp
 
-__all__ = ["LAB", "load"]
+__all__ = ["iterative", "load", "partial_sends", "selectors", "threaded"]
 
-CHECKS: list = []
-LAB = Lab(7, "lab07-concurrency", "Concurrency: iterative, threaded, selectors", ["concurrency.rst"],
-          ["servers.py"], CHECKS)
 
 CLIENTS = 50
 
@@ -48,10 +46,17 @@ def _read_line(sock: socket.socket, deadline: float) -> bytes:
     return data
 
 
-def load(port: int, hold: float, pid: int = 0, timeout: float = 8.0) -> dict:
-    """Run :data:`CLIENTS` clients at once against ``port``; timings, errors and peak threads."""
+def load(port: int, hold: float, box=None, timeout: float = 8.0) -> dict:
+    """Run :data:`CLIENTS` clients at once against ``port``: timings, errors, overlap and peaks.
+
+    ``overlap`` is the most clients being served at one moment, measured by
+    the grader's clients (from the echo of their hello to the echo of their
+    bye); ``peak_threads`` and ``peak_processes`` are sampled from ``/proc``
+    for the sandbox ``box``.
+    """
     errors: list = []
     done: list = []
+    spans: list = []
     deadline = time.monotonic() + timeout
     start_gate = threading.Event()
 
@@ -59,6 +64,7 @@ def load(port: int, hold: float, pid: int = 0, timeout: float = 8.0) -> dict:
         start_gate.wait(2)
         try:
             with socket.create_connection((HOST, port), timeout=timeout) as sock:
+                began = 0.0
                 for word in (b"hello", b"bye"):
                     line = b"%s %d\n" % (word, i)
                     sock.sendall(line)
@@ -67,7 +73,9 @@ def load(port: int, hold: float, pid: int = 0, timeout: float = 8.0) -> dict:
                         errors.append(f"client {i} sent {line!r} and got {got!r}")
                         return
                     if word == b"hello":
+                        began = time.monotonic()
                         time.sleep(hold)
+                spans.append((began, time.monotonic()))
             done.append(time.monotonic())
         except OSError as exc:
             errors.append(f"client {i}: {type(exc).__name__} {exc}")
@@ -75,12 +83,14 @@ def load(port: int, hold: float, pid: int = 0, timeout: float = 8.0) -> dict:
     threads = [threading.Thread(target=client, args=(i,), daemon=True) for i in range(CLIENTS)]
     for t in threads:
         t.start()
-    peak = [0]
+    peak = {"threads": 0, "processes": 0}
     stop = threading.Event()
 
     def sample() -> None:
-        while not stop.is_set():
-            peak[0] = max(peak[0], _threads_of(pid)) if pid else 0
+        while not stop.is_set() and box is not None:
+            pids = box.processes()
+            peak["processes"] = max(peak["processes"], len(pids))
+            peak["threads"] = max(peak["threads"], sum(_threads_of(p) for p in pids))
             time.sleep(0.005)
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
@@ -91,17 +101,26 @@ def load(port: int, hold: float, pid: int = 0, timeout: float = 8.0) -> dict:
     stop.set()
     sampler.join(1)
     elapsed = (max(done) if done else time.monotonic()) - began
-    return {"ok": len(done), "errors": errors, "elapsed": elapsed, "peak_threads": peak[0]}
+    events = sorted([(a, 1) for a, _ in spans] + [(b, -1) for _, b in spans])
+    overlap = now = 0
+    for _, step in events:
+        now += step
+        overlap = max(overlap, now)
+    return {"ok": len(done), "errors": errors, "elapsed": elapsed, "overlap": overlap,
+            "peak_threads": peak["threads"], "peak_processes": peak["processes"]}
 
 
 def _run(labdir: str, func: str, hold: float) -> dict:
     port = free_port()
     with server(labdir, "servers", func, [HOST, port]) as box:
         wait_for_tcp(box, port)
-        result = load(port, hold, box.proc.pid)
+        result = load(port, hold, box)
     if result["ok"] != CLIENTS:
         first = result["errors"][0] if result["errors"] else "no answer in time"
         raise CheckFailed(f"{result['ok']} of {CLIENTS} clients were served right; {first}")
+    if result["peak_processes"] > 1:
+        raise CheckFailed(f"served all clients, but with {result['peak_processes']} processes: this "
+                          f"model runs in one process (fork-per-client is another model)")
     return result
 
 
@@ -109,39 +128,67 @@ def _run_concurrent(labdir: str, func: str, hold: float) -> dict:
     """:func:`_run`, and fail unless the clients were served at the same time."""
     r = _run(labdir, func, hold)
     serial = CLIENTS * hold
-    if r["elapsed"] > serial / 4:
-        raise CheckFailed(f"{CLIENTS} clients that each wait {hold} s took {r['elapsed']:.1f} s: "
-                          f"they were not served at the same time (one by one takes {serial:.0f} s)")
+    if r["elapsed"] > serial / 4 or r["overlap"] < 5:
+        raise CheckFailed(f"{CLIENTS} clients that each wait {hold} s took {r['elapsed']:.1f} s, at most "
+                          f"{r['overlap']} served at once: they were not served at the same time")
     return r
 
 
-@check(CHECKS, "iterative server", 3,
-       "serve_iterative: accept one client, echo its lines until it closes, then accept the next; "
-       "no threads")
-def _iterative(labdir: str) -> str:
+def iterative(labdir: str) -> str:
     hold = 0.02
     r = _run(labdir, "serve_iterative", hold)
     if r["peak_threads"] > 1:
         raise CheckFailed(f"served all clients but ran {r['peak_threads']} threads: an iterative server has one")
-    return (f"{CLIENTS} clients in {r['elapsed']:.2f} s, one after another "
+    if r["overlap"] > 1:
+        raise CheckFailed(f"{r['overlap']} clients were being served at the same moment: an iterative "
+                          f"server finishes one client before it accepts the next")
+    return (f"{CLIENTS} clients in {r['elapsed']:.2f} s, one at a time (measured) "
             f"(each held its connection {hold * 1000:.0f} ms: at least {CLIENTS * hold:.1f} s in a row)")
 
 
-@check(CHECKS, "threaded server", 4,
-       "serve_threaded: the main thread only accepts; each connection gets its own "
-       "threading.Thread(target=..., daemon=True)")
-def _threaded(labdir: str) -> str:
+def threaded(labdir: str) -> str:
     r = _run_concurrent(labdir, "serve_threaded", 0.2)
     if r["peak_threads"] < 5:
         raise CheckFailed(f"fast, but the server never ran more than {r['peak_threads']} threads")
-    return f"{CLIENTS} clients in {r['elapsed']:.2f} s with up to {r['peak_threads']} threads"
+    return f"{CLIENTS} clients in {r['elapsed']:.2f} s, up to {r['overlap']} at once, {r['peak_threads']} threads"
 
 
-@check(CHECKS, "selectors server", 5,
-       "serve_selectors: one thread; register the listening socket and every connection with a "
-       "selectors.DefaultSelector; non-blocking sockets; echo what is ready")
-def _selectors(labdir: str) -> str:
+def selectors(labdir: str) -> str:
     r = _run_concurrent(labdir, "serve_selectors", 0.2)
     if r["peak_threads"] > 1:
         raise CheckFailed(f"fast, but with {r['peak_threads']} threads: a selectors server uses one")
-    return f"{CLIENTS} clients in {r['elapsed']:.2f} s on a single thread"
+    return f"{CLIENTS} clients in {r['elapsed']:.2f} s, up to {r['overlap']} at once, on a single thread"
+
+
+def partial_sends(labdir: str) -> str:
+    """A client that sends a lot and reads late: the server's send() takes only part of it."""
+    port = free_port()
+    data = os.urandom(4 << 20)
+    with server(labdir, "servers", "serve_selectors", [HOST, port]) as box:
+        wait_for_tcp(box, port)
+        big = socket.create_connection((HOST, port), timeout=10)
+        sender = threading.Thread(target=lambda: _send_quietly(big, data), daemon=True)
+        sender.start()
+        time.sleep(0.5)  # not reading yet: the server cannot send all it has
+        start = time.monotonic()
+        small = load(port, 0.0, None, timeout=5)
+        others = time.monotonic() - start
+        reply, _ = read_to_eof(big, 10, limit=len(data))
+        sender.join(2)
+        big.close()
+        alive = box.alive()
+    if small["ok"] != CLIENTS:
+        raise CheckFailed(f"while one client was slow to read, only {small['ok']} of {CLIENTS} others "
+                          f"were served: the server blocked on that one client")
+    if reply != data:
+        raise CheckFailed(f"a client sent {len(data) >> 20} MiB and read it back late: {len(reply)} bytes "
+                          f"came back{'' if len(reply) < len(data) else ' (different bytes)'}"
+                          + ("" if alive else "; the server died"))
+    return f"{len(data) >> 20} MiB echoed to a late reader; meanwhile {CLIENTS} clients in {others:.2f} s"
+
+
+def _send_quietly(sock: socket.socket, data: bytes) -> None:
+    try:
+        sock.sendall(data)  # no half-close: the echo is read by its length
+    except OSError:
+        pass

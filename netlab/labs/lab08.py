@@ -12,39 +12,22 @@ import os
 import random
 import struct
 import tempfile
-from typing import List, Tuple
+from typing import List
 
 from netlab import packet
-from netlab.pcap import LINKTYPE_ETHERNET, LINKTYPE_RAW, PcapWriter
-from netlab.labs._child import describe_exception
+from netlab.pcap import LINKTYPE_RAW, PcapWriter
 from netlab.labs._probes import student_value
-from netlab.labs._registry import CheckFailed, Lab, check, course_dir, student_module
+from netlab.labs._registry import CheckFailed, course_dir
+from netlab.labs.probes.lab08 import ip_of, read_pcap
 from netlab.labs._runner import run_probe, value_of
 
-__all__ = ["LAB", "build_capture", "read_pcap"]
+__all__ = ["build_capture", "read_pcap", "read", "link", "ipv4", "transport", "checksum", "verify", "handshake"]
 
-CHECKS: list = []
-LAB = Lab(8, "lab08-packets", "Packet parsing", ["packets.rst"], ["dissect.py"], CHECKS)
 
 CAPTURE = "loopback.pcap"
 
 
 # --- the grader's own reader and builder -------------------------------------
-
-def read_pcap(path: str) -> Tuple[int, List[bytes]]:
-    """(linktype, frames) of a classic pcap file, either byte order."""
-    with open(path, "rb") as f:
-        data = f.read()
-    magic = data[:4]
-    order = "<" if magic in (b"\xd4\xc3\xb2\xa1", b"\x4d\x3c\xb2\xa1") else ">"
-    linktype = struct.unpack_from(order + "I", data, 20)[0]
-    frames, off = [], 24
-    while off + 16 <= len(data):
-        incl = struct.unpack_from(order + "I", data, off + 8)[0]
-        frames.append(data[off + 16:off + 16 + incl])
-        off += 16 + incl
-    return linktype, frames
-
 
 def _ip(proto: int, src: bytes, dst: bytes, payload: bytes, ident: int) -> bytes:
     header = struct.pack(">BBHHHBBH4s4s", 0x45, 0, 20 + len(payload), ident, 0x4000, 64, proto, 0, src, dst)
@@ -91,10 +74,6 @@ def build_capture(path: str, rng: random.Random) -> None:
             out.write(p, ts_ns=(1_700_000_000 + i) * 10**9 + i * 1_000_000)
 
 
-def _ip_of(frame: bytes, linktype: int) -> bytes:
-    return frame[14:] if linktype == LINKTYPE_ETHERNET else frame
-
-
 def expected_handshake(packets: List[bytes]) -> list:
     """Indices of SYN, SYN-ACK, ACK of the first complete handshake (grader's answer)."""
     dec = [packet.decode_packet(p) for p in packets]
@@ -114,67 +93,18 @@ def expected_handshake(packets: List[bytes]) -> list:
     return []
 
 
-# --- probe (child side) -------------------------------------------------------
-
-def probe_dissect(labdir: str, captures: list, blobs: list) -> dict:
-    mod = student_module(labdir, "dissect")
-    out: dict = {"captures": [], "checksums": []}
-
-    def attempt(func, *args):
-        try:
-            value = func(*args)
-            if isinstance(value, (bytes, bytearray)):
-                value = {"bytes": bytes(value).hex()}
-            elif isinstance(value, dict):
-                value = {k: v for k, v in value.items() if isinstance(v, (int, str, bool, type(None)))}
-            return {"ok": True, "value": value}
-        except Exception as exc:  # noqa: BLE001 - reported to the parent as data
-            return describe_exception(exc, labdir)
-
-    for path in captures:
-        read = attempt(mod.read_pcap, path)
-        if read["ok"]:
-            try:
-                linktype, frames = read["value"]
-                read["value"] = [linktype, [bytes(f).hex() for f in frames]]
-            except (TypeError, ValueError):
-                read = {"ok": True, "value": repr(read["value"])[:100]}
-        # The other functions get the grader's own frames, so that a mistake in
-        # read_pcap costs its own points only.
-        linktype, frames = read_pcap(path)
-        cap = {"read": read, "packets": []}
-        ips = []
-        for frame in frames:
-            entry = {"ip_payload": attempt(mod.ip_payload, frame, linktype)}
-            data = _ip_of(frame, linktype)
-            ips.append(data)
-            entry["ipv4"] = attempt(mod.parse_ipv4, data)
-            ihl = (data[0] & 0x0F) * 4
-            if data[9] == 6:
-                entry["tcp"] = attempt(mod.parse_tcp, data[ihl:])
-            elif data[9] == 17:
-                entry["udp"] = attempt(mod.parse_udp, data[ihl:])
-            entry["transport_ok"] = attempt(mod.transport_checksum_ok, data)
-            cap["packets"].append(entry)
-        cap["handshake"] = attempt(mod.find_handshake, ips)
-        out["captures"].append(cap)
-    for blob in blobs:
-        out["checksums"].append(attempt(mod.checksum, bytes.fromhex(blob)))
-    return out
-
-
 # --- checks (parent side) -----------------------------------------------------
 
-def _shipped_capture(labdir: str) -> str:
-    """The loopback capture in the student's folder, else the one in the course folder."""
-    shipped = os.path.join(labdir, CAPTURE)
-    if not os.path.exists(shipped):
-        shipped = os.path.join(course_dir(), LAB.slug, CAPTURE)
-    return shipped
+SLUG = "lab08-packets"
+
+
+def _shipped_capture() -> str:
+    """The loopback capture of the course folder: never the student's copy, which they may change."""
+    return os.path.join(course_dir(), SLUG, CAPTURE)
 
 
 _CACHE: dict = {}
-LAB.reset = _CACHE.clear
+reset = _CACHE.clear  # called before each grading run (see defs/lab08.toml)
 
 
 def _run(labdir: str) -> tuple:
@@ -189,11 +119,13 @@ def _run(labdir: str) -> tuple:
     with tempfile.TemporaryDirectory(prefix="netlab-lab08-") as tmp:
         fresh = os.path.join(tmp, "grader.pcap")
         build_capture(fresh, random.Random())
-        caps = [(CAPTURE, _shipped_capture(labdir)), ("a capture built by the grader", fresh)]
-        result = run_probe(labdir, "netlab.labs.lab08:probe_dissect",
-                           {"captures": [p for _, p in caps], "blobs": [b.hex() for b in blobs]},
-                           timeout=15)
+        caps = [(CAPTURE, _shipped_capture()), ("a capture built by the grader", fresh)]
+        # The answers first, from the grader's own files; the probe reads copies of
+        # them, read-only in the sandbox.
         expected = [(label, read_pcap(path)) for label, path in caps]
+        result = run_probe(labdir, "lab08:probe_dissect",
+                           {"captures": ["shipped.pcap", "grader.pcap"], "blobs": [b.hex() for b in blobs]},
+                           timeout=15, inputs={"shipped.pcap": caps[0][1], "grader.pcap": fresh})
     # The probe's outcome is cached even when it failed: a dissect.py that hangs
     # must cost one timeout, not one per check.
     _CACHE[key] = (result, expected, blobs)
@@ -204,13 +136,10 @@ def _packets(value: dict, expected: list):
     """Each packet of both captures: (label, linktype, index, probe entry, grader's IP bytes)."""
     for cap, (label, (linktype, frames)) in zip(value["captures"], expected):
         for i, (entry, frame) in enumerate(zip(cap["packets"], frames)):
-            yield label, linktype, i, entry, _ip_of(frame, linktype)
+            yield label, linktype, i, entry, ip_of(frame, linktype)
 
 
-@check(CHECKS, "read a pcap file", 3,
-       "a 24-byte file header (the magic number tells the byte order), then per packet a 16-byte "
-       "record header whose third field is the captured length")
-def _read(labdir: str) -> str:
+def read(labdir: str) -> str:
     value, expected, _ = _run(labdir)
     for cap, (label, (linktype, frames)) in zip(value["captures"], expected):
         got = student_value(cap["read"], f"read_pcap({label})")
@@ -224,9 +153,7 @@ def _read(labdir: str) -> str:
     return "both captures read: little-endian Ethernet and big-endian raw IP"
 
 
-@check(CHECKS, "link layer", 2,
-       "link type 1 (Ethernet) puts a 14-byte header before the IP packet; link type 101 (raw IP) none")
-def _link(labdir: str) -> str:
+def link(labdir: str) -> str:
     value, expected, _ = _run(labdir)
     for label, linktype, i, entry, ip in _packets(value, expected):
         got = student_value(entry["ip_payload"], f"ip_payload(frame {i} of {label}, {linktype})")
@@ -238,10 +165,7 @@ def _link(labdir: str) -> str:
 _IP_KEYS = ("version", "header_length", "total_length", "ttl", "protocol", "src", "dst")
 
 
-@check(CHECKS, "IPv4 header", 3,
-       "struct.unpack('>BBHHHBBH4s4s', data[:20]); the header length is the low 4 bits of byte 0 "
-       "times 4; addresses as dotted quads")
-def _ipv4(labdir: str) -> str:
+def ipv4(labdir: str) -> str:
     value, expected, _ = _run(labdir)
     n = 0
     for label, _, i, entry, ip in _packets(value, expected):
@@ -255,10 +179,7 @@ def _ipv4(labdir: str) -> str:
     return f"{n} IPv4 headers agree with netlab.packet ({packet.BACKEND} core)"
 
 
-@check(CHECKS, "TCP and UDP headers", 3,
-       "TCP: '>HHIIBBHHH' (ports, seq, ack, offset, flags, window, checksum, urgent); "
-       "UDP: '>HHHH'; the TCP header length is the offset byte's high 4 bits times 4")
-def _transport(labdir: str) -> str:
+def transport(labdir: str) -> str:
     value, expected, _ = _run(labdir)
     n = 0
     for label, _, i, entry, ip in _packets(value, expected):
@@ -283,10 +204,7 @@ def _transport(labdir: str) -> str:
     return f"{n} TCP/UDP headers agree with netlab.packet"
 
 
-@check(CHECKS, "the Internet checksum", 3,
-       "RFC 1071: add the data as big-endian 16-bit words (pad an odd byte with a zero), fold the "
-       "carries back in, return the one's complement & 0xFFFF")
-def _checksum(labdir: str) -> str:
+def checksum(labdir: str) -> str:
     value, _, blobs = _run(labdir)
     for blob, out in zip(blobs, value["checksums"]):
         got = student_value(out, f"checksum({len(blob)} bytes)")
@@ -297,10 +215,7 @@ def _checksum(labdir: str) -> str:
     return f"{len(blobs)} buffers of 0 to 1001 bytes, odd and even, agree with netlab.packet"
 
 
-@check(CHECKS, "verify transport checksums", 3,
-       "sum the pseudo-header (source, destination, zero, protocol, TCP/UDP length) with the whole "
-       "segment; the result is 0 when intact")
-def _verify(labdir: str) -> str:
+def verify(labdir: str) -> str:
     value, expected, _ = _run(labdir)
     bad_on_lo = 0
     for label, _, i, entry, ip in _packets(value, expected):
@@ -313,13 +228,10 @@ def _verify(labdir: str) -> str:
             f"whose checksum the kernel never filled in")
 
 
-@check(CHECKS, "find the three-way handshake", 3,
-       "a SYN (no ACK), then a SYN-ACK with the ports swapped and ack = SYN's seq + 1, then an ACK "
-       "with ack = SYN-ACK's seq + 1")
-def _handshake(labdir: str) -> str:
+def handshake(labdir: str) -> str:
     value, expected, _ = _run(labdir)
     for cap, (label, (linktype, frames)) in zip(value["captures"], expected):
-        want = expected_handshake([_ip_of(f, linktype) for f in frames])
+        want = expected_handshake([ip_of(f, linktype) for f in frames])
         got = student_value(cap["handshake"], f"find_handshake(packets of {label})")
         if list(got or []) != want:
             raise CheckFailed(f"find_handshake(packets of {label}) gave {got!r}, expected {want}")

@@ -6,10 +6,16 @@ import time
 
 
 def loss_percent(sent, received):
-    """Percentage of datagrams lost (0.0 when nothing was sent)."""
-    if received > sent or received < 0:
-        raise ValueError(f"received {received} of {sent}: impossible without duplicates")
-    return 0.0 if sent == 0 else 100.0 * (sent - received) / sent
+    """Percentage of datagrams lost (0.0 when nothing was sent).
+
+    UDP may duplicate a datagram, so more may arrive than were sent: that is
+    no loss (0.0), never a negative one. Negative counts are a ValueError.
+    """
+    if sent < 0 or received < 0:
+        raise ValueError(f"counts cannot be negative: sent {sent}, received {received}")
+    if sent == 0 or received >= sent:
+        return 0.0
+    return 100.0 * (sent - received) / sent
 
 
 def set_rcvbuf(sock, size):
