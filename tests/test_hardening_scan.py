@@ -9,11 +9,13 @@ instead of rare (over the full ephemeral range it happens a few times per scan).
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import socket
 import subprocess
+import sys
 import uuid
 
 import pytest
@@ -31,26 +33,36 @@ def _need_netns():
         pytest.skip("needs ip (Debian: apt-get install iproute2)")
 
 
-@pytest.fixture
-def empty_netns():
-    """An empty network namespace with loopback up and a two-port ephemeral range."""
+@contextlib.contextmanager
+def scan_netns(ephemeral=None):
+    """An empty network namespace with loopback up (and, given ``(lo, hi)``,
+    that ephemeral port range); removed on the way out, even on failure."""
     _need_netns()
     name = f"nlscan-{os.getpid()}-{uuid.uuid4().hex[:6]}"
     subprocess.run(["ip", "netns", "add", name], check=True, timeout=10)
     try:
-        for cmd in (["ip", "link", "set", "lo", "up"],
-                    ["sysctl", "-q", "-w",
-                     f"net.ipv4.ip_local_port_range={EPHEMERAL[0]} {EPHEMERAL[1]}"]):
+        commands = [["ip", "link", "set", "lo", "up"]]
+        if ephemeral:
+            commands.append(["sysctl", "-q", "-w",
+                             f"net.ipv4.ip_local_port_range={ephemeral[0]} {ephemeral[1]}"])
+        for cmd in commands:
             subprocess.run(["ip", "netns", "exec", name, *cmd], check=True, timeout=10)
         yield name
     finally:
         subprocess.run(["ip", "netns", "del", name], timeout=10)
 
 
-def _scan_in(ns: str, *args: str) -> list:
-    out = subprocess.run(["ip", "netns", "exec", ns, "python3", "-m", "netlab", "scan", *args,
-                          "--json"], capture_output=True, text=True, timeout=60, cwd=ROOT,
-                         env=netlab_env())
+@pytest.fixture
+def empty_netns():
+    """An empty namespace whose ephemeral range is the two ports ``EPHEMERAL``."""
+    with scan_netns(EPHEMERAL) as name:
+        yield name
+
+
+def _scan_in(ns: str, *args: str, timeout: float = 60) -> list:
+    out = subprocess.run(["ip", "netns", "exec", ns, sys.executable, "-m", "netlab", "scan",
+                          *args, "--json"], capture_output=True, text=True, timeout=timeout,
+                         cwd=ROOT, env=netlab_env())
     assert out.returncode == 0, out.stderr
     return json.loads(out.stdout)
 
