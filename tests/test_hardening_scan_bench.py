@@ -38,6 +38,7 @@ def _timed(func, *args, **kwargs):
 
 @pytest.mark.root
 @pytest.mark.slow
+@pytest.mark.timeout(900)
 @pytest.mark.benchmark(group="scan-vs-nmap")
 @pytest.mark.parametrize("proto", ["tcp", "udp"])
 def test_scan_time_against_nmap(benchmark, proto):
