@@ -134,7 +134,7 @@ def bind_socket(proto: str, host: str, port: int, *, backlog: int = 128,
             sock.listen(backlog)
     except socket.gaierror as exc:
         sock.close()
-        raise NetlabError(f"cannot bind {proto}://{host}:{port}: unknown host "
+        raise NetlabError(f"cannot bind {format_url(proto, host, port)}: unknown host "
                           f"({exc.strerror}); use an IP address such as 127.0.0.1") from None
     except OSError as exc:
         sock.close()

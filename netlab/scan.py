@@ -187,10 +187,23 @@ def _run_probes(ip: str, ports: Sequence[int], proto: str, kind: int, pace: Pace
     try:
         while todo or waiting:
             now = time.monotonic()
+            starved = False
             while todo and len(waiting) < pace.concurrency and limiter.wait_time(now) == 0:
-                limiter.take(now)
                 port = todo.popleft()
-                sock = _probe_socket(family, kind, port)
+                try:
+                    sock = _probe_socket(family, kind, port)
+                except OSError as exc:
+                    if exc.errno not in (errno.EADDRINUSE, errno.EADDRNOTAVAIL):
+                        raise
+                    if not waiting:
+                        raise NetlabError(
+                            "no local port is free for another probe: widen "
+                            "net.ipv4.ip_local_port_range or close other connections") from None
+                    # Every local port is held by a waiting probe: wait for one.
+                    todo.appendleft(port)
+                    starved = True
+                    break
+                limiter.take(now)
                 outcome = start(sock, (ip, port))
                 if outcome is None:
                     waiting[sock] = port
@@ -204,7 +217,7 @@ def _run_probes(ip: str, ports: Sequence[int], proto: str, kind: int, pace: Pace
                 deadlines.popleft()
             if waiting:
                 wait = deadlines[0][0] - now
-                if todo and len(waiting) < pace.concurrency:
+                if todo and len(waiting) < pace.concurrency and not starved:
                     wait = min(wait, limiter.wait_time(now))
                 for key, _ in sel.select(max(0.0, wait)):
                     outcome = ready(key.fileobj)  # type: ignore[arg-type]

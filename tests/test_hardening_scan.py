@@ -143,3 +143,23 @@ def test_pace_is_free_at_home_and_polite_elsewhere():
         assert away.rate is not None and away.rate <= 500
         assert away.concurrency <= 100
     assert scan.default_pace("udp", "::ffff:127.0.0.1").rate is None
+
+
+@pytest.mark.root
+def test_probes_wait_for_a_free_local_port(empty_netns):
+    # Four silent UDP services and two local ports: the third probe finds no
+    # port to bind and must wait for an earlier probe to time out, not fail.
+    with subprocess.Popen(
+            ["ip", "netns", "exec", empty_netns, sys.executable, "-c",
+             "import socket,time\n"
+             "s=[socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(4)]\n"
+             "[x.bind(('127.0.0.1', 5000 + i)) for i, x in enumerate(s)]\n"
+             "print('ready', flush=True); time.sleep(60)"],
+            stdout=subprocess.PIPE, text=True) as silent:
+        try:
+            assert silent.stdout.readline().strip() == "ready"
+            rows = _scan_in(empty_netns, "127.0.0.1", "5000-5003", "--udp", "--timeout", "0.3",
+                            "--retries", "0")
+        finally:
+            silent.kill()
+    assert [r["state"] for r in rows] == ["open|filtered"] * 4
