@@ -24,7 +24,8 @@ import time
 
 import pytest
 
-from netlab import binding
+from netlab import binding, pktinfo
+from netlab.services.lossy import LossyLink
 from netlab.redirect import Redirector, start_redirect
 from tests.conftest import ROOT, interrupt_netlab, netlab_env
 
@@ -121,6 +122,53 @@ def test_wildcard_udp_relay_answers_from_the_address_sent_to(udp_echo, dest):
             client.settimeout(3)
             client.send(b"ping")
             assert client.recv(100) == b"ping"
+
+
+def test_pktinfo_reports_and_sets_the_local_address():
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as server, \
+            socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as client:
+        server.bind(("0.0.0.0", 0))
+        server.settimeout(3)
+        pktinfo.enable(server)
+        client.bind(("127.0.0.1", 0))
+        client.connect(("127.0.0.7", server.getsockname()[1]))
+        client.settimeout(3)
+        client.send(b"hi")
+        data, peer, local_ip = pktinfo.recv(server, 100)
+        assert (data, peer, local_ip) == (b"hi", client.getsockname(), "127.0.0.7")
+        assert pktinfo.send(server, b"back", peer, local_ip) == 4
+        assert client.recv(100) == b"back"   # a connected socket: only from 127.0.0.7
+
+
+def test_pktinfo_on_a_socket_bound_to_one_address_is_plain_udp():
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as server, \
+            socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as client:
+        server.bind(("127.0.0.1", 0))
+        server.settimeout(3)
+        pktinfo.enable(server)
+        client.settimeout(3)
+        client.sendto(b"x", server.getsockname())
+        data, peer, local_ip = pktinfo.recv(server, 100)
+        assert (data, local_ip) == (b"x", None)
+        pktinfo.send(server, b"y", peer, None)
+        assert client.recv(10) == b"y"
+
+
+def test_lossy_link_is_sans_io_and_reproducible():
+    def fates(seed):
+        link = LossyLink(loss=0.2, duplicate=0.2, reorder=0.2, seed=seed)
+        out = []
+        for i in range(200):
+            sent, _held = link.decide(i)
+            out += sent
+        return out + link.release(), link.stats
+
+    first, stats = fates("s")
+    assert (first, stats) == fates("s") and first != fates("t")[0]
+    assert stats["received"] == 200 and stats["dropped"] > 0 and stats["reordered"] > 0
+    assert len(first) == 200 - stats["dropped"] + stats["duplicated"]
+    clean = LossyLink()
+    assert [clean.decide(i) for i in range(3)] == [([0], False), ([1], False), ([2], False)]
 
 
 def test_ipv6_wildcard_udp_relay_answers(udp_echo):
