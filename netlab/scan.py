@@ -237,9 +237,15 @@ def _run_probes(ip: str, ports: Sequence[int], proto: str, kind: int, pace: Pace
     return results
 
 
-def _tcp_outcome(err: int) -> Tuple[str, Optional[str]]:
+_LINGER_RESET = struct.pack("ii", 1, 0)
+
+
+def _tcp_outcome(sock: socket.socket, err: int) -> Tuple[str, Optional[str]]:
     """A finished connect: 0 is open, RST (ECONNREFUSED) closed, anything else filtered."""
     if err == 0:
+        # SO_LINGER 0: close() sends RST instead of FIN, so an open port
+        # is not left with thousands of TIME_WAIT entries on our side.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_RESET)
         return "open", None
     if err == errno.ECONNREFUSED:
         return "closed", "ECONNREFUSED"
@@ -247,9 +253,6 @@ def _tcp_outcome(err: int) -> Tuple[str, Optional[str]]:
 
 
 def _tcp_start(sock: socket.socket, addr: tuple) -> _Outcome:
-    # SO_LINGER 0: close() sends RST instead of FIN, so an open port
-    # is not left with thousands of TIME_WAIT entries on our side.
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
     err = sock.connect_ex(addr)
     if err == errno.EINPROGRESS:
         # Over loopback the SYN-ACK or RST has usually been handled already.
@@ -259,11 +262,11 @@ def _tcp_start(sock: socket.socket, addr: tuple) -> _Outcome:
                 sock.getpeername()
             except OSError:
                 return None     # still connecting: wait for the selector
-    return _tcp_outcome(err)
+    return _tcp_outcome(sock, err)
 
 
 def _tcp_ready(sock: socket.socket) -> _Outcome:
-    return _tcp_outcome(sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR))
+    return _tcp_outcome(sock, sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR))
 
 
 def _scan_tcp(ip: str, ports: Sequence[int], pace: Pace,
