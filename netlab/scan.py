@@ -306,6 +306,24 @@ def _scan_udp_round(ip: str, ports: Sequence[int], pace: Pace, payload: bytes) -
                        selectors.EVENT_READ, ("open|filtered", "no reply (timeout)"))
 
 
+def _within_icmp_budget(pace: Pace) -> Pace:
+    """``pace``, slowed to the ICMP errors per second this kernel allows.
+
+    Kernels older than the one these lessons were written on rate-limit ICMP
+    errors on loopback too (``net.ipv4.icmp_msgs_per_sec``, 1000 by default):
+    a fast first round then hears silence from closed ports, and the retry of
+    those ports must go no faster than the kernel will answer.
+    """
+    try:
+        with open("/proc/sys/net/ipv4/icmp_msgs_per_sec") as f:
+            budget = float(f.read())
+    except (OSError, ValueError):
+        return pace
+    if budget <= 0 or pace.rate is not None and pace.rate <= budget:
+        return pace
+    return pace._replace(rate=budget)
+
+
 def check_target(host: str, allow_remote: bool = False) -> str:
     """Resolve ``host``; refuse it unless it is this machine or ``allow_remote``
     (the rule :func:`netlab.binding.check_own_host` states for scan and redirect)."""
@@ -358,7 +376,8 @@ def scan(host: str = "127.0.0.1", ports: Sequence[int] = tuple(range(1, 1025)),
             todo = list(ports)
             found = {}
             for attempt in range(1 + max(0, retries)):
-                got = _scan_udp_round(ip, todo, pace, payload)
+                got = _scan_udp_round(ip, todo, pace if attempt == 0 or rate else
+                                      _within_icmp_budget(pace), payload)
                 found.update(got)
                 todo = [p for p, r in got.items() if r["state"] == "open|filtered"]
                 if progress:

@@ -163,3 +163,18 @@ def test_probes_wait_for_a_free_local_port(empty_netns):
         finally:
             silent.kill()
     assert [r["state"] for r in rows] == ["open|filtered"] * 4
+
+
+def test_udp_retries_keep_to_the_kernels_icmp_budget():
+    # The first round on this machine is unlimited; a retry round (ports that
+    # were silent) goes no faster than this kernel sends ICMP errors.
+    path = "/proc/sys/net/ipv4/icmp_msgs_per_sec"
+    if not os.path.exists(path):
+        pytest.skip("needs Linux's net.ipv4.icmp_msgs_per_sec")
+    with open(path) as f:
+        budget = float(f.read())
+    home = scan.default_pace("udp", "127.0.0.1")
+    slowed = scan._within_icmp_budget(home)
+    assert slowed.rate == budget and slowed.concurrency == home.concurrency
+    polite = scan.Pace(20, budget / 10, 1.0)
+    assert scan._within_icmp_budget(polite) == polite
