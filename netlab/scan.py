@@ -18,7 +18,11 @@ refuses targets that are not on this machine unless you say you are allowed.
 
 Both run many probes at once from one thread (non-blocking sockets and a
 selector), at most ``concurrency`` in flight and at most ``rate`` new probes
-per second.
+per second: by default as fast as it goes on this machine and at a polite
+pace for any other host (``DEFAULT_PACE``). Each probe socket is bound
+before it connects, to a local port other than the one it probes: a socket
+connected to its own address talks to itself and makes a closed port look
+open (see :func:`_probe_socket`).
 """
 from __future__ import annotations
 
