@@ -159,7 +159,7 @@ _Outcome = Optional[Tuple[str, Optional[str]]]
 def _run_probes(ip: str, ports: Sequence[int], proto: str, kind: int, pace: Pace,
                 start: Callable[[socket.socket, tuple], _Outcome],
                 ready: Callable[[socket.socket], _Outcome], event: int,
-                silent: Tuple[str, str],
+                silent: Tuple[str, str], reuse_closed: bool = False,
                 progress: Optional[Callable[[int, int], None]] = None) -> Dict[int, dict]:
     """The event loop both scans share: keep at most ``pace.concurrency``
     probes waiting, start new ones no faster than ``pace.rate`` allows, and
@@ -177,6 +177,10 @@ def _run_probes(ip: str, ports: Sequence[int], proto: str, kind: int, pace: Pace
     deadlines: Deque[Tuple[float, socket.socket]] = collections.deque()
     limiter = _Limiter(pace.rate)
     results: Dict[int, dict] = {}
+    # A UDP probe socket whose port answered "closed" at once holds nothing
+    # more (the ICMP error was read, a closed port sends no data): connect()
+    # points it at the next port, which saves making and closing a socket.
+    spare: Optional[Tuple[socket.socket, int]] = None          # (socket, its local port)
 
     def record(port: int, outcome: Tuple[str, Optional[str]]) -> None:
         results[port] = _result(port, proto, *outcome)
@@ -195,7 +199,15 @@ def _run_probes(ip: str, ports: Sequence[int], proto: str, kind: int, pace: Pace
             while todo and len(waiting) < pace.concurrency and limiter.wait_time(now) == 0:
                 port = todo.popleft()
                 try:
-                    sock = _probe_socket(family, kind, port)
+                    if spare is not None and spare[1] != port:
+                        (sock, local), spare = spare, None
+                    else:
+                        if spare is not None:
+                            # It holds the very port probed next: a probe
+                            # there would reach it, not the kernel's ICMP.
+                            spare[0].close()
+                            spare = None
+                        sock, local = _probe_socket(family, kind, port), None
                 except OSError as exc:
                     if exc.errno not in (errno.EADDRINUSE, errno.EADDRNOTAVAIL):
                         raise
@@ -214,8 +226,11 @@ def _run_probes(ip: str, ports: Sequence[int], proto: str, kind: int, pace: Pace
                     sel.register(sock, event)
                     deadlines.append((now + pace.timeout, sock))
                 else:
-                    sock.close()
                     record(port, outcome)
+                    if reuse_closed and outcome[0] == "closed" and spare is None:
+                        spare = (sock, local if local is not None else sock.getsockname()[1])
+                    else:
+                        sock.close()
             # Drop answered probes from the head: the head is the next deadline.
             while deadlines and deadlines[0][1] not in waiting:
                 deadlines.popleft()
@@ -237,6 +252,8 @@ def _run_probes(ip: str, ports: Sequence[int], proto: str, kind: int, pace: Pace
     finally:
         for sock in waiting:
             sock.close()
+        if spare is not None:
+            spare[0].close()
         sel.close()
     return results
 
@@ -276,7 +293,8 @@ def _tcp_ready(sock: socket.socket) -> _Outcome:
 def _scan_tcp(ip: str, ports: Sequence[int], pace: Pace,
               progress: Optional[Callable[[int, int], None]]) -> Dict[int, dict]:
     return _run_probes(ip, ports, "tcp", socket.SOCK_STREAM, pace, _tcp_start, _tcp_ready,
-                       selectors.EVENT_WRITE, ("filtered", "no answer (timeout)"), progress)
+                       selectors.EVENT_WRITE, ("filtered", "no answer (timeout)"),
+                       progress=progress)
 
 
 def _udp_answer(sock: socket.socket) -> _Outcome:
@@ -307,7 +325,8 @@ def _scan_udp_round(ip: str, ports: Sequence[int], pace: Pace, payload: bytes) -
         return _udp_answer(sock)
 
     return _run_probes(ip, ports, "udp", socket.SOCK_DGRAM, pace, start, _udp_answer,
-                       selectors.EVENT_READ, ("open|filtered", "no reply (timeout)"))
+                       selectors.EVENT_READ, ("open|filtered", "no reply (timeout)"),
+                       reuse_closed=True)
 
 
 def _within_icmp_budget(pace: Pace) -> Pace:
