@@ -8,12 +8,43 @@ to use instead), an address that is not on this machine.
 from __future__ import annotations
 
 import errno
+import ipaddress
 import socket
 
 from netlab import sysinfo
-from netlab.errors import NetlabError
+from netlab.errors import NetlabError, UsageError
 
-__all__ = ["bind_socket", "explain_bind_error", "family_for", "format_address", "format_url"]
+__all__ = ["OFF_BOX_RULE", "bind_socket", "check_own_host", "explain_bind_error", "family_for",
+           "format_address", "format_url", "is_own_address", "parse_host"]
+
+# One rule for every netlab tool that sends packets to a host you name
+# (``scan`` probes it, ``redirect`` forwards strangers' traffic to it): this
+# machine is always fine; any other host needs --authorized.
+OFF_BOX_RULE = ("netlab sends traffic to a host that is not this machine only with "
+                "--authorized: add it if you own that host or have permission to use it")
+
+
+def parse_host(text: str, option: str = "--host") -> str:
+    """The address a user typed for ``option``: ``127.0.0.1``, ``::1``, ``[::1]`` or a name.
+
+    Brackets are accepted around an IPv6 literal because that is how netlab
+    prints one (``tcp://[::1]:7007``); they are removed. An empty address is
+    refused: the socket API reads ``""`` as "every interface", which must
+    never happen by accident (say ``0.0.0.0`` or ``::`` to mean it).
+    """
+    host = text.strip()
+    if host.startswith("[") or host.endswith("]"):
+        inner = host[1:-1] if host.startswith("[") and host.endswith("]") else None
+        try:
+            ipaddress.IPv6Address((inner or "").split("%")[0])
+        except ValueError:
+            raise UsageError(f"invalid {option} {text!r}: brackets go around an IPv6 address "
+                             "only, e.g. [::1]") from None
+        host = inner or ""
+    if not host:
+        raise UsageError(f"invalid {option} {text!r}: give an address such as 127.0.0.1 or ::1 "
+                         "(0.0.0.0 or :: to mean every interface)")
+    return host
 
 
 def family_for(host: str) -> int:
@@ -29,6 +60,33 @@ def format_address(host: str, port: int) -> str:
 def format_url(proto: str, host: str, port: int) -> str:
     """``tcp://127.0.0.1:7007``; IPv6 literals in brackets: ``tcp://[::1]:7007``."""
     return f"{proto}://{format_address(host, port)}"
+
+
+def is_own_address(ip: str) -> bool:
+    """True for loopback addresses and addresses of this machine's interfaces
+    (``::ffff:127.0.0.1`` included: it is 127.0.0.1 written in IPv6)."""
+    addr = ipaddress.ip_address(ip.split("%")[0])
+    addr = getattr(addr, "ipv4_mapped", None) or addr
+    if addr.is_loopback:
+        return True
+    try:
+        import psutil
+
+        for addrs in psutil.net_if_addrs().values():
+            for a in addrs:
+                if a.address.split("%")[0] == str(addr):
+                    return True
+    except Exception:  # noqa: BLE001 - when in doubt, treat the host as someone else's
+        pass
+    return False
+
+
+def check_own_host(host: str, ip: str, authorized: bool, action: str) -> None:
+    """Refuse to ``action`` (``"scan"``, ``"forward to"``) ``host`` (resolved to
+    ``ip``) unless it is this machine or the user said ``authorized``."""
+    if not authorized and not is_own_address(ip):
+        shown = host if host == ip else f"{host} ({ip})"
+        raise UsageError(f"refusing to {action} {shown}: it is not this machine; {OFF_BOX_RULE}")
 
 
 def explain_bind_error(exc: OSError, proto: str, host: str, port: int) -> str:
@@ -76,7 +134,7 @@ def bind_socket(proto: str, host: str, port: int, *, backlog: int = 128,
             sock.listen(backlog)
     except socket.gaierror as exc:
         sock.close()
-        raise NetlabError(f"cannot bind {proto}://{host}:{port}: unknown host "
+        raise NetlabError(f"cannot bind {format_url(proto, host, port)}: unknown host "
                           f"({exc.strerror}); use an IP address such as 127.0.0.1") from None
     except OSError as exc:
         sock.close()

@@ -8,6 +8,7 @@ import sys
 
 from netlab import redirect
 from netlab._cliutil import add_json_flag, checked_number, port_number
+from netlab.binding import parse_host
 
 
 def probability(text: str) -> float:
@@ -49,7 +50,8 @@ def register(sub) -> None:
         "ways with half-close respected, UDP datagrams with replies routed back to the right "
         "client. With --udp, --loss/--duplicate/--reorder/--delay/--seed turn the relay into an "
         "impaired link (reproducible with a seed); --delay also slows TCP, which still delivers "
-        "every byte in order. Ctrl-C or SIGTERM stops it with a one-line summary.",
+        "every byte in order. Ctrl-C or SIGTERM stops it with a one-line summary. A target that "
+        "is not this machine needs --authorized, as for 'netlab scan'.",
     )
     p.add_argument("listen_port", type=port_number, metavar="LISTEN_PORT",
                    help="the port to listen on (0: the OS chooses)")
@@ -57,7 +59,12 @@ def register(sub) -> None:
                    help="where to forward, e.g. 127.0.0.1:8080 (a bare PORT means 127.0.0.1)")
     p.add_argument("--tcp", action="store_true", help="forward TCP (default: TCP and UDP)")
     p.add_argument("--udp", action="store_true", help="forward UDP (default: TCP and UDP)")
-    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--host", default="127.0.0.1", metavar="ADDR",
+                   help="address to listen on (default 127.0.0.1; ::1 or [::1] for IPv6, "
+                   "0.0.0.0 for every address)")
+    p.add_argument("--authorized", action="store_true",
+                   help="the target is another machine that I own or may use (needed for a "
+                   "target that is not this machine)")
     link = p.add_argument_group("lossy link (UDP; --delay also applies to TCP)")
     link.add_argument("--loss", type=probability, default=0.0, metavar="P",
                       help="drop each datagram with probability P (0-1 or N%%)")
@@ -94,9 +101,10 @@ def run(args: argparse.Namespace) -> int:
     protocols = tuple(proto for proto, on in (("tcp", args.tcp), ("udp", args.udp)) if on) \
         or ("tcp", "udp")
     host, port = args.target
-    relay = redirect.Redirector(args.listen_port, host, port, host=args.host, protocols=protocols,
-                                loss=args.loss, duplicate=args.duplicate, reorder=args.reorder,
-                                delay_ms=args.delay, seed=args.seed, udp_idle=args.udp_idle)
+    relay = redirect.Redirector(args.listen_port, host, port, host=parse_host(args.host),
+                                protocols=protocols, loss=args.loss, duplicate=args.duplicate,
+                                reorder=args.reorder, delay_ms=args.delay, seed=args.seed,
+                                udp_idle=args.udp_idle, authorized=args.authorized)
 
     def stop(signum, frame):  # runs in this (the loop's) thread, between selector calls
         relay.stop()

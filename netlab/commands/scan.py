@@ -49,9 +49,11 @@ def register(sub) -> None:
     which.add_argument("--tcp", action="store_true", help="TCP connect scan (the default)")
     which.add_argument("--udp", action="store_true", help="UDP probe scan")
     p.add_argument("--concurrency", type=_number("int", "count", 1, False), metavar="N",
-                   help="probes in flight at once (default 200 TCP, 50 UDP)")
+                   help="probes in flight at once (default 500 on this machine; another "
+                   "host: 100 TCP, 20 UDP)")
     p.add_argument("--rate", type=_number("float", "rate", 0, True), metavar="PPS",
-                   help="new probes per second at most (default: unlimited TCP, 500 UDP)")
+                   help="new probes per second at most (default: no limit on this machine; "
+                   "another host: 500 TCP, 100 UDP)")
     p.add_argument("--timeout", type=_number("float", "timeout", 0, True), metavar="S",
                    help="seconds to wait for an answer per probe (default 1)")
     p.add_argument("--retries", type=_number("int", "count", 0, False), default=1, metavar="N",
@@ -90,7 +92,8 @@ def run(args: argparse.Namespace) -> int:
     counts = {}
     for r in results:
         counts[r["state"]] = counts.get(r["state"], 0) + 1
-    print(f"scan of {args.host} ({proto}, {len(ports)} ports)")
+    shown_host = args.host if ip == args.host else f"{args.host} ({ip})"
+    print(f"scan of {shown_host} ({proto}, {len(ports)} ports)")
     if shown:
         print_table([(f"{r['port']}/{r['proto']}", r["state"], r["service"], r["detail"]) for r in shown],
                     ["port", "state", "service", "why"])

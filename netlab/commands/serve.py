@@ -16,6 +16,7 @@ from typing import List, Optional
 
 from netlab import clients, servers, services
 from netlab._cliutil import checked_number, port_number, print_json
+from netlab.binding import parse_host
 from netlab.errors import UsageError
 from netlab.servers import DEFAULT_MODEL, DEFAULT_PORTS, MODELS, Limits
 
@@ -107,6 +108,7 @@ def register(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    args.host = parse_host(args.host)   # "" is a usage error, [::1] means ::1
     if args.client:
         return _run_client(args)
     return _run_server(args)
