@@ -224,15 +224,18 @@ def _print_rules(host: str, rules: List[dict]) -> None:
         print(f"{host}: no netlab rules (every port answers as its socket does)")
         return
     print_table([(f"{r['port']}/{r['proto']}", r["action"],
-                  f"to port {r['to_port']}" if r["to_port"] else _MEANING[r["action"]])
+                  f"to port {r['to_port']}" if r["to_port"] else _meaning(r))
                  for r in rules], ["port", "rule", "effect"])
 
 
-_MEANING = {
-    "allow": "accepted (the socket answers: open, or closed if none listens)",
-    "drop": "silently dropped: scanners say filtered",
-    "reject": "refused (TCP RST / ICMP unreachable): scanners say closed",
-}
+def _meaning(rule: dict) -> str:
+    tcp = rule["proto"] == "tcp"
+    if rule["action"] == "allow":
+        return "accepted: open if a server listens, else closed"
+    if rule["action"] == "drop":
+        return "silently dropped: scanners say " + ("filtered" if tcp else "open|filtered")
+    return ("answered with a TCP RST" if tcp else "answered with ICMP port unreachable") \
+        + ": scanners say closed"
 
 
 def run_firewall(args: argparse.Namespace) -> int:
