@@ -16,6 +16,7 @@ import json
 import os
 import pwd
 import queue
+import re
 import shutil
 import subprocess
 import sys
@@ -387,3 +388,22 @@ def test_a_host_that_is_not_there_is_one_line():
         assert missing.returncode == 1 and missing.stderr.count("\n") == 1
         status = in_host(up, "h1", "sh", "-c", "exit 3")
         assert status.returncode == 3   # the command's own exit status
+
+
+# --------------------------------------------------------------------------- the tour's step
+
+@needs_root
+@needs_nft
+def test_tour_step_shows_binding_and_the_firewall_from_another_host():
+    from netlab.tour import STEPS
+
+    number = [s.number for s in STEPS if s.lesson == "lessons/network"][0]
+    got = run_netlab("tour", "--step", number, timeout=120)
+    assert got.returncode == 0, got.stderr
+    assert "tour done: 1 of 1 step(s) ran" in got.stdout
+    rows = dict(re.findall(r"^\s+(\d+)/tcp\s+(\S+)", got.stdout, re.M))
+    assert rows == {"7001": "open", "7002": "closed", "7003": "filtered", "7004": "closed",
+                    "7005": "closed"}
+    # The step removed its network again.
+    name = re.search(r"network (tour\d+):", got.stdout).group(1)
+    assert _our_namespaces(name) == []

@@ -13,7 +13,7 @@ all with the kernel alone (no Open vSwitch). Root is needed for every part.
 from netlab.net._shell import NetError, Shell, need_root, need_tool
 from netlab.net.firewall import ACTIONS, flush, list_rules, redirect, ruleset_text, set_port
 from netlab.net.link import parse_rate
-from netlab.net.run import exec_in_host, host_argv
+from netlab.net.run import exec_in_host, host_argv, start_in_host, stop, wait_ready
 from netlab.net.topology import (DEFAULT_NAME, MAX_HOSTS, PREFIX, TEST_RANGE, describe, down,
                                  find_host, host_address, namespace, networks, up)
 
@@ -21,5 +21,5 @@ __all__ = [
     "ACTIONS", "DEFAULT_NAME", "MAX_HOSTS", "NetError", "PREFIX", "Shell", "TEST_RANGE",
     "describe", "down", "exec_in_host", "find_host", "flush", "host_address", "host_argv",
     "list_rules", "namespace", "need_root", "need_tool", "networks", "parse_rate", "redirect",
-    "ruleset_text", "set_port", "up",
+    "ruleset_text", "set_port", "start_in_host", "stop", "up", "wait_ready",
 ]
