@@ -54,7 +54,7 @@ def _add_name(p: argparse.ArgumentParser, default_help: str) -> None:
 
 def _add_host(p: argparse.ArgumentParser) -> None:
     _add_name(p, "default: the only one up, else lab")
-    p.add_argument("host", metavar="HOST", help="h1, h2, ... (or switch / router)")
+    p.add_argument("host", metavar="HOST", help="a host: h1, h2 and so on, or switch / router")
 
 
 def _add_link_flags(p: argparse.ArgumentParser) -> None:
@@ -90,8 +90,8 @@ def register(sub) -> None:
     q.set_defaults(func=run_ls)
 
     q = nsub.add_parser("run", help="run a command inside a host: net run h1 -- netlab echo",
-                        description="Run COMMAND inside HOST (any program; 'netlab ...' runs "
-                        "this netlab). Its exit status is the command's.")
+                        description="Run COMMAND inside HOST: any program, and netlab itself "
+                        "(netlab COMMAND runs this netlab). Its exit status is the command's.")
     _add_host(q)
     q.add_argument("command", nargs=argparse.REMAINDER, metavar="-- COMMAND...",
                    help="the command and its arguments, after --")
