@@ -407,3 +407,18 @@ def test_tour_step_shows_binding_and_the_firewall_from_another_host():
     # The step removed its network again.
     name = re.search(r"network (tour\d+):", got.stdout).group(1)
     assert _our_namespaces(name) == []
+
+
+@needs_root
+def test_missing_nft_is_one_line_naming_the_package(monkeypatch, capsys):
+    # The one stand-in of this file: a machine without nft is simulated by
+    # hiding the program from the lookup, since this machine has it installed.
+    from netlab import cli
+    from netlab.net import _shell
+
+    real_which = shutil.which
+    monkeypatch.setattr(_shell.shutil, "which",
+                        lambda name, *a, **k: None if name == "nft" else real_which(name, *a, **k))
+    assert cli.main(["net", "firewall", "h1", "drop", "80"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "nftables" in err and "apt-get install nftables" in err
