@@ -422,3 +422,21 @@ def test_missing_nft_is_one_line_naming_the_package(monkeypatch, capsys):
     assert cli.main(["net", "firewall", "h1", "drop", "80"]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "nftables" in err and "apt-get install nftables" in err
+
+
+@needs_root
+def test_up_with_delay_says_netem_is_missing_and_leaves_nothing():
+    name = _unique_name()
+    try:
+        got = run_netlab("net", "up", "--name", name, "--delay", "20", "--rate", "10mbit", "-v")
+        if got.returncode == 0:   # a kernel with netem: every host link is delayed
+            assert "+ tc -n" in got.stdout and "netem delay 20ms" in got.stdout
+            assert all(r["link"]["delay_ms"] == 20 for r in net.describe(name)
+                       if r["role"] == "host")
+        else:
+            assert got.returncode == 1 and got.stderr.count("\n") == 1
+            assert "no netem" in got.stderr and "netlab redirect" in got.stderr
+            assert "+ ip netns add" in got.stdout   # --verbose showed each step
+            assert _our_namespaces(name) == []      # the half-made network was removed
+    finally:
+        net.down(name)
