@@ -21,18 +21,18 @@ def _hosts(text: str) -> int:
                           f"invalid host count {{text!r}}: give 1 to {net.MAX_HOSTS}")
 
 
-def _name(text: str) -> str:
-    try:
-        return net.topology.check_name(text)
-    except NetlabError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
+def _argtype(check):
+    """A library check (raising NetlabError) as an argparse type (a usage error, exit 2)."""
+    def parse(text: str):
+        try:
+            return check(text)
+        except NetlabError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+    return parse
 
 
-def _rate(text: str) -> int:
-    try:
-        return link.parse_rate(text)
-    except NetlabError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
+_name = _argtype(net.topology.check_name)
+_rate = _argtype(link.parse_rate)
 
 
 def _delay(text: str) -> float:

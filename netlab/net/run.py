@@ -28,7 +28,7 @@ def host_argv(ns: str, command: Sequence[str]) -> List[str]:
     """
     if not command:
         raise UsageError("no command to run: give one after --, e.g. "
-                       "'netlab net run h1 -- ip addr'")
+                         "'netlab net run h1 -- ip addr'")
     command = list(command)
     if command[0] == "netlab":
         command = [sys.executable, "-m", "netlab", *command[1:]]

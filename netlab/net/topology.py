@@ -33,7 +33,7 @@ from netlab.errors import UsageError
 from netlab.net._shell import NetError, Shell
 from netlab.net import link
 
-__all__ = ["DEFAULT_NAME", "MAX_HOSTS", "PREFIX", "TEST_RANGE", "describe", "down",
+__all__ = ["DEFAULT_NAME", "MAX_HOSTS", "PREFIX", "TEST_RANGE", "check_name", "describe", "down",
            "find_host", "host_address", "link_ends", "split", "namespace", "networks", "up"]
 
 PREFIX = "netlab-"
