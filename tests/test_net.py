@@ -216,7 +216,7 @@ def test_binding_0000_vs_127001_vs_host_address_seen_from_another_host(network):
         assert local[8003].returncode == 1 and "refused" in local[8003].stderr
     # h1 cannot bind an address it does not have (h2's).
     foreign = in_host(network, "h1", "netlab", "echo", "--tcp", "8004", "--host", H2)
-    assert foreign.returncode == 1
+    assert foreign.returncode == 1 and "not an address of this machine" in foreign.stderr
     assert len(foreign.stderr.strip().splitlines()) == 1
 
 
