@@ -38,6 +38,7 @@ COMMAND_MODULES = (
     "netlab.commands.bench",          # bench udp|tcp|echo|parse (issues 5, 6)
     "netlab.commands.lab",            # lab list|show|check (issue 7)
     "netlab.commands.tour",           # tour (issue 8)
+    "netlab.commands.net",            # net up|ls|run|down|firewall|redirect|rules|link (issue 14)
 )
 
 

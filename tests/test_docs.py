@@ -77,7 +77,7 @@ def test_doctests_pass(tmp_path):
 
 
 LESSONS = ["ports", "tcp-udp", "binding", "services", "handshake", "netstat", "redirect",
-           "scanning", "amplification", "concurrency", "packets", "throughput", "setup"]
+           "scanning", "amplification", "concurrency", "packets", "throughput", "setup", "network"]
 
 
 @pytest.mark.parametrize("page", LESSONS)

@@ -18,6 +18,7 @@ import sys
 import time
 from typing import Callable, Iterator, List, Optional, Sequence, TextIO
 
+from netlab import sysinfo
 from netlab._cliutil import terminal_width
 from netlab.errors import NetlabError, UsageError
 from netlab.tour._step import HOST, SAMPLE_CAPTURE, Step, StepResult, TourContext
@@ -38,6 +39,9 @@ __all__ = [
 #: The step modules, in the order of the lesson.
 _STEP_MODULES = ("ranges", "services", "independence", "privileged", "handshake", "loss",
                  "parsing")
+
+if sysinfo.is_root():  # namespaces and nftables are root-only: the step exists for root
+    _STEP_MODULES += ("network",)
 
 STEPS: List[Step] = [importlib.import_module(f"netlab.tour.{name}").STEP
                      for name in _STEP_MODULES]
