@@ -142,6 +142,10 @@ def connect(test: str, host: str, port: int, params: Dict[str, Any],
                 f"{PROTOCOL}): run the same netlab version on both hosts")
         if "error" in answer:
             raise NetlabError(f"the server at {where} refused the test: {answer['error']}")
+        if answer.get("ok") is not True:
+            # e.g. an echo server, which sends our own hello back
+            raise NetlabError(f"{where} is not a netlab bench server (its answer has no 'ok'); "
+                              f"{start_hint}")
     except BaseException:
         ctrl.close()
         raise
