@@ -203,3 +203,19 @@ def test_unknown_model_is_a_usage_error(netlab_cli):
     out = netlab_cli("bench", "echo", "--model", "quantum")
     assert out.returncode == 2 and "quantum" in out.stderr
     assert all(m in out.stderr for m in servers.MODELS)
+
+
+def test_more_clients_than_the_servers_default_limit(netlab_cli):
+    # netlab's servers take 512 connections by default; bench echo starts its
+    # own with room for every client, so none is turned away.
+    out = netlab_cli("bench", "echo", "--clients", "600", "--seconds", "0.5", "--json",
+                     timeout=120)
+    assert out.returncode == 0, out.stderr
+    data = json.loads(out.stdout)
+    assert data["clients"] == 600 and data["errors"] == 0 and data["stalled"] == 0
+
+
+def test_help_names_the_cap_and_its_reasons(netlab_cli):
+    out = netlab_cli("bench", "echo", "--help")
+    text = " ".join(out.stdout.split())
+    assert "at most 20,000" in text and "ephemeral port" in text and "512" in text
