@@ -2,10 +2,13 @@
  * `netlab bench udp`. Not part of netlab's install: the benchmarks compile it
  * with gcc when they run (see tests/benchmarks/test_bench_net.py).
  *
- *   udp_mmsg SIZE SECONDS   one process, two threads: a sender thread pushes
- *                           SIZE-byte datagrams (64 per sendmmsg) to a receiver
- *                           thread (64 per recvmmsg) on 127.0.0.1 for SECONDS;
- *                           prints "sent N received M seconds S".
+ *   udp_mmsg SIZE SECONDS [NAP_US [RCVBUF]]
+ *       one process, two threads: a sender thread pushes SIZE-byte datagrams
+ *       (64 per sendmmsg) to a receiver thread (64 per recvmmsg) on 127.0.0.1
+ *       for SECONDS; prints "sent N received M seconds S".
+ *       The receiver drains, then naps NAP_US microseconds (default 100, the
+ *       algorithm of netlab's receiver); NAP_US 0 blocks in recvmmsg instead.
+ *       RCVBUF asks for that receive buffer (SO_RCVBUFFORCE as root).
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -59,12 +62,14 @@ static void *sender(void *arg) {
 }
 
 int main(int argc, char **argv) {
-    if (argc != 3) {
-        fprintf(stderr, "usage: udp_mmsg SIZE SECONDS\n");
+    if (argc < 3 || argc > 5) {
+        fprintf(stderr, "usage: udp_mmsg SIZE SECONDS [NAP_US [RCVBUF]]\n");
         return 2;
     }
     size = atoi(argv[1]);
     seconds = atof(argv[2]);
+    long nap_us = argc > 3 ? atol(argv[3]) : 100;
+    int rcvbuf = argc > 4 ? atoi(argv[4]) : 0;
     struct sockaddr_in a;
     socklen_t alen = sizeof a;
     memset(&a, 0, sizeof a);
@@ -77,6 +82,9 @@ int main(int argc, char **argv) {
     connect(tx, (struct sockaddr *)&a, sizeof a);
     struct timeval tv = {0, 100000};
     setsockopt(rx, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    if (rcvbuf > 0 && setsockopt(rx, SOL_SOCKET, SO_RCVBUFFORCE, &rcvbuf, sizeof rcvbuf) < 0)
+        setsockopt(rx, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
+    struct timespec nap = {0, nap_us * 1000};
 
     struct mmsghdr m[BATCH];
     struct iovec iov[BATCH];
@@ -85,10 +93,22 @@ int main(int argc, char **argv) {
     pthread_t t;
     double start = now();
     pthread_create(&t, NULL, sender, NULL);
+    double last = now();
     for (;;) {
-        int r = recvmmsg(rx, m, BATCH, MSG_WAITFORONE, NULL);
-        if (r > 0) received += r;
-        else if (done) break;    /* 0.1 s of silence after the sender finished */
+        /* Drain without blocking; nap when the queue is short or empty; block
+         * (0.1 s timeout) after 20 ms without a datagram, and stop on silence
+         * once the sender is done. */
+        int idle = now() - last > 0.02;
+        int r = recvmmsg(rx, m, BATCH, nap_us > 0 && !idle ? MSG_DONTWAIT : MSG_WAITFORONE, NULL);
+        if (r > 0) {
+            received += r;
+            last = now();
+            if (r < BATCH && nap_us > 0) nanosleep(&nap, NULL);
+        } else if (done && (idle || nap_us == 0)) {
+            break;
+        } else if (nap_us > 0 && !idle) {
+            nanosleep(&nap, NULL);
+        }
     }
     pthread_join(t, NULL);
     printf("sent %lld received %lld seconds %.3f\n", sent, received, seconds);
