@@ -28,7 +28,6 @@ import argparse
 import os
 import select
 import socket
-import subprocess
 import sys
 from typing import Any, Dict, List, Optional, Tuple
 

@@ -207,15 +207,12 @@ def serve_tcp(host: str = "0.0.0.0", port: int = _remote.DEFAULT_PORT, once: boo
         _remote.reply(ctrl, "tcp", ok=True, cookie=cookie, backend=io.BACKEND)
         conn = _remote.accept_data(hello["_listener"], cookie)
         state = _new_state()
-        progress = _common.Progress()
         try:
             with conn:
                 _receive_stream(io, conn, buffer, discard, state,
                                 io.monotonic_ns() + int((seconds + 15) * 1e9))
         except OSError as exc:
             raise NetlabError(f"the data connection broke: {exc.strerror or exc}") from None
-        finally:
-            progress.done()
         done = ctrl.receive(5.0, "end of test").get("done")
         if not isinstance(done, dict) or not isinstance(done.get("sent"), int):
             raise NetlabError(f"{ctrl.peer} ended the test without its count")

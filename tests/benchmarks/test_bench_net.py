@@ -122,7 +122,8 @@ def _report(title, rows):
     print(f"\n{title}")
     width = max(len(r[0]) for r in rows)
     for name, value, unit in rows:
-        print(f"  {name.ljust(width)}  {value:>14,.1f} {unit}")
+        text = f"{value:>14,.3f}" if unit == "x" else f"{value:>14,.1f}"
+        print(f"  {name.ljust(width)}  {text} {unit}")
 
 
 # --- peers ----------------------------------------------------------------------
@@ -493,6 +494,8 @@ def test_two_namespaces_against_iperf3(benchmark, namespaces):
     ratios = {"udp": med["netlab udp 64 B /s"] / med["iperf3 udp 64 B /s"],
               "tcp": med["netlab tcp Gbit/s"] / med["iperf3 tcp Gbit/s"]}
     benchmark.extra_info.update(runs=got, median=med, ratios=ratios, load=_load())
+    _plot("compare-two-hosts", "two namespaces over veth: netlab / iperf3 (medians)",
+          "netlab / iperf3", {"UDP 64 B received/s": ratios["udp"], "TCP Gbit/s": ratios["tcp"]})
     _report(f"two namespaces over veth, median of {rounds} x {seconds:g} s, load {_load()}",
             [(k, v, "") for k, v in med.items()]
             + [(f"netlab / iperf3 {k}", v, "x") for k, v in ratios.items()])
