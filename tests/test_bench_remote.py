@@ -11,6 +11,7 @@ import json
 import os
 import select
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -19,7 +20,7 @@ import threading
 import pytest
 
 from netlab.bench import _remote
-from tests.conftest import ROOT, free_port_both, netlab_env, run_netlab
+from tests.conftest import ROOT, free_port_both, interrupt_netlab, netlab_env, run_netlab
 
 
 class Server:
@@ -248,3 +249,26 @@ def test_between_two_namespaces(two_namespaces, test):
         assert mine["sent"] == mine["received"] + mine["lost"]
     else:
         assert mine["verified"] is True and mine["bytes"] == theirs["bytes"] > 0
+
+
+@pytest.mark.parametrize("test", ["udp", "tcp"])
+def test_ctrl_c_stops_a_waiting_server_cleanly(test):
+    with Server(test, "--server", "--port", "0", "--host", "127.0.0.1") as srv:
+        srv.proc.send_signal(signal.SIGINT)       # once it listens: by PID, ours
+        code, out, err = srv.finish()
+    assert code == 0 and err == "", err
+    assert srv.listening.startswith("listening on tcp://127.0.0.1:")
+
+
+def test_ctrl_c_on_the_client_ends_the_test_on_both_sides():
+    port = free_port_both()
+    with Server("udp", "--server", "--port", port, "--once", "--host", "127.0.0.1",
+                "--json") as srv:
+        r = interrupt_netlab("bench", "udp", "--client", "127.0.0.1", "--port", port,
+                             "--seconds", "60", "--rate", "2000", "--json", after=6.0)
+        code, server_out, server_err = srv.finish()
+    assert r.returncode == 0, r.stderr
+    assert code == 0, server_err
+    mine, theirs = json.loads(r.stdout), json.loads(server_out)
+    assert mine["interrupted"] is True and theirs["interrupted"] is True
+    assert mine["sent"] == theirs["sent"] > 0 and mine["seconds"] < 30
