@@ -113,6 +113,18 @@ def test_server_keeps_serving_after_a_bad_client():
         # garbage on the control port
         with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
             s.sendall(b"GET / HTTP/1.0\r\n\r\n")
+        # a well-formed hello with nonsense in it, then a nonsense end of test
+        for hello, done in (({"rcvbuf": "big"}, None), ({}, {"sent": "x", "seconds": []})):
+            with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+                s.sendall(json.dumps(dict({"hello": "netlab-bench", "protocol": _remote.PROTOCOL,
+                                           "test": "udp", "size": 64, "seconds": 0.1},
+                                          **hello)).encode() + b"\n")
+                f = s.makefile()
+                answer = json.loads(f.readline())
+                assert ("error" in answer) is (done is None)
+                if done is not None:
+                    s.sendall(json.dumps({"done": done}).encode() + b"\n")
+                    assert f.readline() == ""       # no result for a bad count: closed
         # a real client still gets its test
         out = _client("udp", "--client", "127.0.0.1", "--port", port, "--seconds", "0.2",
                       "--rate", "2000", "--json")
@@ -123,7 +135,7 @@ def test_server_keeps_serving_after_a_bad_client():
         _, _, err = srv.finish()
     # each bad client cost one line on the server's stderr, no traceback
     assert "protocol 99" in err and "Traceback" not in err
-    assert len([line for line in err.splitlines() if "failed" in line]) == 2
+    assert len([line for line in err.splitlines() if "failed" in line]) == 4
 
 
 def test_no_server_is_one_clear_line():

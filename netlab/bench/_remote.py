@@ -37,7 +37,8 @@ import netlab
 from netlab.binding import bind_socket, format_address
 from netlab.errors import NetlabError
 
-__all__ = ["DEFAULT_PORT", "PROTOCOL", "Control", "accept_data", "connect", "new_cookie", "reply",
+__all__ = ["DEFAULT_PORT", "PROTOCOL", "Control", "accept_data", "check_done", "connect", "new_cookie",
+           "number", "reply",
            "serve"]
 
 DEFAULT_PORT = 7201        # iperf3's 5201, moved into netlab's 7000 block
@@ -99,6 +100,19 @@ class Control:
 
     def close(self) -> None:
         self.sock.close()
+
+
+def number(value: Any, low: float, high: float) -> bool:
+    """A JSON number (not a bool) within [low, high]: for checking what a peer sent."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and low <= value <= high
+
+
+def check_done(ctrl: "Control", done: Any) -> Dict[str, Any]:
+    """The client's end-of-test message, checked: its ``sent`` count and ``seconds``."""
+    if not (isinstance(done, dict) and isinstance(done.get("sent"), int) and done["sent"] >= 0
+            and number(done.get("seconds"), 0, 1e6)):
+        raise NetlabError(f"{ctrl.peer} ended the test without a valid count")
+    return done
 
 
 def _hello(test: str) -> Dict[str, Any]:
@@ -185,8 +199,10 @@ def serve(test: str, host: str, port: int, handler: Handler, once: bool = False,
             ctrl = Control(sock, f"the client at {format_address(*addr[:2])}")
             try:
                 result = _one_test(test, ctrl, handler, listener)
-            except NetlabError as exc:
-                print(f"netlab: test from {format_address(*addr[:2])} failed: {exc}",
+            except (NetlabError, OSError, ValueError, TypeError, KeyError) as exc:
+                # One client's trouble (gone, garbled, malicious) ends its test only.
+                text = exc if isinstance(exc, NetlabError) else f"{ctrl.peer} broke the test ({exc!r:.80})"
+                print(f"netlab: test from {format_address(*addr[:2])} failed: {text}",
                       file=sys.stderr, flush=True)
                 result = None
             finally:

@@ -198,8 +198,8 @@ def serve_tcp(host: str = "0.0.0.0", port: int = _remote.DEFAULT_PORT, once: boo
     def handler(ctrl, hello):
         buffer = hello.get("buffer")
         seconds = hello.get("seconds")
-        if not (isinstance(buffer, int) and 1 <= buffer <= MAX_BUFFER
-                and isinstance(seconds, (int, float)) and 0 < seconds <= _common.MAX_SECONDS):
+        if not (isinstance(buffer, int) and _remote.number(buffer, 1, MAX_BUFFER)
+                and _remote.number(seconds, 1e-3, _common.MAX_SECONDS)):
             _remote.reply(ctrl, "tcp", error="bad test parameters")
             raise NetlabError(f"{ctrl.peer} sent bad test parameters")
         discard = bool(hello.get("discard"))
@@ -213,14 +213,13 @@ def serve_tcp(host: str = "0.0.0.0", port: int = _remote.DEFAULT_PORT, once: boo
                                 io.monotonic_ns() + int((seconds + 15) * 1e9))
         except OSError as exc:
             raise NetlabError(f"the data connection broke: {exc.strerror or exc}") from None
-        done = ctrl.receive(5.0, "end of test").get("done")
-        if not isinstance(done, dict) or not isinstance(done.get("sent"), int):
-            raise NetlabError(f"{ctrl.peer} ended the test without its count")
+        done = _remote.check_done(ctrl, ctrl.receive(5.0, "end of test").get("done"))
         # The rate over the sender's clock: first byte sent to the end of the stream.
         result = _result(state, done["sent"], 0, io, buffer, discard,
-                         bool(done.get("interrupted")), elapsed=float(done.get("seconds", 0)))
+                         done.get("interrupted") is True, elapsed=float(done["seconds"]))
         result.update(role="server", client=ctrl.peer.split(" at ")[-1],
-                      sender_backend=done.get("backend"))
+                      sender_backend=done.get("backend") if done.get("backend") in _common.BACKENDS
+                      else None)
         ctrl.send({"result": result})
         return result
 

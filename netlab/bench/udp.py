@@ -408,15 +408,16 @@ def serve_udp(host: str = "0.0.0.0", port: int = _remote.DEFAULT_PORT, once: boo
         port = sock.getsockname()[1]   # port 0: the same number for the control socket
 
     def handler(ctrl, hello):
-        size = hello.get("size")
-        seconds = hello.get("seconds")
-        rate = hello.get("rate") or 0.0
-        if not (isinstance(size, int) and 20 <= size <= MAX_SIZE and isinstance(seconds, (int, float))
-                and 0 < seconds <= _common.MAX_SECONDS and isinstance(rate, (int, float))):
+        size, seconds = hello.get("size"), hello.get("seconds")
+        rate, rcvbuf = hello.get("rate") or 0.0, hello.get("rcvbuf")
+        if not (isinstance(size, int) and _remote.number(size, 20, MAX_SIZE)
+                and _remote.number(seconds, 1e-3, _common.MAX_SECONDS)
+                and _remote.number(rate, 0, 1e9)
+                and (rcvbuf is None or _remote.number(rcvbuf, 1, 1 << 30))):
             _remote.reply(ctrl, "udp", error="bad test parameters")
             raise NetlabError(f"{ctrl.peer} sent bad test parameters")
-        asked = hello.get("rcvbuf") or default_rcvbuf(size, rate)
-        granted = set_rcvbuf(sock, int(min(asked, 1 << 30)))
+        asked = int(rcvbuf or default_rcvbuf(size, rate))
+        granted = set_rcvbuf(sock, asked)
         _discard_queued(sock)
         rx = Receiver(io, sock, size, nap_us, _common.Progress())
         _remote.reply(ctrl, "udp", ok=True, port=port, rcvbuf=granted, backend=io.BACKEND,
@@ -424,15 +425,15 @@ def serve_udp(host: str = "0.0.0.0", port: int = _remote.DEFAULT_PORT, once: boo
         hard_end = rx.start + int((seconds + 15) * 1e9)
         while not ctrl.ready() and io.monotonic_ns() < hard_end:
             rx.chunk()
-        done = ctrl.receive(5.0, "end of test").get("done")
-        if not isinstance(done, dict) or not isinstance(done.get("sent"), int):
-            raise NetlabError(f"{ctrl.peer} ended the test without its count")
+        done = _remote.check_done(ctrl, ctrl.receive(5.0, "end of test").get("done"))
         rx.drain(300_000_000)
-        result = _result(size, done, rx.counters.result(), io, granted, rate, None, rx.drops(),
-                         bool(done.get("interrupted")), asked=asked, gso=int(done.get("gso") or 0),
-                         nap_us=nap_us)
+        gso = done.get("gso") if isinstance(done.get("gso"), int) else 0
+        result = _result(size, {"sent": done["sent"], "seconds": done["seconds"]},
+                         rx.counters.result(), io, granted, rate, None, rx.drops(),
+                         done.get("interrupted") is True, asked=asked, gso=gso, nap_us=nap_us)
         result.update(role="server", client=ctrl.peer.split(" at ")[-1],
-                      sender_backend=done.get("backend"))
+                      sender_backend=done.get("backend") if done.get("backend") in _common.BACKENDS
+                      else None)
         ctrl.send({"result": result})
         return result
 
