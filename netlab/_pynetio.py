@@ -39,12 +39,12 @@ __all__ = [
     "BATCH",
     "EchoLoad",
     "HAVE_MMSG",
-    "IDLE_NS",
     "MAGIC",
     "MAX_GSO_SEGMENTS",
     "MAX_SEQ",
     "NAP_NS",
     "PATTERN_PERIOD",
+    "SMALL_WAKE",
     "STAMP_SIZE",
     "UdpCounters",
     "encode_stamp",
@@ -71,9 +71,10 @@ STAMP_SIZE = 20        # magic (4) + sequence number (8) + send time in ns (8)
 MAX_SEQ = (1 << 28) - 1
 PATTERN_PERIOD = 251   # TCP stream byte k is k % 251
 # The UDP receiver drains its queue, then naps NAP_NS so that the next call
-# finds many datagrams waiting; after IDLE_NS without one it blocks instead.
+# finds many datagrams waiting, as long as a wake-up brings SMALL_WAKE or more
+# (see udp_recv).
 NAP_NS = 100_000
-IDLE_NS = 20_000_000
+SMALL_WAKE = 16
 MAX_GSO_SEGMENTS = 64  # the kernel's UDP_MAX_SEGMENTS: datagrams per GSO send
 
 _STAMP = struct.Struct(">4sQQ")
@@ -213,38 +214,47 @@ def udp_recv(sock: socket.socket, counters: UdpCounters, deadline_ns: int,
              bufsize: int = 65536, nap_ns: int = NAP_NS) -> int:
     """Receive datagrams into ``counters`` until ``deadline_ns``; return how many.
 
-    Drain, then nap: read without blocking while datagrams are queued; when
-    the queue is empty, sleep ``nap_ns`` and look again. A receiver that
-    blocks wakes up for every datagram or two, and each wake-up costs more
-    than the datagram; one that naps finds a queue full of them (the receive
-    buffer must hold what arrives during a nap: NAP_NS x the rate). After
-    IDLE_NS without a datagram it blocks in ``select`` instead, so an idle
-    receiver sleeps. ``nap_ns=0`` blocks every time (the old design).
-    One ``recv_into`` per datagram; its arrival time is read right after it.
+    Drain, then nap when napping pays. Every wake-up drains the queue (reads
+    without blocking until it is empty). A receiver that *blocks* until the
+    next datagram is woken for every one or two when it keeps up, and each
+    wake-up costs more than the datagrams it brings; so a blocking wake-up
+    that brought fewer than SMALL_WAKE datagrams makes the next wait a *nap*
+    of ``nap_ns``, after which many datagrams are waiting (the receive buffer
+    must hold what arrives during a nap: ``nap_ns`` x the rate). A nap that
+    brought fewer than SMALL_WAKE means the rate is low, and on a busy
+    machine a blocked receiver is woken late and finds a full queue anyway:
+    then the next wait blocks again. ``nap_ns=0`` always blocks (the old
+    design). One ``recv_into`` per datagram; its arrival time is read right
+    after it.
     """
     buf = bytearray(bufsize)
     view = memoryview(buf)
     got = 0
-    last_data = monotonic_ns()
+    wake = 0            # datagrams this wake-up brought so far
+    napping = False
     while True:
         try:
             n = sock.recv_into(buf, bufsize, socket.MSG_DONTWAIT)
         except (BlockingIOError, InterruptedError):
-            now = monotonic_ns()
-            left = deadline_ns - now
+            left = deadline_ns - monotonic_ns()
             if left <= 0:
                 return got
-            if nap_ns > 0 and now - last_data < IDLE_NS:
+            # Drained: this wake-up is over. Was it worth it?
+            if nap_ns > 0:
+                napping = wake >= SMALL_WAKE if napping else 0 < wake < SMALL_WAKE
+            wake = 0
+            if napping:
                 time.sleep(nap_ns / 1e9)
             else:
                 select.select([sock], [], [], min(left, 10_000_000) / 1e9)
             continue
         except ConnectionRefusedError:
             continue  # an ICMP error queued on the socket: not a datagram
-        last_data = monotonic_ns()
-        counters.feed(view[:n], last_data)
+        arrival = monotonic_ns()
+        counters.feed(view[:n], arrival)
         got += 1
-        if got & 63 == 0 and last_data >= deadline_ns:
+        wake += 1
+        if got & 63 == 0 and arrival >= deadline_ns:
             return got
 
 

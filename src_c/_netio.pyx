@@ -147,12 +147,12 @@ __all__ = [
     "BATCH",
     "EchoLoad",
     "HAVE_MMSG",
-    "IDLE_NS",
     "MAGIC",
     "MAX_GSO_SEGMENTS",
     "MAX_SEQ",
     "NAP_NS",
     "PATTERN_PERIOD",
+    "SMALL_WAKE",
     "STAMP_SIZE",
     "UdpCounters",
     "encode_stamp",
@@ -177,12 +177,12 @@ MAGIC = b"NLB1"
 STAMP_SIZE = 20
 MAX_SEQ = (1 << 28) - 1
 PATTERN_PERIOD = 251
-# Drain-then-nap receiver (see udp_recv): the nap, and how long without a
-# datagram before it blocks instead. The values are the twin's.
+# Drain-then-nap receiver (see udp_recv): the nap, and the fewest datagrams
+# a wake-up must bring to be worth it. The values are the twin's.
 NAP_NS = 100_000
-IDLE_NS = 20_000_000
+SMALL_WAKE = 16
 MAX_GSO_SEGMENTS = 64      # the kernel's UDP_MAX_SEGMENTS
-cdef int64_t _IDLE_NS = IDLE_NS
+cdef long long _SMALL_WAKE = SMALL_WAKE
 
 cdef uint64_t _MAX_SEQ = (1 << 28) - 1
 cdef int _PERIOD = 251
@@ -446,21 +446,23 @@ def udp_recv(sock, UdpCounters counters, long long deadline_ns, Py_ssize_t bufsi
              long long nap_ns=NAP_NS):
     """Receive datagrams into ``counters`` until ``deadline_ns``; return how many.
 
-    Drain, then nap (the twin's algorithm, see :func:`netlab._pynetio.udp_recv`):
-    ``recvmmsg`` without blocking while whole batches of BATCH come back; when
-    the queue is empty or short, sleep ``nap_ns`` so that the next call finds
-    a full batch. After IDLE_NS without a datagram it blocks instead (10 ms
-    kernel timeout, SO_RCVTIMEO), so an idle receiver does not wake 10,000
-    times a second. ``nap_ns=0`` is the old design: block and wake per datagram.
+    Drain, then nap *when napping pays* (the twin's algorithm, see
+    :func:`netlab._pynetio.udp_recv`): each wake-up drains the queue, up to
+    BATCH datagrams per ``recvmmsg``. A blocking wake-up that brought fewer
+    than SMALL_WAKE datagrams was not worth it, so the next wait is a nap of
+    ``nap_ns``; a nap that brought fewer than SMALL_WAKE means the rate is
+    low, so the next wait blocks (10 ms kernel timeout, SO_RCVTIMEO).
+    ``nap_ns=0`` always blocks (the old design).
     """
     cdef int fd = sock.fileno()
     cdef uint8_t *bufs = <uint8_t *>malloc(_BATCH * bufsize)
     cdef iovec iov[_BATCH]
     cdef mmsghdr msgs[_BATCH]
     cdef timeval tv
-    cdef long long got = 0
-    cdef int i, r, err = 0, flags
-    cdef int64_t now, last_data
+    cdef long long got = 0, wake = 0
+    cdef int i, r, err = 0
+    cdef bint napping = False
+    cdef int64_t now
     if bufs == NULL:
         raise MemoryError()
     memset(msgs, 0, sizeof(msgs))
@@ -473,33 +475,35 @@ def udp_recv(sock, UdpCounters counters, long long deadline_ns, Py_ssize_t bufsi
     tv.tv_usec = 10000
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv))
     with nogil:
-        last_data = _now()
         while True:
-            # Busy: take what is queued without blocking. Idle: block for the
-            # first datagram (MSG_WAITFORONE returns with whatever else came).
-            now = _now()
-            flags = MSG_DONTWAIT if nap_ns > 0 and now - last_data < _IDLE_NS else MSG_WAITFORONE
-            r = recvmmsg(fd, msgs, _BATCH, flags, NULL)
+            # Napping: take what is queued without blocking. Blocking: wait for
+            # the first datagram (MSG_WAITFORONE returns with whatever else came).
+            r = recvmmsg(fd, msgs, _BATCH, MSG_DONTWAIT if napping else MSG_WAITFORONE, NULL)
             if r < 0:
                 if errno == EAGAIN or errno == EWOULDBLOCK or errno == EINTR:
                     if _now() >= deadline_ns:
                         break
-                    if flags == MSG_DONTWAIT:
-                        _sleep_ns(nap_ns)
+                    napping = False   # a nap found nothing (or a block timed out): block
+                    wake = 0
                     continue
                 if errno == ECONNREFUSED:
                     continue     # an ICMP error queued on the socket, not a datagram
                 err = errno
                 break
             now = _now()
-            last_data = now
             for i in range(r):
                 counters._feed(bufs + i * bufsize, msgs[i].msg_len, now)
             got += r
+            wake += r
             if now >= deadline_ns:
                 break
-            if r < _BATCH and nap_ns > 0:
-                _sleep_ns(nap_ns)   # drained: let the next batch fill up
+            if r < _BATCH:
+                # Drained: this wake-up is over. Was it worth it?
+                if nap_ns > 0:
+                    napping = wake >= _SMALL_WAKE if napping else wake < _SMALL_WAKE
+                wake = 0
+                if napping:
+                    _sleep_ns(nap_ns)   # let the next batch fill up
     free(bufs)
     counters._check()
     if err:

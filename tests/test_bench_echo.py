@@ -150,12 +150,12 @@ def test_bad_flags(netlab_cli, argv, words):
 
 
 def test_ctrl_c_prints_partial_result(echo_server):
-    # Ctrl-C 3 s in: well into the run, even on a busy machine.
+    # Ctrl-C 6 s in: well into the run, even on a machine at load 50+ (start-up takes seconds).
     proc = interrupt_netlab("bench", "echo", "--target", echo_server, "--clients", "3",
-                            "--seconds", "30", "--json", after=3)
+                            "--seconds", "30", "--json", after=6)
     assert proc.returncode == 0, proc.stderr
     data = json.loads(proc.stdout)
-    assert data["interrupted"] is True and data["round_trips"] > 0 and data["seconds"] < 10
+    assert data["interrupted"] is True and data["round_trips"] > 0 and data["seconds"] < 15
 
 
 def test_plot_compares_servers(netlab_cli, echo_server, tmp_path):

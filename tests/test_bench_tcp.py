@@ -57,11 +57,11 @@ def test_bad_flags(netlab_cli, argv, words):
 
 
 def test_ctrl_c_reports_partial_transfer():
-    # Ctrl-C 3 s in: well into the run, even on a busy machine.
-    proc = interrupt_netlab("bench", "tcp", "--seconds", "30", "--json", after=3)
+    # Ctrl-C 6 s in: well into the run, even on a machine at load 50+ (start-up takes seconds).
+    proc = interrupt_netlab("bench", "tcp", "--seconds", "30", "--json", after=6)
     assert proc.returncode == 0, proc.stderr
     data = json.loads(proc.stdout)
-    assert data["interrupted"] is True and data["seconds"] < 10
+    assert data["interrupted"] is True and data["seconds"] < 15
     assert data["verified"] is True and data["bytes"] > 0
 
 

@@ -105,12 +105,12 @@ def test_port_in_use_is_a_runtime_error(netlab_cli):
 
 
 def test_ctrl_c_prints_what_was_measured(tmp_path):
-    # Ctrl-C 3 s in: well into the run, even on a busy machine.
+    # Ctrl-C 6 s in: well into the run, even on a machine at load 50+ (start-up takes seconds).
     proc = interrupt_netlab("bench", "udp", "--seconds", "30", "--rate", "2000", "--json",
-                            after=3)
+                            after=6)
     assert proc.returncode == 0, proc.stderr
     data = json.loads(proc.stdout)
-    assert data["interrupted"] is True and data["seconds"] < 10
+    assert data["interrupted"] is True and data["seconds"] < 15
     assert data["sent"] > 0 and data["received"] > 0
 
 
@@ -218,7 +218,7 @@ def test_receive_buffer_is_sized_for_the_rate_and_reported(netlab_cli):
     assert data["rcvbuf_asked"] == 200000 * 0.05 * (64 + 768) / 2
     assert data["rcvbuf"] >= min(data["rcvbuf_asked"], 212992)
     table = netlab_cli("bench", "udp", "--seconds", "0.2", "--rate", "2000")
-    assert "sized for the rate" in table.stdout and "receiver naps 100 us" in table.stdout
+    assert "sized for the rate" in table.stdout and "receiver naps 100 us when blocking does not pay" in table.stdout
 
 
 def test_default_rcvbuf_stays_within_its_bounds():

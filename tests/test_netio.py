@@ -406,8 +406,9 @@ def test_udp_recv_counts_every_datagram_whether_it_naps_or_blocks(io, nap_ns):
 
 
 def test_udp_recv_idle_receiver_sleeps_instead_of_napping(io):
-    # Nothing arrives: after IDLE_NS the loop blocks in the kernel, so 0.1 s
-    # idle costs a handful of wake-ups, not 1,000 naps of 100 us.
+    # Nothing arrives: the loop blocks in the kernel (a nap only follows a
+    # wake-up that brought a few datagrams), so 0.1 s idle costs a handful
+    # of wake-ups, not 1,000 naps of 100 us.
     tx, rx = _udp_pair()
     with tx, rx:
         start_cpu = time.process_time()

@@ -584,8 +584,9 @@ def register(sub) -> None:
                    "(UDP_SEGMENT, Linux 4.18+; 1-64); the receiver still reads and counts "
                    "separate datagrams (no GRO)")
     p.add_argument("--nap", type=_nap, default=DEFAULT_NAP_US, metavar="US",
-                   help=f"receiver: once the queue is drained, nap US microseconds before "
-                   f"reading again (default {DEFAULT_NAP_US:g}; 0: block and wake per datagram)")
+                   help=f"receiver: drain the queue at every wake-up, and when blocking "
+                   "until the next datagram brought only a few, nap US microseconds instead "
+                   f"(default {DEFAULT_NAP_US:g}; 0: always block)")
     p.add_argument("--target", type=_common.host_port, metavar="HOST:PORT",
                    help="send to HOST:PORT, a forwarder to the receiver (see --port)")
     p.add_argument("--port", type=port_number, default=None,
@@ -621,8 +622,8 @@ def _notes(args: argparse.Namespace, results: List[Dict[str, Any]]) -> List[str]
     notes = [f"backend {r0['backend']} ("
              + ("sendmmsg/recvmmsg, up to " + str(r0['batch']) + " datagrams per call"
                 if r0["backend"] == "cython" else "one system call per datagram")
-             + (f", receiver naps {r0['nap_us']:g} us when drained" if r0.get("nap_us")
-                else ", receiver blocks")
+             + (f", receiver naps {r0['nap_us']:g} us when blocking does not pay"
+                if r0.get("nap_us") else ", receiver blocks")
              + f"), receive buffer {r0['rcvbuf']} bytes"
              + (" (asked " + str(r0["rcvbuf_asked"]) + (", sized for the rate" if not args.rcvbuf
                                                         else "") + ")"

@@ -6,8 +6,9 @@
  *       one process, two threads: a sender thread pushes SIZE-byte datagrams
  *       (64 per sendmmsg) to a receiver thread (64 per recvmmsg) on 127.0.0.1
  *       for SECONDS; prints "sent N received M seconds S".
- *       The receiver drains, then naps NAP_US microseconds (default 100, the
- *       algorithm of netlab's receiver); NAP_US 0 blocks in recvmmsg instead.
+ *       The receiver drains, then naps NAP_US microseconds when napping pays
+ *       (default 100, the algorithm of netlab's receiver, see
+ *       netlab/_pynetio.py udp_recv); NAP_US 0 always blocks in recvmmsg.
  *       RCVBUF asks for that receive buffer (SO_RCVBUFFORCE as root).
  */
 #define _GNU_SOURCE
@@ -93,21 +94,25 @@ int main(int argc, char **argv) {
     pthread_t t;
     double start = now();
     pthread_create(&t, NULL, sender, NULL);
-    double last = now();
+    /* netlab's receiver: drain each wake-up; nap next when a blocking wake-up
+     * brought fewer than 16 datagrams, block next when a nap did. Blocking
+     * times out after 0.1 s; silence then, with the sender done, ends the run. */
+    int napping = 0;
+    long long wake = 0;
     for (;;) {
-        /* Drain without blocking; nap when the queue is short or empty; block
-         * (0.1 s timeout) after 20 ms without a datagram, and stop on silence
-         * once the sender is done. */
-        int idle = now() - last > 0.02;
-        int r = recvmmsg(rx, m, BATCH, nap_us > 0 && !idle ? MSG_DONTWAIT : MSG_WAITFORONE, NULL);
-        if (r > 0) {
-            received += r;
-            last = now();
-            if (r < BATCH && nap_us > 0) nanosleep(&nap, NULL);
-        } else if (done && (idle || nap_us == 0)) {
-            break;
-        } else if (nap_us > 0 && !idle) {
-            nanosleep(&nap, NULL);
+        int r = recvmmsg(rx, m, BATCH, napping ? MSG_DONTWAIT : MSG_WAITFORONE, NULL);
+        if (r <= 0) {
+            if (!napping && done) break;
+            napping = 0;
+            wake = 0;
+            continue;
+        }
+        received += r;
+        wake += r;
+        if (r < BATCH) {
+            if (nap_us > 0) napping = napping ? wake >= 16 : wake < 16;
+            wake = 0;
+            if (napping) nanosleep(&nap, NULL);
         }
     }
     pthread_join(t, NULL);
