@@ -40,16 +40,22 @@ __all__ = [
     "EchoLoad",
     "HAVE_MMSG",
     "MAGIC",
+    "MAX_GSO_SEGMENTS",
     "MAX_SEQ",
+    "NAP_NS",
     "PATTERN_PERIOD",
+    "SMALL_WAKE",
     "STAMP_SIZE",
     "UdpCounters",
     "encode_stamp",
     "monotonic_ns",
     "parse_stamp",
     "pattern",
+    "ping_pong",
+    "tcp_discard",
     "tcp_recv",
     "tcp_send",
+    "udp_echo",
     "udp_recv",
     "udp_send",
 ]
@@ -64,6 +70,12 @@ STAMP_SIZE = 20        # magic (4) + sequence number (8) + send time in ns (8)
 # few minutes gets near 268 million datagrams.
 MAX_SEQ = (1 << 28) - 1
 PATTERN_PERIOD = 251   # TCP stream byte k is k % 251
+# The UDP receiver drains its queue, then naps NAP_NS so that the next call
+# finds many datagrams waiting, as long as a wake-up brings SMALL_WAKE or more
+# (see udp_recv).
+NAP_NS = 100_000
+SMALL_WAKE = 16
+MAX_GSO_SEGMENTS = 64  # the kernel's UDP_MAX_SEGMENTS: datagrams per GSO send
 
 _STAMP = struct.Struct(">4sQQ")
 
@@ -157,15 +169,21 @@ class UdpCounters:
 
 
 def udp_send(sock: socket.socket, size: int, seq: int, t0_ns: int, rate: float,
-             deadline_ns: int) -> Tuple[int, int, int]:
+             deadline_ns: int, gso: int = 0) -> Tuple[int, int, int]:
     """Send stamped datagrams numbered ``seq, seq+1, ...`` until ``deadline_ns``.
 
     ``sock`` is a connected UDP socket. With ``rate`` > 0 datagram ``k`` is
     due at ``t0_ns + k / rate`` seconds (so pacing holds across calls); with
-    0 it sends as fast as it can. Returns ``(sent, errors, last_errno)``; a
-    failed send is retried with the same sequence number.
+    0 it sends as fast as it can. With ``gso`` > 0 the socket has UDP_SEGMENT
+    set to ``size`` (generic segmentation offload): one ``send`` carries
+    ``gso`` stamped datagrams back to back and the kernel cuts them apart.
+    Returns ``(sent, errors, last_errno)``; a failed send is retried with the
+    same sequence numbers.
     """
-    buf = bytearray(encode_stamp(0, 0, size))
+    if not 0 <= gso <= MAX_GSO_SEGMENTS or (gso and rate > 0):
+        raise ValueError("gso: 0 or 1-64 segments per message, and not with a paced rate")
+    seg = gso or 1
+    buf = bytearray(encode_stamp(0, 0, size) * seg)
     sent = errors = last_errno = 0
     interval = 1e9 / rate if rate > 0 else 0.0
     now = monotonic_ns()
@@ -176,7 +194,8 @@ def udp_send(sock: socket.socket, size: int, seq: int, t0_ns: int, rate: float,
                 time.sleep((min(due, deadline_ns) - now) / 1e9)
                 now = monotonic_ns()
                 continue
-        _STAMP.pack_into(buf, 0, MAGIC, seq, now)
+        for k in range(seg):
+            _STAMP.pack_into(buf, k * size, MAGIC, seq + k, now)
         try:
             sock.send(buf)
         except OSError as exc:
@@ -185,21 +204,34 @@ def udp_send(sock: socket.socket, size: int, seq: int, t0_ns: int, rate: float,
             if exc.errno == errno.ECONNREFUSED:
                 time.sleep(0.001)  # nobody listens yet: do not spin
         else:
-            sent += 1
-            seq += 1
+            sent += seg
+            seq += seg
         now = monotonic_ns()
     return sent, errors, last_errno
 
 
 def udp_recv(sock: socket.socket, counters: UdpCounters, deadline_ns: int,
-             bufsize: int = 65536) -> int:
+             bufsize: int = 65536, nap_ns: int = NAP_NS) -> int:
     """Receive datagrams into ``counters`` until ``deadline_ns``; return how many.
 
-    One ``recv_into`` per datagram; its arrival time is read right after it.
+    Drain, then nap when napping pays. Every wake-up drains the queue (reads
+    without blocking until it is empty). A receiver that *blocks* until the
+    next datagram is woken for every one or two when it keeps up, and each
+    wake-up costs more than the datagrams it brings; so a blocking wake-up
+    that brought fewer than SMALL_WAKE datagrams makes the next wait a *nap*
+    of ``nap_ns``, after which many datagrams are waiting (the receive buffer
+    must hold what arrives during a nap: ``nap_ns`` x the rate). A nap that
+    brought fewer than SMALL_WAKE means the rate is low, and on a busy
+    machine a blocked receiver is woken late and finds a full queue anyway:
+    then the next wait blocks again. ``nap_ns=0`` always blocks (the old
+    design). One ``recv_into`` per datagram; its arrival time is read right
+    after it.
     """
     buf = bytearray(bufsize)
     view = memoryview(buf)
     got = 0
+    wake = 0            # datagrams this wake-up brought so far
+    napping = False
     while True:
         try:
             n = sock.recv_into(buf, bufsize, socket.MSG_DONTWAIT)
@@ -207,14 +239,119 @@ def udp_recv(sock: socket.socket, counters: UdpCounters, deadline_ns: int,
             left = deadline_ns - monotonic_ns()
             if left <= 0:
                 return got
-            select.select([sock], [], [], left / 1e9)
+            # Drained: this wake-up is over. Was it worth it?
+            if nap_ns > 0:
+                napping = wake >= SMALL_WAKE if napping else 0 < wake < SMALL_WAKE
+            wake = 0
+            if napping:
+                time.sleep(nap_ns / 1e9)
+            else:
+                select.select([sock], [], [], min(left, 10_000_000) / 1e9)
             continue
         except ConnectionRefusedError:
             continue  # an ICMP error queued on the socket: not a datagram
-        counters.feed(view[:n], monotonic_ns())
+        arrival = monotonic_ns()
+        counters.feed(view[:n], arrival)
         got += 1
-        if got & 63 == 0 and monotonic_ns() >= deadline_ns:
+        wake += 1
+        if got & 63 == 0 and arrival >= deadline_ns:
             return got
+
+
+def udp_echo(sock: socket.socket, deadline_ns: int) -> int:
+    """Echo every datagram on ``sock`` back to its sender until ``deadline_ns``.
+
+    The RFC 862 echo over UDP, reduced to its loop: ``recvfrom``, ``sendto``
+    the same bytes. Returns the datagrams echoed; a reply that cannot be sent
+    is dropped, as UDP may.
+    """
+    buf = bytearray(65536)
+    view = memoryview(buf)
+    echoed = 0
+    while True:
+        left = deadline_ns - monotonic_ns()
+        if left <= 0:
+            return echoed
+        if not select.select([sock], [], [], min(left, 10_000_000) / 1e9)[0]:
+            continue
+        try:
+            n, addr = sock.recvfrom_into(buf, len(buf), socket.MSG_DONTWAIT)
+            sock.sendto(view[:n], addr)
+        except OSError:
+            continue          # nothing there after all, or the reply could not go out
+        echoed += 1
+
+
+def _put_seq(req: bytearray, seq: int) -> None:
+    # The request number in the first (up to) 8 bytes, big-endian.
+    k = min(len(req), 8)
+    req[:k] = (seq & ((1 << (8 * k)) - 1)).to_bytes(k, "big")
+
+
+def ping_pong(sock: socket.socket, size: int, seq: int, deadline_ns: int, udp: bool,
+              timeout_ns: int = 200_000_000) -> Tuple[List[int], int]:
+    """Round trips of ``size`` bytes on a connected ``sock`` until ``deadline_ns``.
+
+    One request at a time: send it (request ``seq`` carries its number in its
+    first bytes), wait until all of it came back, record the time, send the
+    next. Returns ``(samples_ns, lost)``. Over UDP a request without an answer
+    within ``timeout_ns`` counts as lost, and a reply that is not the request
+    just sent (a late answer to an earlier one) is ignored. Over TCP the echo
+    must come back whole; a stream that stops answering is an error.
+    """
+    req = bytearray(i % PATTERN_PERIOD for i in range(size))
+    buf = bytearray(size + 1)
+    view = memoryview(buf)
+    samples: List[int] = []
+    lost = 0
+    sock.settimeout(0.01)    # look at the clock every 10 ms while waiting
+    try:
+        while monotonic_ns() < deadline_ns:
+            _put_seq(req, seq)
+            seq += 1
+            t0 = monotonic_ns()
+            try:
+                if udp:
+                    sock.send(req)
+                else:
+                    sock.sendall(req)
+            except ConnectionRefusedError:
+                if not udp:
+                    raise
+                lost += 1    # no echo there (yet)
+                time.sleep(0.001)
+                continue
+            off = 0
+            answered = False
+            while monotonic_ns() - t0 < timeout_ns:
+                try:
+                    n = sock.recv_into(view[off:], (size + 1) if udp else size - off)
+                except socket.timeout:
+                    continue
+                except ConnectionRefusedError:
+                    if not udp:
+                        raise
+                    break
+                if udp:
+                    if n == size and buf[:size] == req:
+                        answered = True
+                        break
+                    continue          # a late or foreign reply
+                if n == 0:
+                    raise ConnectionResetError(errno.ECONNRESET, "the echo server closed")
+                off += n
+                if off == size:
+                    answered = True
+                    break
+            if answered:
+                samples.append(monotonic_ns() - t0)
+            elif udp:
+                lost += 1
+            else:
+                raise TimeoutError(errno.ETIMEDOUT, "the echo server stopped answering")
+    finally:
+        sock.settimeout(None)
+    return samples, lost
 
 
 def pattern(length: int) -> bytes:
@@ -265,6 +402,26 @@ def tcp_recv(sock: socket.socket, pat: bytes, buf: bytearray, offset: int,
             bad += n
         got += n
     return got, bad, False
+
+
+def tcp_discard(sock: socket.socket, bufsize: int, deadline_ns: int) -> Tuple[int, bool]:
+    """Read the stream without copying it until the deadline or end of stream.
+
+    ``MSG_TRUNC`` on a TCP socket (Linux) drops up to ``bufsize`` bytes from
+    the receive queue and says how many: nothing is copied to the program,
+    so nothing is checked. Returns ``(received, eof)``.
+    """
+    got = 0
+    sink = bytearray(bufsize)   # never written for TCP; Python wants the room
+    while monotonic_ns() < deadline_ns:
+        try:
+            n = sock.recv_into(sink, bufsize, socket.MSG_TRUNC)
+        except (BlockingIOError, InterruptedError):
+            continue  # SO_RCVTIMEO expired
+        if n == 0:
+            return got, True
+        got += n
+    return got, False
 
 
 class EchoLoad:

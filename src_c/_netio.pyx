@@ -18,7 +18,7 @@ Rebuild after an edit with ``python setup.py build_ext --inplace``.
 from libc.stdint cimport uint8_t, uint64_t, int64_t
 from libc.stdlib cimport malloc, calloc, realloc, free
 from libc.string cimport memcpy, memset, memcmp
-from libc.errno cimport errno, EAGAIN, EINTR, ECONNREFUSED
+from libc.errno cimport errno, EAGAIN, EINTR, ECONNREFUSED, ECONNRESET, ETIMEDOUT
 from posix.time cimport clock_gettime, nanosleep, timespec, CLOCK_MONOTONIC
 
 import os
@@ -135,6 +135,9 @@ cdef extern from *:
     int setsockopt(int fd, int level, int name, const void *value, socklen_t length) nogil
     const int SO_RCVTIMEO
     const int MSG_WAITFORONE
+    const int MSG_TRUNC
+    struct sockaddr_storage:
+        pass
     struct timeval:
         long tv_sec
         long tv_usec
@@ -145,16 +148,22 @@ __all__ = [
     "EchoLoad",
     "HAVE_MMSG",
     "MAGIC",
+    "MAX_GSO_SEGMENTS",
     "MAX_SEQ",
+    "NAP_NS",
     "PATTERN_PERIOD",
+    "SMALL_WAKE",
     "STAMP_SIZE",
     "UdpCounters",
     "encode_stamp",
     "monotonic_ns",
     "parse_stamp",
     "pattern",
+    "ping_pong",
+    "tcp_discard",
     "tcp_recv",
     "tcp_send",
+    "udp_echo",
     "udp_recv",
     "udp_send",
 ]
@@ -168,6 +177,12 @@ MAGIC = b"NLB1"
 STAMP_SIZE = 20
 MAX_SEQ = (1 << 28) - 1
 PATTERN_PERIOD = 251
+# Drain-then-nap receiver (see udp_recv): the nap, and the fewest datagrams
+# a wake-up must bring to be worth it. The values are the twin's.
+NAP_NS = 100_000
+SMALL_WAKE = 16
+MAX_GSO_SEGMENTS = 64      # the kernel's UDP_MAX_SEGMENTS
+cdef long long _SMALL_WAKE = SMALL_WAKE
 
 cdef uint64_t _MAX_SEQ = (1 << 28) - 1
 cdef int _PERIOD = 251
@@ -213,6 +228,14 @@ cdef inline void _stamp(uint8_t *p, uint64_t seq, int64_t send_ns) noexcept nogi
 
 cdef inline bint _is_stamp(const uint8_t *p, Py_ssize_t n) noexcept nogil:
     return n >= 20 and p[0] == 78 and p[1] == 76 and p[2] == 66 and p[3] == 49
+
+
+cdef inline void _put_seq(uint8_t *p, Py_ssize_t size, uint64_t seq) noexcept nogil:
+    # The ping-pong request number in its first (up to) 8 bytes, big-endian.
+    cdef Py_ssize_t i, k = size if size < 8 else 8
+    for i in range(k - 1, -1, -1):
+        p[i] = seq & 0xFF
+        seq >>= 8
 
 
 def monotonic_ns():
@@ -335,17 +358,22 @@ cdef class UdpCounters:
 # --- UDP sender and receiver ------------------------------------------------
 
 def udp_send(sock, Py_ssize_t size, unsigned long long seq, long long t0_ns, double rate,
-             long long deadline_ns):
+             long long deadline_ns, int gso=0):
     """Send stamped datagrams numbered ``seq, seq+1, ...`` until ``deadline_ns``.
 
     Up to BATCH datagrams per ``sendmmsg``, all stamped with the time of the
     call. With ``rate`` > 0 datagram ``k`` is due at ``t0_ns + k / rate`` s.
-    Returns ``(sent, errors, last_errno)``.
+    With ``gso`` > 0 (the socket has UDP_SEGMENT set to ``size``) every
+    message carries ``gso`` datagrams back to back, which the kernel cuts
+    apart: BATCH x gso datagrams per call. Returns ``(sent, errors, last_errno)``.
     """
     if size < 20:
         raise ValueError(f"a stamped datagram needs at least 20 bytes, got {size}")
+    if gso < 0 or gso > MAX_GSO_SEGMENTS or (gso and rate > 0):
+        raise ValueError("gso: 0 or 1-64 segments per message, and not with a paced rate")
+    cdef int seg = gso if gso > 0 else 1
     cdef int fd = sock.fileno()
-    cdef uint8_t *bufs = <uint8_t *>calloc(_BATCH, size)
+    cdef uint8_t *bufs = <uint8_t *>calloc(_BATCH * seg, size)
     cdef iovec iov[_BATCH]
     cdef mmsghdr msgs[_BATCH]
     cdef unsigned long long sent = 0, errors = 0
@@ -358,8 +386,8 @@ def udp_send(sock, Py_ssize_t size, unsigned long long seq, long long t0_ns, dou
         raise MemoryError()
     memset(msgs, 0, sizeof(msgs))
     for i in range(_BATCH):
-        iov[i].iov_base = bufs + i * size
-        iov[i].iov_len = size
+        iov[i].iov_base = bufs + i * seg * size
+        iov[i].iov_len = seg * size
         msgs[i].msg_hdr.msg_iov = &iov[i]
         msgs[i].msg_hdr.msg_iovlen = 1
     with nogil:
@@ -376,7 +404,7 @@ def udp_send(sock, Py_ssize_t size, unsigned long long seq, long long t0_ns, dou
                     continue
                 if count < n:
                     n = <int>count
-            for i in range(n):
+            for i in range(n * seg):
                 _stamp(bufs + i * size, seq + i, now)
             r = sendmmsg(fd, msgs, n, 0)
             if r < 0:
@@ -385,8 +413,8 @@ def udp_send(sock, Py_ssize_t size, unsigned long long seq, long long t0_ns, dou
                 if last_errno == ECONNREFUSED:
                     _sleep_ns(1000000)   # nobody listens yet: do not spin
             else:
-                sent += r
-                seq += r
+                sent += r * seg
+                seq += r * seg
                 calls += 1
                 if probe or calls % 64 == 0:
                     # sendmmsg loses an error met after the first datagram of a
@@ -414,21 +442,27 @@ def udp_send(sock, Py_ssize_t size, unsigned long long seq, long long t0_ns, dou
     return sent, errors, last_errno
 
 
-def udp_recv(sock, UdpCounters counters, long long deadline_ns, Py_ssize_t bufsize=65536):
+def udp_recv(sock, UdpCounters counters, long long deadline_ns, Py_ssize_t bufsize=65536,
+             long long nap_ns=NAP_NS):
     """Receive datagrams into ``counters`` until ``deadline_ns``; return how many.
 
-    Up to BATCH datagrams per ``recvmmsg``; they share one arrival time, read
-    right after the call returns. Sets a 10 ms receive timeout (SO_RCVTIMEO)
-    on ``sock`` so that it can look at the clock while nothing arrives.
+    Drain, then nap *when napping pays* (the twin's algorithm, see
+    :func:`netlab._pynetio.udp_recv`): each wake-up drains the queue, up to
+    BATCH datagrams per ``recvmmsg``. A blocking wake-up that brought fewer
+    than SMALL_WAKE datagrams was not worth it, so the next wait is a nap of
+    ``nap_ns``; a nap that brought fewer than SMALL_WAKE means the rate is
+    low, so the next wait blocks (10 ms kernel timeout, SO_RCVTIMEO).
+    ``nap_ns=0`` always blocks (the old design).
     """
     cdef int fd = sock.fileno()
     cdef uint8_t *bufs = <uint8_t *>malloc(_BATCH * bufsize)
     cdef iovec iov[_BATCH]
     cdef mmsghdr msgs[_BATCH]
     cdef timeval tv
-    cdef long long got = 0
+    cdef long long got = 0, wake = 0
     cdef int i, r, err = 0
-    cdef int64_t now, left
+    cdef bint napping = False
+    cdef int64_t now
     if bufs == NULL:
         raise MemoryError()
     memset(msgs, 0, sizeof(msgs))
@@ -437,20 +471,20 @@ def udp_recv(sock, UdpCounters counters, long long deadline_ns, Py_ssize_t bufsi
         iov[i].iov_len = bufsize
         msgs[i].msg_hdr.msg_iov = &iov[i]
         msgs[i].msg_hdr.msg_iovlen = 1
-    # Block in recvmmsg itself (MSG_WAITFORONE: return as soon as one datagram
-    # is there, with whatever else is queued), bounded by a 10 ms kernel
-    # receive timeout: one system call per batch whether the queue is full or
-    # empty, instead of recv + poll + recv when the receiver keeps up.
     tv.tv_sec = 0
     tv.tv_usec = 10000
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv))
     with nogil:
         while True:
-            r = recvmmsg(fd, msgs, _BATCH, MSG_WAITFORONE, NULL)
+            # Napping: take what is queued without blocking. Blocking: wait for
+            # the first datagram (MSG_WAITFORONE returns with whatever else came).
+            r = recvmmsg(fd, msgs, _BATCH, MSG_DONTWAIT if napping else MSG_WAITFORONE, NULL)
             if r < 0:
                 if errno == EAGAIN or errno == EWOULDBLOCK or errno == EINTR:
                     if _now() >= deadline_ns:
                         break
+                    napping = False   # a nap found nothing (or a block timed out): block
+                    wake = 0
                     continue
                 if errno == ECONNREFUSED:
                     continue     # an ICMP error queued on the socket, not a datagram
@@ -460,13 +494,182 @@ def udp_recv(sock, UdpCounters counters, long long deadline_ns, Py_ssize_t bufsi
             for i in range(r):
                 counters._feed(bufs + i * bufsize, msgs[i].msg_len, now)
             got += r
+            wake += r
             if now >= deadline_ns:
                 break
+            if r < _BATCH:
+                # Drained: this wake-up is over. Was it worth it?
+                if nap_ns > 0:
+                    napping = wake >= _SMALL_WAKE if napping else wake < _SMALL_WAKE
+                wake = 0
+                if napping:
+                    _sleep_ns(nap_ns)   # let the next batch fill up
     free(bufs)
     counters._check()
     if err:
         raise OSError(err, os.strerror(err))
     return got
+
+
+# --- UDP echo and ping-pong (bench latency) ----------------------------------
+
+def udp_echo(sock, long long deadline_ns):
+    """Echo every datagram on ``sock`` back to its sender until ``deadline_ns``.
+
+    A batch per ``recvmmsg`` (blocking for the first datagram, 10 ms kernel
+    timeout) answered by one ``sendmmsg`` to the senders' addresses. Returns
+    the datagrams echoed; a reply that cannot be sent is dropped, as UDP may.
+    """
+    cdef int fd = sock.fileno()
+    cdef Py_ssize_t bufsize = 65536
+    cdef uint8_t *bufs = <uint8_t *>malloc(_BATCH * bufsize)
+    cdef sockaddr_storage *names = <sockaddr_storage *>calloc(_BATCH, sizeof(sockaddr_storage))
+    cdef iovec iov[_BATCH]
+    cdef mmsghdr msgs[_BATCH]
+    cdef timeval tv
+    cdef long long echoed = 0
+    cdef int i, r, s, off, err = 0
+    if bufs == NULL or names == NULL:
+        free(bufs); free(names)
+        raise MemoryError()
+    memset(msgs, 0, sizeof(msgs))
+    for i in range(_BATCH):
+        iov[i].iov_base = bufs + i * bufsize
+        msgs[i].msg_hdr.msg_iov = &iov[i]
+        msgs[i].msg_hdr.msg_iovlen = 1
+        msgs[i].msg_hdr.msg_name = &names[i]
+    tv.tv_sec = 0
+    tv.tv_usec = 10000
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv))
+    with nogil:
+        while _now() < deadline_ns:
+            for i in range(_BATCH):
+                iov[i].iov_len = bufsize
+                msgs[i].msg_hdr.msg_namelen = sizeof(sockaddr_storage)
+            r = recvmmsg(fd, msgs, _BATCH, MSG_WAITFORONE, NULL)
+            if r < 0:
+                if errno == EAGAIN or errno == EWOULDBLOCK or errno == EINTR or errno == ECONNREFUSED:
+                    continue
+                err = errno
+                break
+            for i in range(r):
+                iov[i].iov_len = msgs[i].msg_len   # send back exactly what came
+            off = 0
+            while off < r:
+                s = sendmmsg(fd, msgs + off, r - off, 0)
+                if s <= 0:
+                    off += 1          # skip the datagram that could not go out
+                else:
+                    echoed += s
+                    off += s
+    free(bufs)
+    free(names)
+    if err:
+        raise OSError(err, os.strerror(err))
+    return echoed
+
+
+def ping_pong(sock, Py_ssize_t size, unsigned long long seq, long long deadline_ns,
+              bint udp, long long timeout_ns=200000000):
+    """Round trips of ``size`` bytes on a connected ``sock`` until ``deadline_ns``.
+
+    See :func:`netlab._pynetio.ping_pong`: returns ``(samples_ns, lost)``;
+    requests carry ``seq`` onwards in their first bytes, and a UDP reply that
+    is not the request just sent (a late answer to an earlier one) is ignored.
+    """
+    cdef int fd = sock.fileno()
+    cdef uint8_t *req = <uint8_t *>calloc(max(size, 1), 1)
+    cdef uint8_t *buf = <uint8_t *>malloc(max(size, 1) + 1)
+    cdef int64_t *samples = <int64_t *>malloc(4096 * sizeof(int64_t))
+    cdef int64_t *grown
+    cdef size_t n = 0, cap = 4096
+    cdef Py_ssize_t off, want
+    cdef ssize_t r
+    cdef int64_t t0, wait_end
+    cdef long long lost = 0
+    cdef int err = 0, i
+    cdef size_t j
+    cdef bint nomem = False, answered
+    cdef timeval tv
+    if req == NULL or buf == NULL or samples == NULL:
+        free(req); free(buf); free(samples)
+        raise MemoryError()
+    for i in range(size):
+        req[i] = i % 251
+    tv.tv_sec = 0
+    tv.tv_usec = 10000
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv))
+    with nogil:
+        while _now() < deadline_ns and err == 0:
+            _put_seq(req, size, seq)
+            t0 = _now()
+            off = 0
+            while off < size:
+                r = send(fd, req + off, size - off, MSG_NOSIGNAL)
+                if r < 0:
+                    if errno == EINTR or errno == EAGAIN:
+                        continue
+                    err = errno
+                    break
+                off += r
+                if udp:
+                    break
+            if err:
+                if udp and err == ECONNREFUSED:
+                    err = 0       # no echo there (yet): count it lost, go on
+                    lost += 1
+                    seq += 1
+                    _sleep_ns(1000000)
+                    continue
+                break
+            answered = False
+            wait_end = t0 + timeout_ns
+            off = 0
+            while _now() < wait_end:
+                want = size + 1 if udp else size - off
+                r = recv(fd, buf + (0 if udp else off), want, 0)
+                if r < 0:
+                    if errno == EAGAIN or errno == EWOULDBLOCK or errno == EINTR:
+                        continue
+                    if udp and errno == ECONNREFUSED:
+                        break
+                    err = errno
+                    break
+                if udp:
+                    if r == size and memcmp(buf, req, size) == 0:
+                        answered = True
+                        break
+                    continue       # a late or foreign reply
+                if r == 0:
+                    err = ECONNRESET
+                    break
+                off += r
+                if off == size:
+                    answered = True
+                    break
+            if answered:
+                if n == cap:
+                    grown = <int64_t *>realloc(samples, 2 * cap * sizeof(int64_t))
+                    if grown == NULL:
+                        nomem = True
+                        break
+                    samples = grown
+                    cap *= 2
+                samples[n] = _now() - t0
+                n += 1
+            elif err == 0:
+                if not udp:
+                    err = ETIMEDOUT   # a stream that stops answering is broken
+                    break
+                lost += 1
+            seq += 1
+    out = [samples[j] for j in range(n)]
+    free(req); free(buf); free(samples)
+    if nomem:
+        raise MemoryError("no memory for more round-trip samples")
+    if err:
+        raise OSError(err, os.strerror(err))
+    return out, lost
 
 
 # --- TCP bulk transfer ------------------------------------------------------
@@ -535,6 +738,39 @@ def tcp_recv(sock, const uint8_t[::1] pat, uint8_t[::1] buf, unsigned long long 
     if err:
         raise OSError(err, os.strerror(err))
     return got, bad, eof
+
+
+def tcp_discard(sock, Py_ssize_t bufsize, long long deadline_ns):
+    """Read the stream without copying it (``MSG_TRUNC``) until the deadline or end.
+
+    Linux drops up to ``bufsize`` bytes from the receive queue per call and
+    says how many: the receiver touches no byte. Returns ``(received, eof)``.
+    """
+    cdef int fd = sock.fileno()
+    cdef unsigned long long got = 0
+    cdef ssize_t r
+    cdef int err = 0
+    cdef bint eof = False
+    # Never written for TCP; there in case a caller hands us another socket.
+    cdef uint8_t *sink = <uint8_t *>malloc(max(bufsize, 1))
+    if sink == NULL:
+        raise MemoryError()
+    with nogil:
+        while _now() < deadline_ns:
+            r = recv(fd, sink, bufsize, MSG_TRUNC)
+            if r < 0:
+                if errno == EAGAIN or errno == EWOULDBLOCK or errno == EINTR:
+                    continue
+                err = errno
+                break
+            if r == 0:
+                eof = True
+                break
+            got += r
+    free(sink)
+    if err:
+        raise OSError(err, os.strerror(err))
+    return got, eof
 
 
 # --- echo clients -----------------------------------------------------------

@@ -135,7 +135,7 @@ def test_a_server_that_hangs_up_counts_errors(netlab_cli):
 
 @pytest.mark.parametrize("argv, words", [
     (["--clients", "0"], "at least 1"),
-    (["--clients", "5000"], "1 to 1000"),
+    (["--clients", "30000"], "1 to 20000"),
     (["--size", "x"], "--size"),
     (["--size", "100000"], "1 to 65536"),
     (["--seconds", "0"], "positive"),
@@ -150,12 +150,12 @@ def test_bad_flags(netlab_cli, argv, words):
 
 
 def test_ctrl_c_prints_partial_result(echo_server):
-    # Ctrl-C 3 s in: well into the run, even on a busy machine.
+    # Ctrl-C 6 s in: well into the run, even on a machine at load 50+ (start-up takes seconds).
     proc = interrupt_netlab("bench", "echo", "--target", echo_server, "--clients", "3",
-                            "--seconds", "30", "--json", after=3)
+                            "--seconds", "30", "--json", after=6)
     assert proc.returncode == 0, proc.stderr
     data = json.loads(proc.stdout)
-    assert data["interrupted"] is True and data["round_trips"] > 0 and data["seconds"] < 10
+    assert data["interrupted"] is True and data["round_trips"] > 0 and data["seconds"] < 15
 
 
 def test_plot_compares_servers(netlab_cli, echo_server, tmp_path):
@@ -203,3 +203,19 @@ def test_unknown_model_is_a_usage_error(netlab_cli):
     out = netlab_cli("bench", "echo", "--model", "quantum")
     assert out.returncode == 2 and "quantum" in out.stderr
     assert all(m in out.stderr for m in servers.MODELS)
+
+
+def test_more_clients_than_the_servers_default_limit(netlab_cli):
+    # netlab's servers take 512 connections by default; bench echo starts its
+    # own with room for every client, so none is turned away.
+    out = netlab_cli("bench", "echo", "--clients", "600", "--seconds", "0.5", "--json",
+                     timeout=120)
+    assert out.returncode == 0, out.stderr
+    data = json.loads(out.stdout)
+    assert data["clients"] == 600 and data["errors"] == 0 and data["stalled"] == 0
+
+
+def test_help_names_the_cap_and_its_reasons(netlab_cli):
+    out = netlab_cli("bench", "echo", "--help")
+    text = " ".join(out.stdout.split())
+    assert "at most 20,000" in text and "ephemeral port" in text and "512" in text

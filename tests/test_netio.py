@@ -12,6 +12,7 @@ import socket
 import socketserver
 import struct
 import threading
+import time
 
 import pytest
 from hypothesis import given, settings
@@ -387,3 +388,179 @@ def test_any_bytes_are_counted_never_crash(blobs):
     assert results[0] == results[1]
     r = results[0]
     assert r["received"] + r["duplicated"] + r["foreign"] == len(blobs)
+
+
+# --- drain-then-nap, GSO, discard, UDP echo, ping-pong -------------------------------
+
+@pytest.mark.parametrize("nap_ns", [0, 100_000], ids=["block", "nap"])
+def test_udp_recv_counts_every_datagram_whether_it_naps_or_blocks(io, nap_ns):
+    tx, rx = _udp_pair()
+    with tx, rx:
+        rx.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+        c = io.UdpCounters()
+        t0 = io.monotonic_ns()
+        sent, errors, _ = io.udp_send(tx, 64, 0, t0, 5000.0, t0 + 100_000_000)
+        got = io.udp_recv(rx, c, io.monotonic_ns() + 200_000_000, 2048, nap_ns)
+    assert errors == 0 and sent > 0
+    assert got == sent == c.received and c.highest_seq == sent - 1
+
+
+def test_udp_recv_idle_receiver_sleeps_instead_of_napping(io):
+    # Nothing arrives: the loop blocks in the kernel (a nap only follows a
+    # wake-up that brought a few datagrams), so 0.1 s idle costs a handful
+    # of wake-ups, not 1,000 naps of 100 us.
+    tx, rx = _udp_pair()
+    with tx, rx:
+        start_cpu = time.process_time()
+        start = io.monotonic_ns()
+        assert io.udp_recv(rx, io.UdpCounters(), start + 100_000_000) == 0
+        assert io.monotonic_ns() >= start + 100_000_000
+        assert time.process_time() - start_cpu < 0.08
+
+
+def _gso_available() -> bool:
+    probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        probe.setsockopt(17, 103, 64)   # SOL_UDP, UDP_SEGMENT
+        return True
+    except OSError:
+        return False
+    finally:
+        probe.close()
+
+
+def test_udp_send_with_gso_gives_separate_stamped_datagrams(io):
+    if not _gso_available():
+        pytest.skip("needs UDP_SEGMENT (Linux 4.18+)")
+    tx, rx = _udp_pair()
+    with tx, rx:
+        rx.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+        tx.setsockopt(17, 103, 64)
+        c = io.UdpCounters()
+        t0 = io.monotonic_ns()
+        sent, errors, _ = io.udp_send(tx, 64, 0, t0, 0.0, t0 + 2_000_000, 8)
+        io.udp_recv(rx, c, io.monotonic_ns() + 100_000_000, 2048)
+    # Every send carries 8 datagrams; the receiver sees each on its own, 64 B each.
+    assert errors == 0 and sent > 0 and sent % 8 == 0
+    assert c.received > 0 and c.bytes == 64 * c.received and c.foreign == 0
+    assert c.duplicated == 0 and c.highest_seq < sent
+
+
+def test_udp_send_gso_refuses_pacing_and_too_many_segments(io):
+    tx, rx = _udp_pair()
+    with tx, rx:
+        t0 = io.monotonic_ns()
+        with pytest.raises(ValueError):
+            io.udp_send(tx, 64, 0, t0, 1000.0, t0 + 1_000_000, 8)
+        with pytest.raises(ValueError):
+            io.udp_send(tx, 64, 0, t0, 0.0, t0 + 1_000_000, io.MAX_GSO_SEGMENTS + 1)
+
+
+def test_tcp_discard_counts_without_checking(io):
+    a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    a.close(), b.close()
+    listener = socket.create_server(("127.0.0.1", 0))
+    with listener:
+        a = socket.create_connection(listener.getsockname())
+        b, _ = listener.accept()
+    with a, b:
+        a.sendall(b"\xff" * 300_000)          # not the pattern: discard does not look
+        a.shutdown(socket.SHUT_WR)
+        b.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, struct.pack("@ll", 0, 10000))
+        got, eof = io.tcp_discard(b, 65536, io.monotonic_ns() + 2_000_000_000)
+    assert got == 300_000 and eof
+
+
+def test_udp_echo_answers_each_sender(io):
+    server = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    server.bind(("127.0.0.1", 0))
+    clients = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(3)]
+    done = []
+    t = threading.Thread(target=lambda: done.append(io.udp_echo(server, io.monotonic_ns() + 300_000_000)))
+    t.start()
+    try:
+        for k, c in enumerate(clients):
+            c.settimeout(2)
+            c.sendto(bytes([k]) * (10 + k), server.getsockname())
+        replies = [c.recvfrom(100)[0] for c in clients]
+    finally:
+        t.join()
+        server.close()
+        for c in clients:
+            c.close()
+    assert replies == [bytes([k]) * (10 + k) for k in range(3)]
+    assert done == [3]
+
+
+@pytest.mark.parametrize("udp", [True, False], ids=["udp", "tcp"])
+def test_ping_pong_against_an_echo(io, udp):
+    if udp:
+        server = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        server.bind(("127.0.0.1", 0))
+        stop = threading.Event()
+
+        def serve():
+            server.settimeout(0.05)
+            while not stop.is_set():
+                try:
+                    data, addr = server.recvfrom(65536)
+                except socket.timeout:
+                    continue
+                server.sendto(data, addr)
+        addr = server.getsockname()
+    else:
+        srv = socketserver.ThreadingTCPServer(("127.0.0.1", 0), _Echo)
+        srv.daemon_threads = True
+        addr = srv.server_address
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM if udp else socket.SOCK_STREAM)
+    t = threading.Thread(target=serve if udp else srv.serve_forever, daemon=True)
+    t.start()
+    try:
+        sock.connect(addr)
+        samples, lost = io.ping_pong(sock, 100, 0, io.monotonic_ns() + 100_000_000, udp)
+    finally:
+        sock.close()
+        if udp:
+            stop.set()
+            t.join()
+            server.close()
+        else:
+            srv.shutdown()
+            srv.server_close()
+    assert len(samples) > 5 and lost == 0
+    assert all(0 < s < 100_000_000 for s in samples)
+
+
+def test_ping_pong_over_udp_counts_silence_as_loss(io):
+    # A socket that receives but never answers: every request times out.
+    mute = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    mute.bind(("127.0.0.1", 0))
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    with mute, sock:
+        sock.connect(mute.getsockname())
+        samples, lost = io.ping_pong(sock, 64, 0, io.monotonic_ns() + 150_000_000, True,
+                                     50_000_000)
+    assert samples == [] and 2 <= lost <= 4
+
+
+def test_ping_pong_ignores_a_stale_reply(io):
+    # An answer that is not the request just sent (a late echo) must not count.
+    server = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    server.bind(("127.0.0.1", 0))
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+
+    def wrong_echo():
+        server.settimeout(2)
+        data, addr = server.recvfrom(100)
+        server.sendto(b"\x00" * len(data), addr)      # wrong bytes: stale
+        time.sleep(0.03)
+        server.sendto(data, addr)                       # the real echo, 30 ms later
+    t = threading.Thread(target=wrong_echo)
+    t.start()
+    with server, sock:
+        sock.connect(server.getsockname())
+        # The deadline ends the loop after the first request (it only starts new ones before it).
+        samples, lost = io.ping_pong(sock, 32, 7, io.monotonic_ns() + 5_000_000, True, 500_000_000)
+        t.join()
+    assert len(samples) == 1 and lost == 0
+    assert samples[0] >= 25_000_000      # timed to the real echo, not the stale one

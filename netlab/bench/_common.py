@@ -343,3 +343,13 @@ def command_line(argv: Optional[Sequence[str]] = None) -> str:
     """The command as typed, for plot captions: ``netlab bench udp --sweep ...``."""
     argv = list(sys.argv[1:] if argv is None else argv)
     return "netlab " + " ".join(argv)
+
+
+def listening_printer(args: argparse.Namespace):
+    """Where a ``--server`` says it listens: stdout, or stderr under --json (stdout stays JSON)."""
+    stream = sys.stderr if getattr(args, "json", False) else sys.stdout
+
+    def show(line: str) -> None:
+        print(line, file=stream, flush=True)
+
+    return show

@@ -36,7 +36,13 @@ __all__ = ["DEFAULT_CLIENTS", "DEFAULT_SECONDS", "DEFAULT_SIZE", "register", "ru
 DEFAULT_CLIENTS = 50
 DEFAULT_SECONDS = 3.0
 DEFAULT_SIZE = 64
-MAX_CLIENTS = 1000
+# Why there is a cap at all: every client is one connection, so one
+# ephemeral port of 127.0.0.1 (Linux offers 28,232 by default,
+# net.ipv4.ip_local_port_range) and two open files (this process and the
+# server's). 20,000 stays inside both with room to spare; the open-file limit
+# is raised to its hard limit when needed, and a clear error names it if
+# that is still too low.
+MAX_CLIENTS = 20000
 MAX_SIZE = 65536
 CHUNK_NS = 50_000_000
 
@@ -52,12 +58,18 @@ def _models() -> Tuple[Tuple[str, ...], Optional[str]]:
 
 # --- netlab's echo server in a child process ----------------------------------------
 
-def _serve_main(model: str) -> int:
-    """Body of the server child: start the echo server, print its port, wait for EOF."""
+def _serve_main(model: str, clients: int) -> int:
+    """Body of the server child: start the echo server, print its port, wait for EOF.
+
+    The server takes ``clients`` connections at once (its own default is
+    Limits.max_connections, 512), so a large ``--clients`` is not turned away.
+    """
     from netlab import servers
 
+    raise_open_files(clients)
     handle = servers.start_server("echo", host="127.0.0.1", port=0, protocols=("tcp",),
-                                  model=model)
+                                  model=model,
+                                  max_connections=max(clients, servers.Limits().max_connections))
     try:
         print(f"port {handle.ports['tcp']}", flush=True)
         # Serve until the parent closes our stdin (or goes away).
@@ -69,20 +81,38 @@ def _serve_main(model: str) -> int:
     return 0
 
 
+def raise_open_files(clients: int) -> None:
+    """Make room for ``clients`` connections: lift the soft open-file limit if needed."""
+    import resource
+
+    need = clients + 64
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and soft < need:
+        if hard != resource.RLIM_INFINITY and hard < need:
+            raise NetlabError(f"--clients {clients} needs {need} open files and the hard limit "
+                              f"is {hard}: use fewer clients or raise it (ulimit -Hn, as root)")
+        resource.setrlimit(resource.RLIMIT_NOFILE, (need, hard))
+
+
 class serve_in_child:
     """``with serve_in_child(model) as (host, port):`` netlab's echo server, own process."""
 
-    def __init__(self, model: str, timeout: float = 15.0) -> None:
+    def __init__(self, model: str, timeout: float = 15.0, clients: int = DEFAULT_CLIENTS) -> None:
         self.model = model
         self.timeout = timeout
+        self.clients = clients
         self.proc: Optional[subprocess.Popen] = None
+
+    def command(self) -> List[str]:
+        """The child's command line (a subclass may serve something else)."""
+        return [sys.executable, "-m", "netlab.bench.echo", "--serve", self.model, str(self.clients)]
 
     def __enter__(self) -> Tuple[str, int]:
         root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
         env = dict(os.environ)
         env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "netlab.bench.echo", "--serve", self.model],
+            self.command(),
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
             start_new_session=True, env=env)  # Ctrl-C reaches the parent only
         fd = self.proc.stdout.fileno()
@@ -128,6 +158,7 @@ def measure(host: str, port: int, clients: int = DEFAULT_CLIENTS, seconds: float
     """Drive ``clients`` closed-loop connections against the echo server at host:port."""
     io = _common.netio(backend)
     progress = progress or _common.Progress(enabled=False)
+    raise_open_files(clients)
     socks: List[socket.socket] = []
     interrupted = False
     try:
@@ -212,7 +243,7 @@ def run_echo(clients: int = DEFAULT_CLIENTS, seconds: float = DEFAULT_SECONDS,
     model = model or default
     if model not in models:
         raise UsageError(f"unknown --model {model!r}: choose from {', '.join(models)}")
-    with serve_in_child(model) as (host, port):
+    with serve_in_child(model, clients=clients) as (host, port):
         result = measure(host, port, clients, seconds, size, backend, progress, stop,
                          label=f"{model}, ")
     result.update(model=model, target=None, server=f"netlab {model}")
@@ -237,7 +268,10 @@ def register(sub) -> None:
         "separated, to compare). Ctrl-C prints what was measured so far (exit 0).",
     )
     p.add_argument("--clients", type=_common.positive_int, default=DEFAULT_CLIENTS, metavar="N",
-                   help=f"concurrent connections (default {DEFAULT_CLIENTS})")
+                   help=f"concurrent connections (default {DEFAULT_CLIENTS}, at most "
+                   f"{MAX_CLIENTS:,}: each takes an ephemeral port and two open files; "
+                   "netlab's own server is started to take them all, beyond its default "
+                   "of 512 connections)")
     _common.add_common_flags(p, DEFAULT_SECONDS)
     p.add_argument("--size", type=_common.byte_count, default=DEFAULT_SIZE, metavar="BYTES",
                    help=f"bytes per request (default {DEFAULT_SIZE})")
@@ -308,5 +342,5 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-if __name__ == "__main__" and len(sys.argv) == 3 and sys.argv[1] == "--serve":
-    sys.exit(_serve_main(sys.argv[2]))
+if __name__ == "__main__" and len(sys.argv) == 4 and sys.argv[1] == "--serve":
+    sys.exit(_serve_main(sys.argv[2], int(sys.argv[3])))

@@ -33,17 +33,20 @@ import sys
 from typing import Any, Dict, List, Optional, Tuple
 
 from netlab._cliutil import port_number
-from netlab.binding import bind_socket, family_for
-from netlab.bench import _common
+from netlab.binding import bind_socket, family_for, format_address
+from netlab.bench import _common, _remote
 from netlab.errors import NetlabError, UsageError
 
-__all__ = ["DEFAULT_SECONDS", "DEFAULT_SIZE", "kernel_drops", "register", "run", "run_udp"]
+__all__ = ["DEFAULT_SECONDS", "DEFAULT_SIZE", "client_udp", "default_rcvbuf", "kernel_drops",
+           "register", "run", "run_udp", "send_for", "serve_udp"]
 
 DEFAULT_SIZE = 64
 DEFAULT_SECONDS = 3.0
 MAX_SIZE = 65507          # the largest UDP payload over IPv4
 SO_RCVBUFFORCE = getattr(socket, "SO_RCVBUFFORCE", 33)   # Linux: root may exceed rmem_max
 CHUNK_NS = 50_000_000     # loops return to Python every 50 ms (progress, Ctrl-C)
+DEFAULT_NAP_US = 100.0    # the receiver's nap once its queue is drained
+MAX_GSO = 64              # datagrams per GSO send (the kernel's UDP_MAX_SEGMENTS)
 
 
 # --- the receive buffer and the kernel's own drop counter --------------------
@@ -90,6 +93,143 @@ def kernel_drops(sock: socket.socket) -> Optional[int]:
     return None
 
 
+# --- sizing the receive buffer, GSO ---------------------------------------------
+
+# What one datagram costs in the receive buffer: the kernel charges its whole
+# buffer ("truesize"), about 768 bytes of bookkeeping on top of the payload
+# on Linux (a 64-byte datagram takes 832 bytes: the default 212,992 bytes
+# hold only 256 of them, under 1 ms at 400,000 datagrams/s).
+OVERHEAD = 768
+HOLD_SECONDS = 0.05       # the default buffer absorbs a 50 ms stall of the receiver
+UNPACED_RATE = 1_000_000  # the rate assumed when sending as fast as possible
+MIN_AUTO_RCVBUF = 256 * 1024
+MAX_AUTO_RCVBUF = 32 << 20
+SOL_UDP = 17
+UDP_SEGMENT = getattr(socket, "UDP_SEGMENT", 103)   # Linux 4.18+
+
+
+def default_rcvbuf(size: int, rate: float = 0.0) -> int:
+    """The receive buffer to ask for: room for HOLD_SECONDS of datagrams at ``rate``.
+
+    ``rate`` 0 (as fast as possible) assumes UNPACED_RATE. The kernel doubles
+    what it is asked (half is for its bookkeeping), so we ask half of
+    ``rate x HOLD_SECONDS x (size + OVERHEAD)``, within 256 KiB to 32 MiB.
+    """
+    need = (rate or UNPACED_RATE) * HOLD_SECONDS * (size + OVERHEAD) / 2
+    return int(min(max(need, MIN_AUTO_RCVBUF), MAX_AUTO_RCVBUF))
+
+
+def enable_gso(sock: socket.socket, size: int) -> None:
+    """Let the kernel cut every send into ``size``-byte datagrams (UDP_SEGMENT)."""
+    try:
+        sock.setsockopt(SOL_UDP, UDP_SEGMENT, size)
+    except OSError as exc:
+        raise NetlabError(f"--gso: this kernel has no UDP segmentation offload (UDP_SEGMENT: "
+                          f"{exc.strerror or exc}); run without --gso") from None
+
+
+def check_gso(gso: int, size: int, rate: float) -> None:
+    if not gso:
+        return
+    if rate:
+        raise UsageError("--gso and --rate exclude each other: GSO sends bursts of "
+                         f"{gso} datagrams; pace without --gso")
+    if gso * size > MAX_SIZE:
+        raise UsageError(f"--gso {gso} x --size {size} is {gso * size} bytes, more than one "
+                         f"UDP send may carry ({MAX_SIZE}); use --gso {max(MAX_SIZE // size, 1)} "
+                         "or less")
+
+
+# --- the two loops -------------------------------------------------------------
+
+def send_for(io, sock: socket.socket, size: int, seconds: float, rate: float = 0.0, gso: int = 0,
+             stopped=lambda: False, report=lambda sent: None) -> Dict[str, Any]:
+    """Send stamped datagrams on the connected ``sock`` for ``seconds``.
+
+    Returns to Python every 50 ms to look at ``stopped()`` and ``report(sent)``
+    the count so far. The result is what the receiver needs: ``sent``,
+    ``seconds``, ``errors``, ``last_errno``.
+    """
+    if gso:
+        enable_gso(sock, size)
+    t0 = io.monotonic_ns()
+    end = t0 + int(seconds * 1e9)
+    seq = sent = errors = last_errno = 0
+    next_report = t0
+    now = t0
+    while now < end:
+        s, e, err = io.udp_send(sock, size, seq, t0, rate, min(end, now + CHUNK_NS), gso)
+        seq += s
+        sent += s
+        errors += e
+        last_errno = err or last_errno
+        now = io.monotonic_ns()
+        if stopped():
+            break
+        if now >= next_report:
+            report(sent)
+            next_report = now + 200_000_000
+    return {"sent": sent, "seconds": (io.monotonic_ns() - t0) / 1e9, "errors": errors,
+            "last_errno": last_errno}
+
+
+class Receiver:
+    """The receiving end of one run: a socket, its counters, its kernel drops."""
+
+    def __init__(self, io, sock: socket.socket, size: int, nap_us: float,
+                 progress: _common.Progress) -> None:
+        self.io = io
+        self.sock = sock
+        self.size = size
+        self.nap_ns = int(nap_us * 1000)
+        self.bufsize = max(size, 2048)
+        self.progress = progress
+        self.counters = io.UdpCounters()
+        self.drops_before = kernel_drops(sock) or 0
+        self.start = io.monotonic_ns()
+
+    def chunk(self, sent: int = 0) -> int:
+        """Receive for up to 50 ms, then redraw the progress line."""
+        io, c = self.io, self.counters
+        got = io.udp_recv(self.sock, c, io.monotonic_ns() + CHUNK_NS, self.bufsize, self.nap_ns)
+        # The receiver's own view of loss so far: gaps below the highest
+        # sequence number seen (the sender's count lags).
+        expected = c.highest_seq + 1
+        lost = max(expected - c.received, 0)
+        elapsed = (io.monotonic_ns() - self.start) / 1e9
+        self.progress.update(
+            f"udp {self.size} B: sent {_common.si(max(sent, expected))}, "
+            f"received {_common.si(c.received)} "
+            f"({_common.si(c.received / elapsed if elapsed > 0 else 0.0)}/s), lost so far "
+            f"{100.0 * lost / expected if expected else 0.0:.1f}%")
+        return got
+
+    def drain(self, silence_ns: int) -> None:
+        """Take what is still in flight: until ``silence_ns`` without a datagram, or 3 s."""
+        io = self.io
+        end = io.monotonic_ns() + 3_000_000_000
+        while io.monotonic_ns() < end:
+            if io.udp_recv(self.sock, self.counters, io.monotonic_ns() + silence_ns,
+                           self.bufsize, self.nap_ns) == 0:
+                break
+        self.progress.done()
+
+    def drops(self) -> Optional[int]:
+        after = kernel_drops(self.sock)
+        return None if after is None else after - self.drops_before
+
+
+def _discard_queued(sock: socket.socket) -> None:
+    """Empty the receive queue (datagrams left over from an earlier test)."""
+    for _ in range(1_000_000):
+        try:
+            sock.recv(65536, socket.MSG_DONTWAIT)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            continue
+
+
 # --- the sender child process --------------------------------------------------
 
 def _sender_main(spec: Dict[str, Any]) -> int:
@@ -105,32 +245,17 @@ def _sender_main(spec: Dict[str, Any]) -> int:
         # A send never blocks longer than 0.1 s, so a stop request is seen.
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, _common.timeval(0.1))
         sock.connect((host, port))
-    except OSError as exc:
-        print("r " + json.dumps({"error": f"cannot send to {host}:{port}: {exc.strerror or exc}"}),
-              flush=True)
+        stdin = sys.stdin.fileno()
+        info = send_for(io, sock, spec["size"], spec["seconds"], spec["rate"], spec.get("gso", 0),
+                        stopped=lambda: bool(select.select([stdin], [], [], 0)[0]),
+                        report=lambda sent: print(f"p {sent}", flush=True))
+    except (OSError, NetlabError) as exc:
+        text = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        print("r " + json.dumps({"error": f"cannot send to {host}:{port}: {text}"}), flush=True)
         return 1
-    stdin = sys.stdin.fileno()
-    t0 = io.monotonic_ns()
-    end = t0 + int(spec["seconds"] * 1e9)
-    seq = sent = errors = last_errno = 0
-    next_report = t0
-    now = t0
-    while now < end:
-        s, e, err = io.udp_send(sock, spec["size"], seq, t0, spec["rate"], min(end, now + CHUNK_NS))
-        seq += s
-        sent += s
-        errors += e
-        last_errno = err or last_errno
-        now = io.monotonic_ns()
-        if select.select([stdin], [], [], 0)[0]:
-            break                       # the parent asked us to stop (or went away)
-        if now >= next_report:
-            print(f"p {sent}", flush=True)
-            next_report = now + 200_000_000
-    elapsed = (io.monotonic_ns() - t0) / 1e9
-    print("r " + json.dumps({"sent": sent, "seconds": elapsed, "errors": errors,
-                             "last_errno": last_errno}), flush=True)
-    sock.close()
+    finally:
+        sock.close()
+    print("r " + json.dumps(info), flush=True)
     return 0
 
 
@@ -200,61 +325,55 @@ def _package_root() -> str:
     return os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
-# --- one measurement -----------------------------------------------------------
+# --- one measurement on this host ----------------------------------------------
+
+def _check_size(size: int) -> None:
+    if not 20 <= size <= MAX_SIZE:
+        raise UsageError(f"invalid --size {size}: a stamped datagram has 20 to {MAX_SIZE} bytes")
+
 
 def run_udp(size: int = DEFAULT_SIZE, seconds: float = DEFAULT_SECONDS, rate: float = 0.0,
             backend: Optional[str] = None, rcvbuf: Optional[int] = None,
             target: Optional[Tuple[str, int]] = None, host: str = "127.0.0.1", port: int = 0,
             progress: Optional[_common.Progress] = None,
-            stop: Optional[_common.StopFlag] = None) -> Dict[str, Any]:
+            stop: Optional[_common.StopFlag] = None, gso: int = 0,
+            nap_us: float = DEFAULT_NAP_US) -> Dict[str, Any]:
     """Measure one UDP run and return the result dict (what ``--json`` prints).
 
     ``rate`` is datagrams per second (0: as fast as possible); ``target`` a
-    forwarder in front of the receiver (see the module docstring). Ctrl-C (or
-    ``stop.set``) ends the run early with ``interrupted`` set.
+    forwarder in front of the receiver (see the module docstring). ``rcvbuf``
+    None sizes the receive buffer for the rate (:func:`default_rcvbuf`);
+    ``gso`` > 0 sends that many datagrams per system call through UDP
+    segmentation offload; ``nap_us`` is the receiver's nap (0: block).
+    Ctrl-C (or ``stop.set``) ends the run early with ``interrupted`` set.
     """
-    if not 20 <= size <= MAX_SIZE:
-        raise UsageError(f"invalid --size {size}: a stamped datagram has 20 to {MAX_SIZE} bytes")
+    _check_size(size)
+    check_gso(gso, size, rate)
     io = _common.netio(backend)
     progress = progress or _common.Progress(enabled=False)
     sock = bind_socket("udp", host, port)
     sender = None
     try:
-        granted = set_rcvbuf(sock, rcvbuf) if rcvbuf else sock.getsockopt(
-            socket.SOL_SOCKET, socket.SO_RCVBUF)
-        local = sock.getsockname()[:2]
-        dest = target or local
-        counters = io.UdpCounters()
-        drops_before = kernel_drops(sock) or 0
-        spec = {"backend": io.BACKEND, "target": list(dest), "size": size,
-                "seconds": seconds, "rate": rate}
-        sender = _Sender(spec)
+        asked = rcvbuf or default_rcvbuf(size, rate)
+        granted = set_rcvbuf(sock, asked)
+        dest = target or sock.getsockname()[:2]
+        rx = Receiver(io, sock, size, nap_us, progress)
+        sender = _Sender({"backend": io.BACKEND, "target": list(dest), "size": size,
+                          "seconds": seconds, "rate": rate, "gso": gso})
         interrupted = False
-        start = io.monotonic_ns()
         # Hard bound: sending time plus generous start-up and drain time.
-        hard_end = start + int((seconds + 15) * 1e9)
-        bufsize = max(size, 2048)
+        hard_end = rx.start + int((seconds + 15) * 1e9)
         with _common.stop_context(stop) as flag:
             while sender.result is None and io.monotonic_ns() < hard_end and not flag.set:
-                io.udp_recv(sock, counters, io.monotonic_ns() + CHUNK_NS, bufsize)
+                rx.chunk(sender.sent)
                 sender.poll()
-                # The receiver's own view of loss so far: gaps below the
-                # highest sequence number seen (the sender's count lags).
-                expected = counters.highest_seq + 1
-                lost = max(expected - counters.received, 0)
-                elapsed = (io.monotonic_ns() - start) / 1e9
-                rate_now = counters.received / elapsed if elapsed > 0 else 0.0
-                progress.update(f"udp {size} B: sent {_common.si(max(sender.sent, expected))}, "
-                                f"received {_common.si(counters.received)} "
-                                f"({_common.si(rate_now)}/s), lost so far "
-                                f"{100.0 * lost / expected if expected else 0.0:.1f}%")
             if flag.set and sender.result is None:
                 # Ctrl-C: the sender stops and tells how many it sent.
                 interrupted = True
                 sender.stop()
                 wait_end = io.monotonic_ns() + 2_000_000_000
                 while sender.result is None and io.monotonic_ns() < wait_end:
-                    io.udp_recv(sock, counters, io.monotonic_ns() + CHUNK_NS, bufsize)
+                    rx.chunk(sender.sent)
                     sender.poll()
         if sender.result is None:
             sender.stop()
@@ -262,25 +381,111 @@ def run_udp(size: int = DEFAULT_SIZE, seconds: float = DEFAULT_SECONDS, rate: fl
                               "(is the machine very busy?)")
         if "error" in sender.result:
             raise NetlabError(sender.result["error"])
-        # Drain what is still in flight: stop after 0.2 s of silence (1 s
-        # through a forwarder, which may delay datagrams on purpose), or 3 s.
-        silence = 1_000_000_000 if target else 200_000_000
-        drain_end = io.monotonic_ns() + 3_000_000_000
-        while io.monotonic_ns() < drain_end:
-            if io.udp_recv(sock, counters, io.monotonic_ns() + silence, bufsize) == 0:
-                break
-        progress.done()
-        drops_after = kernel_drops(sock)
+        # Stop after 0.2 s of silence (1 s through a forwarder, which may
+        # delay datagrams on purpose).
+        rx.drain(1_000_000_000 if target else 200_000_000)
+        drops = rx.drops()
     finally:
         if sender is not None:
             sender.close()
         sock.close()
-    return _result(size, sender.result, counters.result(), io, granted, rate, target,
-                   None if drops_after is None else drops_after - drops_before, interrupted)
+    return _result(size, sender.result, rx.counters.result(), io, granted, rate, target,
+                   drops, interrupted, asked=asked, gso=gso, nap_us=nap_us)
+
+
+# --- two hosts: --server and --client ------------------------------------------
+
+def serve_udp(host: str = "0.0.0.0", port: int = _remote.DEFAULT_PORT, once: bool = False,
+              backend: Optional[str] = None, nap_us: float = DEFAULT_NAP_US,
+              on_listening=print, on_result=print, stop=None) -> int:
+    """``bench udp --server``: receive the tests of ``--client`` hosts, one at a time.
+
+    Control over TCP on ``port``, the datagrams on the same port over UDP.
+    """
+    io = _common.netio(backend)
+    sock = bind_socket("udp", host, port if port else 0)
+    if not port:
+        port = sock.getsockname()[1]   # port 0: the same number for the control socket
+
+    def handler(ctrl, hello):
+        size, seconds = hello.get("size"), hello.get("seconds")
+        rate, rcvbuf = hello.get("rate") or 0.0, hello.get("rcvbuf")
+        if not (isinstance(size, int) and _remote.number(size, 20, MAX_SIZE)
+                and _remote.number(seconds, 1e-3, _common.MAX_SECONDS)
+                and _remote.number(rate, 0, 1e9)
+                and (rcvbuf is None or _remote.number(rcvbuf, 1, 1 << 30))):
+            _remote.reply(ctrl, "udp", error="bad test parameters")
+            raise NetlabError(f"{ctrl.peer} sent bad test parameters")
+        asked = int(rcvbuf or default_rcvbuf(size, rate))
+        granted = set_rcvbuf(sock, asked)
+        _discard_queued(sock)
+        rx = Receiver(io, sock, size, nap_us, _common.Progress())
+        _remote.reply(ctrl, "udp", ok=True, port=port, rcvbuf=granted, backend=io.BACKEND,
+                      nap_us=nap_us)
+        hard_end = rx.start + int((seconds + 15) * 1e9)
+        while not ctrl.ready() and io.monotonic_ns() < hard_end:
+            rx.chunk()
+        done = _remote.check_done(ctrl, ctrl.receive(5.0, "end of test").get("done"))
+        rx.drain(300_000_000)
+        gso = done.get("gso") if isinstance(done.get("gso"), int) else 0
+        result = _result(size, {"sent": done["sent"], "seconds": done["seconds"]},
+                         rx.counters.result(), io, granted, rate, None, rx.drops(),
+                         done.get("interrupted") is True, asked=asked, gso=gso, nap_us=nap_us)
+        result.update(role="server", client=ctrl.peer.split(" at ")[-1],
+                      sender_backend=done.get("backend") if done.get("backend") in _common.BACKENDS
+                      else None)
+        ctrl.send({"result": result})
+        return result
+
+    try:
+        return _remote.serve("udp", host, port, handler, once=once, on_listening=on_listening,
+                             on_result=on_result, stop=stop,
+                             extra_listen=f"udp://{format_address(host, port)} (data)")
+    finally:
+        sock.close()
+
+
+def client_udp(host: str, port: int = _remote.DEFAULT_PORT, size: int = DEFAULT_SIZE,
+               seconds: float = DEFAULT_SECONDS, rate: float = 0.0, rcvbuf: Optional[int] = None,
+               backend: Optional[str] = None, gso: int = 0,
+               progress: Optional[_common.Progress] = None,
+               stop: Optional[_common.StopFlag] = None) -> Dict[str, Any]:
+    """``bench udp --client HOST``: send to a ``--server`` there; its counts come back."""
+    _check_size(size)
+    check_gso(gso, size, rate)
+    io = _common.netio(backend)
+    progress = progress or _common.Progress(enabled=False)
+    ctrl, answer = _remote.connect("udp", host, port, {
+        "size": size, "seconds": seconds, "rate": rate, "rcvbuf": rcvbuf})
+    sock = socket.socket(family_for(host), socket.SOCK_DGRAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, _common.timeval(0.1))
+        try:
+            sock.connect((host, int(answer.get("port") or port)))
+        except OSError as exc:
+            raise NetlabError(f"cannot send to {host}: {exc.strerror or exc}") from None
+        with _common.stop_context(stop) as flag:
+            info = send_for(io, sock, size, seconds, rate, gso,
+                            stopped=lambda: flag.set or ctrl.ready(),
+                            report=lambda sent: progress.update(
+                                f"udp {size} B to {host}: sent {_common.si(sent)}"))
+            info.update(interrupted=flag.set, gso=gso, backend=io.BACKEND)
+        progress.done()
+        ctrl.send({"done": info})
+        result = ctrl.receive(10.0, "result").get("result")
+    finally:
+        sock.close()
+        ctrl.close()
+    if not isinstance(result, dict):
+        raise NetlabError(f"the server at {format_address(host, port)} sent no result")
+    result.update(role="client", server=format_address(host, port),
+                  sender_backend=io.BACKEND)
+    return result
 
 
 def _result(size: int, sent_info: Dict[str, Any], got: Dict[str, Any], io, rcvbuf: int, rate: float,
-            target, drops: Optional[int], interrupted: bool) -> Dict[str, Any]:
+            target, drops: Optional[int], interrupted: bool, asked: Optional[int] = None,
+            gso: int = 0, nap_us: float = DEFAULT_NAP_US) -> Dict[str, Any]:
     seconds = max(float(sent_info["seconds"]), 1e-9)
     sent = int(sent_info["sent"])
     received = int(got["received"])
@@ -303,6 +508,9 @@ def _result(size: int, sent_info: Dict[str, Any], got: Dict[str, Any], io, rcvbu
         "backend": io.BACKEND,
         "batch": io.BATCH,
         "rcvbuf": rcvbuf,
+        "rcvbuf_asked": asked,
+        "nap_us": nap_us,
+        "gso": gso or None,
         "rate": rate or None,
         "target": f"{target[0]}:{target[1]}" if target else None,
         "interrupted": interrupted,
@@ -347,12 +555,14 @@ def _bad_size(text: str) -> int:
 def register(sub) -> None:
     p = sub.add_parser(
         "udp",
-        help="datagrams per second, loss, duplicates, reordering and jitter",
+        help="datagrams per second, loss, duplicates, reordering and jitter (one host or two)",
         description="Send stamped UDP datagrams to a receiver and count what arrives: "
         "sent, received, lost, duplicated, reordered, RFC 3550 jitter and the kernel's "
-        "receive-buffer drops. The sender is a child process. With --target the datagrams "
-        "go to HOST:PORT, which must forward them to the receiver (--port), e.g. "
-        "'netlab redirect' with --loss. Ctrl-C prints what was measured so far (exit 0).",
+        "receive-buffer drops. On one host the sender is a child process. With --target the "
+        "datagrams go to HOST:PORT, which must forward them to the receiver (--port), e.g. "
+        "'netlab redirect' with --loss. On two hosts run --server on the receiving one and "
+        "--client HOST on the sending one. The receive buffer is sized for the rate unless "
+        "--rcvbuf says otherwise. Ctrl-C prints what was measured so far (exit 0).",
     )
     p.add_argument("--size", type=_size, default=DEFAULT_SIZE, metavar="BYTES",
                    help=f"UDP payload size (default {DEFAULT_SIZE}, at least 20 for the stamp)")
@@ -365,18 +575,91 @@ def register(sub) -> None:
     p.add_argument("--sweep", type=_sizes, metavar="SIZES",
                    help="run several sizes one after the other, e.g. 64,512,1400")
     p.add_argument("--rcvbuf", type=_common.byte_count, metavar="BYTES",
-                   help="receive buffer to ask for (SO_RCVBUF; SO_RCVBUFFORCE when privileged)")
+                   help="receive buffer to ask for (SO_RCVBUF; SO_RCVBUFFORCE when privileged); "
+                   f"default: room for {HOLD_SECONDS * 1000:g} ms at the rate (--rate, or "
+                   f"{UNPACED_RATE:,}/s unpaced), {MIN_AUTO_RCVBUF >> 10} KiB to "
+                   f"{MAX_AUTO_RCVBUF >> 20} MiB; the kernel reports twice what it was asked")
+    p.add_argument("--gso", type=_gso, default=0, metavar="N",
+                   help="sender: N datagrams per send through UDP segmentation offload "
+                   "(UDP_SEGMENT, Linux 4.18+; 1-64); the receiver still reads and counts "
+                   "separate datagrams (no GRO)")
+    p.add_argument("--nap", type=_nap, default=DEFAULT_NAP_US, metavar="US",
+                   help=f"receiver: drain the queue at every wake-up, and when blocking "
+                   "until the next datagram brought only a few, nap US microseconds instead "
+                   f"(default {DEFAULT_NAP_US:g}; 0: always block)")
     p.add_argument("--target", type=_common.host_port, metavar="HOST:PORT",
                    help="send to HOST:PORT, a forwarder to the receiver (see --port)")
-    p.add_argument("--port", type=port_number, default=0,
-                   help="the receiver's UDP port (default 0: the OS picks)")
-    p.add_argument("--host", default="127.0.0.1", help="the receiver's address (default 127.0.0.1)")
+    p.add_argument("--port", type=port_number, default=None,
+                   help="the receiver's UDP port (default 0: the OS picks); with --server or "
+                   f"--client the control port, also the UDP data port (default "
+                   f"{_remote.DEFAULT_PORT})")
+    p.add_argument("--host", default=None,
+                   help="the receiver's address (default 127.0.0.1; with --server: all, 0.0.0.0)")
+    _remote.add_flags(p, "udp")
     p.set_defaults(func=run)
+
+
+def _gso(text: str) -> int:
+    value = _common.positive_int(text)
+    if value > MAX_GSO:
+        raise argparse.ArgumentTypeError(f"invalid --gso {value}: the kernel takes 1 to "
+                                         f"{MAX_GSO} datagrams per send")
+    return value
+
+
+def _nap(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value <= 100_000:
+        raise argparse.ArgumentTypeError(f"invalid --nap {text!r}: microseconds from 0 to 100000")
+    return value
+
+
+def _notes(args: argparse.Namespace, results: List[Dict[str, Any]]) -> List[str]:
+    r0 = results[0]
+    notes = [f"backend {r0['backend']} ("
+             + ("sendmmsg/recvmmsg, up to " + str(r0['batch']) + " datagrams per call"
+                if r0["backend"] == "cython" else "one system call per datagram")
+             + (f", receiver naps {r0['nap_us']:g} us when blocking does not pay"
+                if r0.get("nap_us") else ", receiver blocks")
+             + f"), receive buffer {r0['rcvbuf']} bytes"
+             + (" (asked " + str(r0["rcvbuf_asked"]) + (", sized for the rate" if not args.rcvbuf
+                                                        else "") + ")"
+                if r0.get("rcvbuf_asked") else "")
+             + (f", paced at {r0['rate']:g} datagrams/s" if r0["rate"] else "")
+             + (f", via {r0['target']}" if r0["target"] else "")]
+    if r0.get("gso"):
+        notes.append(f"GSO: the sender handed the kernel {r0['gso']} datagrams per send "
+                     "(UDP_SEGMENT); the receiver read and counted each datagram (no GRO)")
+    if r0.get("role") == "client":
+        notes.append(f"two hosts: sent from here to the server at {r0['server']}; "
+                     "received, lost and kernel drops counted there")
+    if r0.get("role") == "server":
+        notes.append(f"two hosts: sent by the client at {r0['client']}, received here")
+    if r0.get("rcvbuf_asked") and r0["rcvbuf"] < r0["rcvbuf_asked"]:
+        notes.append(f"note: the kernel granted {r0['rcvbuf']} of {r0['rcvbuf_asked']} bytes "
+                     "(net.core.rmem_max caps unprivileged processes)")
+    if any(r["interrupted"] for r in results):
+        notes.append("interrupted: the figures cover the time measured before Ctrl-C")
+    if any(r.get("send_error") for r in results):
+        notes.append("sender errors: " + ", ".join(sorted({r["send_error"] for r in results
+                                                           if r.get("send_error")})))
+    return notes
 
 
 def run(args: argparse.Namespace) -> int:
     _common.check_plot_path(args.plot)
+    _remote.check_flags(args, "udp", ("--target", "--sweep") if args.client else
+                        ("--target", "--sweep", "--rate", "--rcvbuf", "--gso", "--plot"))
+    if args.server:
+        return _serve(args)
+    if args.client and args.host:
+        raise UsageError("--host is the receiver's own address; with --client name the server "
+                         "as --client HOST")
     _common.check_target_port(args, "udp")
+    check_gso(args.gso, args.size, args.rate)
     sizes = args.sweep or [args.size]
     progress = _common.Progress()
     results = []
@@ -384,38 +667,38 @@ def run(args: argparse.Namespace) -> int:
         for size in sizes:
             if stop.set:
                 break             # Ctrl-C between two sizes: report the ones measured
+            if args.client:
+                results.append(client_udp(args.client, args.port, size, args.seconds, args.rate,
+                                          args.rcvbuf, args.backend, args.gso, progress, stop))
+                continue
             results.append(run_udp(size=size, seconds=args.seconds, rate=args.rate,
                                    backend=args.backend, rcvbuf=args.rcvbuf, target=args.target,
-                                   host=args.host, port=args.port, progress=progress, stop=stop))
+                                   host=args.host or "127.0.0.1", port=args.port,
+                                   progress=progress, stop=stop, gso=args.gso, nap_us=args.nap))
     progress.done()
     if not results:
         print("netlab: interrupted before anything was measured", file=sys.stderr)
         return 0
-    r0 = results[0]
-    notes = [f"backend {r0['backend']} ("
-             + ("sendmmsg/recvmmsg, up to " + str(r0['batch']) + " datagrams per call"
-                if r0["backend"] == "cython" else "one system call per datagram")
-             + f"), receive buffer {r0['rcvbuf']} bytes"
-             + (f", paced at {r0['rate']:g} datagrams/s" if r0["rate"] else "")
-             + (f", via {r0['target']}" if r0["target"] else "")]
-    if args.rcvbuf and r0["rcvbuf"] < args.rcvbuf:
-        notes.append(f"note: the kernel granted {r0['rcvbuf']} of {args.rcvbuf} bytes "
-                     "(net.core.rmem_max caps unprivileged processes)")
-    if any(r["interrupted"] for r in results):
-        notes.append("interrupted: the figures cover the time measured before Ctrl-C")
-    if any(r.get("send_error") for r in results):
-        notes.append("sender errors: " + ", ".join(sorted({r["send_error"] for r in results
-                                                           if r.get("send_error")})))
-    _common.emit(args, results, COLUMNS, notes, single=not args.sweep)
+    _common.emit(args, results, COLUMNS, _notes(args, results), single=not args.sweep)
     if args.plot:
         labels = [f"{r['size']} B" for r in results]
-        _common.plot(args.plot, f"netlab bench udp ({r0['backend']})", "datagram size", labels,
-                     [("received datagrams/s", [r["recv_pps"] for r in results])],
+        _common.plot(args.plot, f"netlab bench udp ({results[0]['backend']})", "datagram size",
+                     labels, [("received datagrams/s", [r["recv_pps"] for r in results])],
                      ylabel2=("loss %", [r["loss_percent"] for r in results]),
                      command=_common.command_line())
         if not args.json:
             print(f"plot written to {args.plot}")
     return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    def show(result: Dict[str, Any]) -> None:
+        _common.emit(args, [result], COLUMNS, [] if args.json else _notes(args, [result]))
+
+    with _common.StopFlag() as stop:
+        return serve_udp(args.host or "0.0.0.0", args.port, once=args.once, backend=args.backend,
+                         nap_us=args.nap, on_listening=_common.listening_printer(args),
+                         on_result=show, stop=stop)
 
 
 if __name__ == "__main__" and len(sys.argv) == 3 and sys.argv[1] == "--sender":

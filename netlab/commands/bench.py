@@ -1,4 +1,4 @@
-"""``netlab bench udp|tcp|echo|parse``: throughput and parsing experiments.
+"""``netlab bench udp|tcp|echo|latency|parse``: throughput, latency and parsing experiments.
 
 Each experiment lives in ``netlab/bench/<name>.py`` and offers
 ``register(bench_subparsers)``; this module only gathers them under ``bench``.
@@ -12,6 +12,7 @@ BENCH_MODULES: tuple = (
     "netlab.bench.udp",
     "netlab.bench.tcp",
     "netlab.bench.echo",
+    "netlab.bench.latency",
     "netlab.bench.parse",
 )
 
@@ -19,9 +20,11 @@ BENCH_MODULES: tuple = (
 def register(sub) -> None:
     p = sub.add_parser(
         "bench",
-        help="throughput experiments: UDP loss, TCP bulk rate, echo round trips, parse speed",
-        description="Measure on loopback: UDP datagram rate and loss, TCP bulk throughput, "
-        "echo round trips under many clients, and packet-parsing speed of both backends.",
+        help="throughput experiments: UDP loss, TCP bulk rate, echo round trips, latency, "
+        "parse speed",
+        description="Measure on loopback (or between two hosts with --server/--client): UDP "
+        "datagram rate and loss, TCP bulk throughput, echo round trips under many clients, "
+        "ping-pong latency, and packet-parsing speed of both backends.",
     )
     bench_sub = p.add_subparsers(title="experiments", metavar="EXPERIMENT", dest="experiment")
     for name in BENCH_MODULES:

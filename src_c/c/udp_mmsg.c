@@ -2,10 +2,14 @@
  * `netlab bench udp`. Not part of netlab's install: the benchmarks compile it
  * with gcc when they run (see tests/benchmarks/test_bench_net.py).
  *
- *   udp_mmsg SIZE SECONDS   one process, two threads: a sender thread pushes
- *                           SIZE-byte datagrams (64 per sendmmsg) to a receiver
- *                           thread (64 per recvmmsg) on 127.0.0.1 for SECONDS;
- *                           prints "sent N received M seconds S".
+ *   udp_mmsg SIZE SECONDS [NAP_US [RCVBUF]]
+ *       one process, two threads: a sender thread pushes SIZE-byte datagrams
+ *       (64 per sendmmsg) to a receiver thread (64 per recvmmsg) on 127.0.0.1
+ *       for SECONDS; prints "sent N received M seconds S".
+ *       The receiver drains, then naps NAP_US microseconds when napping pays
+ *       (default 100, the algorithm of netlab's receiver, see
+ *       netlab/_pynetio.py udp_recv); NAP_US 0 always blocks in recvmmsg.
+ *       RCVBUF asks for that receive buffer (SO_RCVBUFFORCE as root).
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -59,12 +63,14 @@ static void *sender(void *arg) {
 }
 
 int main(int argc, char **argv) {
-    if (argc != 3) {
-        fprintf(stderr, "usage: udp_mmsg SIZE SECONDS\n");
+    if (argc < 3 || argc > 5) {
+        fprintf(stderr, "usage: udp_mmsg SIZE SECONDS [NAP_US [RCVBUF]]\n");
         return 2;
     }
     size = atoi(argv[1]);
     seconds = atof(argv[2]);
+    long nap_us = argc > 3 ? atol(argv[3]) : 100;
+    int rcvbuf = argc > 4 ? atoi(argv[4]) : 0;
     struct sockaddr_in a;
     socklen_t alen = sizeof a;
     memset(&a, 0, sizeof a);
@@ -77,6 +83,9 @@ int main(int argc, char **argv) {
     connect(tx, (struct sockaddr *)&a, sizeof a);
     struct timeval tv = {0, 100000};
     setsockopt(rx, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    if (rcvbuf > 0 && setsockopt(rx, SOL_SOCKET, SO_RCVBUFFORCE, &rcvbuf, sizeof rcvbuf) < 0)
+        setsockopt(rx, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
+    struct timespec nap = {0, nap_us * 1000};
 
     struct mmsghdr m[BATCH];
     struct iovec iov[BATCH];
@@ -85,10 +94,26 @@ int main(int argc, char **argv) {
     pthread_t t;
     double start = now();
     pthread_create(&t, NULL, sender, NULL);
+    /* netlab's receiver: drain each wake-up; nap next when a blocking wake-up
+     * brought fewer than 16 datagrams, block next when a nap did. Blocking
+     * times out after 0.1 s; silence then, with the sender done, ends the run. */
+    int napping = 0;
+    long long wake = 0;
     for (;;) {
-        int r = recvmmsg(rx, m, BATCH, MSG_WAITFORONE, NULL);
-        if (r > 0) received += r;
-        else if (done) break;    /* 0.1 s of silence after the sender finished */
+        int r = recvmmsg(rx, m, BATCH, napping ? MSG_DONTWAIT : MSG_WAITFORONE, NULL);
+        if (r <= 0) {
+            if (!napping && done) break;
+            napping = 0;
+            wake = 0;
+            continue;
+        }
+        received += r;
+        wake += r;
+        if (r < BATCH) {
+            if (nap_us > 0) napping = napping ? wake >= 16 : wake < 16;
+            wake = 0;
+            if (napping) nanosleep(&nap, NULL);
+        }
     }
     pthread_join(t, NULL);
     printf("sent %lld received %lld seconds %.3f\n", sent, received, seconds);
