@@ -19,7 +19,6 @@ pure twin through :func:`predicate`. A bad expression raises
 """
 from __future__ import annotations
 
-import ipaddress
 import re
 import socket
 from typing import Callable, List
@@ -53,6 +52,8 @@ def _tokens(text: str) -> List[str]:
 
 
 def _norm_addr(text: str) -> str:
+    import ipaddress  # only a filter with "host" needs it: dissect starts faster without
+
     try:
         addr = ipaddress.ip_address(text)
     except ValueError:

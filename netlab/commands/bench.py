@@ -13,6 +13,7 @@ BENCH_MODULES: tuple = (
     "netlab.bench.tcp",
     "netlab.bench.echo",
     "netlab.bench.parse",
+    "netlab.bench.dissect",
 )
 
 
