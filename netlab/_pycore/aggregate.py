@@ -257,10 +257,15 @@ def iter_batches(buf, checks: bool = False, size: int = 4096,
 
 def _batches(records, size: int) -> Iterator[list]:
     batch: list = []
-    for rec in records:
-        batch.append(rec)
-        if len(batch) == size:
+    try:
+        for rec in records:
+            batch.append(rec)
+            if len(batch) == size:
+                yield batch
+                batch = []
+    except CaptureError:
+        if batch:  # the good records before the damage come first
             yield batch
-            batch = []
+        raise
     if batch:
         yield batch
