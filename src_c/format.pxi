@@ -8,6 +8,10 @@
 
 from libc.stdlib cimport free, malloc
 
+cdef extern from "Python.h":
+    int PyGC_Enable()
+    int PyGC_Disable()
+
 
 cdef extern from "format.h":
     ctypedef struct nl_buf:
@@ -215,15 +219,24 @@ cdef class BatchIterator:
                 self._view = None
                 raise CaptureError(self._r.err.decode("ascii"), self._r.err_off)
             raise StopIteration
-        while len(batch) < self._size:
-            rc = nl_reader_next(&self._r, &f)
-            if rc != 1:
-                self._done = True
-                self._rc = rc
-                break
-            nl_decode(self._r.buf + f.offset, f.caplen, f.linktype, self._checks, &k)
-            if self._prog is None or self._prog.match(&k):
-                batch.append(_record(&f, &k))
+        cdef Py_ssize_t n = 0
+        # The batch's tuples live on together: a collector pass over them (they
+        # are all new) would cost more than making them, so none runs meanwhile.
+        gc_was_on = PyGC_Disable()
+        try:
+            while n < self._size:
+                rc = nl_reader_next(&self._r, &f)
+                if rc != 1:
+                    self._done = True
+                    self._rc = rc
+                    break
+                nl_decode(self._r.buf + f.offset, f.caplen, f.linktype, self._checks, &k)
+                if self._prog is None or self._prog.match(&k):
+                    batch.append(_record(&f, &k))
+                    n += 1
+        finally:
+            if gc_was_on:
+                PyGC_Enable()
         if batch:
             return batch
         return self.__next__()

@@ -6,9 +6,6 @@
 
 from libc.stdlib cimport qsort, realloc
 
-cdef extern from "Python.h":
-    int PyGC_Enable()
-    int PyGC_Disable()
 
 cdef extern from "walk.h":
     enum:
