@@ -163,7 +163,7 @@ def test_filtered_output_keeps_numbers_and_notes(both_cores):
     assert int(kept[-1].split()[0]) > len(kept)
 
 
-@pytest.mark.parametrize("size", [1, 5, 4096])
+@pytest.mark.parametrize("size", [1, 5, 64, 4096])
 def test_batches_are_the_records(core, size):
     path = os.path.join(ROOT, "tests", "data", "mixed_sll2.pcap")
     f = compile_filter("tcp and not port 7208")

@@ -239,7 +239,7 @@ def aggregate(buf, checks: bool = False, program=None) -> dict:
     return aggregate_records(records)
 
 
-def iter_batches(buf, checks: bool = False, size: int = 4096,
+def iter_batches(buf, checks: bool = False, size: int = 64,
                  program=None) -> Iterator[list]:
     """Iterate lists of up to ``size`` record tuples; ``program`` keeps matching ones only.
 
