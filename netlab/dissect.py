@@ -42,7 +42,7 @@ def dissect(buf, predicate: Optional[Callable[[tuple], bool]] = None,
     """
     if predicate is None or isinstance(predicate, Filter):
         program = None if predicate is None else predicate.program
-        for batch in _core().iter_batches(buf, checks, program=program):
+        for batch in packet.iter_batches(buf, checks, program=program):
             yield from map(Record._make, batch)
         return
     for rec in packet.iter_records(buf, checks):
@@ -58,11 +58,7 @@ def format_capture(buf, as_json: bool = False, checks: bool = False,
     their numbers in the capture when ``predicate`` keeps only some.
     """
     program = None if predicate is None else predicate.program
-    return _core().format_capture(buf, as_json, checks, program)
-
-
-def _core():
-    return packet.load_backend(packet.BACKEND)
+    return packet.format_capture(buf, as_json, checks, program)
 
 
 def capture_stats(buf, predicate: Optional[Callable[[tuple], bool]] = None,
@@ -76,7 +72,7 @@ def capture_stats(buf, predicate: Optional[Callable[[tuple], bool]] = None,
     """
     if predicate is None or isinstance(predicate, Filter):
         program = None if predicate is None else predicate.program
-        return _core().aggregate(buf, checks, program)
+        return packet.aggregate(buf, checks, program)
     return packet.aggregate_records(
         rec for rec in packet.iter_records(buf, checks) if predicate(rec))
 

@@ -164,7 +164,7 @@ def test_filter_keeps_the_capture_numbers_and_notes(netlab_cli):
 
 def test_icmp_port_unreachable_is_named_like_tcpdump(netlab_cli):
     # A real capture (tcpdump on lo): UDP to a closed port on 127.0.0.1 and ::1.
-    out = netlab_cli("dissect", os.path.join(DATA, "icmp_unreachable.pcap"))
+    out = netlab_cli("dissect", os.path.join(DATA, "dissect", "icmp_unreachable.pcap"))
     assert out.returncode == 0, out.stderr
     lines = out.stdout.splitlines()
     assert len(lines) == 4
@@ -172,5 +172,5 @@ def test_icmp_port_unreachable_is_named_like_tcpdump(netlab_cli):
     assert "ICMP6 ::1 udp port 53057 unreachable (code 4)" in lines[3]
     assert "'" not in lines[1] and "\\x" not in lines[1]  # no quoted bytes
     rows = [json.loads(line) for line in netlab_cli(
-        "dissect", os.path.join(DATA, "icmp_unreachable.pcap"), "--json").stdout.splitlines()]
+        "dissect", os.path.join(DATA, "dissect", "icmp_unreachable.pcap"), "--json").stdout.splitlines()]
     assert (rows[1]["icmp_type"], rows[1]["icmp_code"]) == (3, 3)

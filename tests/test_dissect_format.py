@@ -18,6 +18,7 @@ from netlab.pfilter import compile_filter
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CAPTURES = sorted(glob.glob(os.path.join(ROOT, "tests", "data", "*.pcap*"))
+                  + glob.glob(os.path.join(ROOT, "tests", "data", "dissect", "*.pcap*"))
                   + glob.glob(os.path.join(ROOT, "netlab", "data", "samples", "*.pcap*"))
                   + glob.glob(os.path.join(ROOT, "tests", "data", "fuzz", "*")))
 FILTERS = [None, "tcp and not port 7107", "udp or icmp or icmp6", "not tcp", "host ::1 or arp",
@@ -192,7 +193,7 @@ def test_batches_end_with_the_damage(core):
 def test_filtered_stats_in_the_core(both_cores, text):
     c, py = both_cores
     f = compile_filter(text)
-    for name in ("mixed_sll2.pcap", "mixed_lo_ns.pcapng", "icmp_unreachable.pcap"):
+    for name in ("mixed_sll2.pcap", "mixed_lo_ns.pcapng", os.path.join("dissect", "icmp_unreachable.pcap")):
         with open_capture(os.path.join(ROOT, "tests", "data", name)) as buf:
             want = py.aggregate_records(r for r in py.iter_records(buf) if f(r))
             assert c.aggregate(buf, False, f.program) == py.aggregate(buf, False, f.program) == want
