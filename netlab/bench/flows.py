@@ -8,7 +8,9 @@ It needs root (or CAP_NET_RAW) and tcpdump. The shipped sample
 ``netlab/data/samples/flows.pcap`` was made with it::
 
     python -c "from netlab.bench.flows import record_flows; \\
-        record_flows('netlab/data/samples/flows.pcap', flows=3000, messages=1, snaplen=80)"
+        record_flows('netlab/data/samples/flows.pcap', flows=2000, udp=1000, snaplen=68)"
+
+(22,000 packets, about 3,000 flows, 1.8 MB: headers only, small enough to ship.)
 
 Traffic goes to 127.0.0.1 only, to ports the OS picked; tcpdump's filter
 keeps only that traffic.
@@ -122,6 +124,7 @@ def record_flows(path: str, flows: int = 3000, messages: int = 1, size: int = 64
         except subprocess.TimeoutExpired:
             dump.kill()
             dump.wait()
+        dump.stderr.close()
         stop.set()
         for t in threads:
             t.join(timeout=2)

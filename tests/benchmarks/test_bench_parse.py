@@ -5,6 +5,8 @@ The default run (timing disabled) runs each once on a small file, as a test.
 The ratios the issue asks for are printed by ``netlab bench parse --json``.
 """
 import json
+import os
+import shutil
 
 import pytest
 
@@ -137,3 +139,17 @@ def test_cli_small_file_reports_its_own_packet_count(netlab_cli):
     assert any("repeated" in n for n in result["notes"])
     for key in ("stats_pps", "records_pps"):
         assert {"cython", "python", "dpkt"} <= set(result[key])
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or shutil.which("tcpdump") is None,
+                    reason="needs root and tcpdump (apt-get install tcpdump) to capture on lo")
+def test_record_flows_captures_real_connections(both_cores, tmp_path):
+    from netlab.bench.flows import record_flows
+
+    path = str(tmp_path / "flows.pcap")
+    record_flows(path, flows=20, messages=2, udp=5, snaplen=96)
+    with open_capture(path) as buf:
+        stats = both_cores[0].aggregate(buf)
+        assert stats == both_cores[1].aggregate(buf)
+    assert stats["tcp"]["flows"] == 20 and stats["tcp"]["handshakes"] == 20
+    assert stats["tcp"]["closed"] == 20 and len(stats["flows"]) >= 21
