@@ -82,12 +82,16 @@ def run_dissect(args: argparse.Namespace) -> int:
         with open_capture(args.file) as buf:
             if args.stats:
                 return _print_stats(args, lib.capture_stats(buf, predicate, args.checksums))
-            out = sys.stdout.buffer
+            # Bytes straight to the binary stream (every line is ASCII); a text
+            # stream without one (an io.StringIO in a caller's test) gets text.
+            out = getattr(sys.stdout, "buffer", None)
+            write = out.write if out is not None else (lambda b: sys.stdout.write(b.decode("ascii")))
+            sys.stdout.flush()
             try:
                 for chunk in lib.format_capture(buf, args.json, args.checksums, predicate):
-                    out.write(chunk)
+                    write(chunk)
             finally:
-                out.flush()
+                (out or sys.stdout).flush()
     except CaptureError as exc:
         if exc.offset == 0:
             hint = "give a pcap or pcapng file, e.g. one written by tcpdump -w"
