@@ -21,25 +21,58 @@ from typing import Optional, Sequence
 import netlab
 from netlab.errors import NetlabError
 
-__all__ = ["COMMAND_MODULES", "build_parser", "console_main", "main"]
+__all__ = ["ALL", "COMMANDS", "COMMAND_MODULES", "build_parser", "console_main", "main"]
 
-# One module per command (or family of commands), in the order --help lists them.
-# Each issue's owner uncomments its line when the module lands.
-COMMAND_MODULES = (
-    "netlab.commands.info",
-    "netlab.commands.serve",          # echo discard chargen daytime time qotd (issue 3)
-    "netlab.commands.ports",          # ports (issue 4)
-    "netlab.commands.bindcheck",      # bindcheck (issue 4)
-    "netlab.commands.independence",   # independence (issue 4)
-    "netlab.commands.netstat",        # netstat (issue 4)
-    "netlab.commands.scan",           # scan (issue 4)
-    "netlab.commands.redirect",       # redirect (issue 4, impairments issue 6)
-    "netlab.commands.dissect",        # dissect and sniff (issue 5)
-    "netlab.commands.bench",          # bench udp|tcp|echo|parse (issues 5, 6)
-    "netlab.commands.lab",            # lab list|show|check (issue 7)
-    "netlab.commands.tour",           # tour (issue 8)
-    "netlab.commands.net",            # net up|ls|run|down|firewall|redirect|rules|link (issue 14)
-)
+# Every command: its name -> (the module that registers it, its one-line help),
+# in the order --help lists them. Adding a command is one line here. A module
+# is imported only when its command runs (start-up stays small: `dissect`
+# never pays for the servers), while --help lists every command from this
+# table; tests/test_dissect_startup.py checks that each summary is the help
+# its module registers.
+COMMANDS = {
+    "info": ("netlab.commands.info",
+             "show version, packet backend, Python, platform and port privileges"),
+    "echo": ("netlab.commands.serve", "echo server or client (RFC 862): sends back every "
+             "byte (TCP until you close; UDP per datagram)"),
+    "discard": ("netlab.commands.serve", "discard server or client (RFC 863): reads and "
+                "drops everything, answers nothing"),
+    "chargen": ("netlab.commands.serve", "chargen server or client (RFC 864): streams "
+                "72-character lines of printable ASCII (UDP: 0-512 characters)"),
+    "daytime": ("netlab.commands.serve", "daytime server or client (RFC 867): sends the "
+                "date and time as one ASCII line, then closes"),
+    "time": ("netlab.commands.serve", "time server or client (RFC 868): sends 4 bytes: "
+             "seconds since 1900-01-01 UTC, big-endian, then closes"),
+    "qotd": ("netlab.commands.serve", "qotd server or client (RFC 865): sends one quote "
+             "of the day, then closes"),
+    "ports": ("netlab.commands.ports",
+              "look up ports or service names: range, TCP/UDP names, teaching notes"),
+    "bindcheck": ("netlab.commands.bindcheck",
+                  "try to bind a port and explain the result (privileges, port in use)"),
+    "independence": ("netlab.commands.independence", "bind TCP and UDP on one port (both "
+                     "succeed), then a second TCP socket (fails)"),
+    "netstat": ("netlab.commands.netstat", "list TCP/UDP sockets like 'netstat -a -n', "
+                "with owning process and service name"),
+    "scan": ("netlab.commands.scan",
+             "scan ports of this machine: TCP connect scan, UDP probe (own hosts only)"),
+    "redirect": ("netlab.commands.redirect", "forward a port to another (TCP and UDP), "
+                 "e.g. 80 to 8080; optionally a lossy link"),
+    "dissect": ("netlab.commands.dissect",
+                "decode a pcap or pcapng file, one line per packet (or --stats)"),
+    "sniff": ("netlab.commands.dissect",
+              "capture live on loopback and show TCP handshakes (root or CAP_NET_RAW)"),
+    "bench": ("netlab.commands.bench", "throughput experiments: UDP loss, TCP bulk rate, "
+              "echo round trips, parse speed"),
+    "lab": ("netlab.commands.lab",
+            "the course labs: list, show a handout, check your code, get a starter"),
+    "tour": ("netlab.commands.tour", "the whole port lesson, live on loopback, in under a minute"),
+    "net": ("netlab.commands.net",
+            "a network of hosts on one machine: namespaces, firewall, kernel redirect (root)"),
+}
+
+# The command modules, each once, in --help order.
+COMMAND_MODULES = tuple(dict.fromkeys(module for module, _ in COMMANDS.values()))
+
+ALL = object()  # build_parser(ALL): every command module registers its full parser
 
 
 class NetlabArgumentParser(argparse.ArgumentParser):
@@ -52,7 +85,14 @@ class NetlabArgumentParser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message}\n")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command=ALL) -> argparse.ArgumentParser:
+    """The whole parser (default), or one that imports only ``command``'s module.
+
+    With ``command`` a name from :data:`COMMANDS`, that command's module adds
+    its real parser(s) and every other command gets a placeholder with its
+    one-line help (enough for --help and for "invalid choice" errors); with
+    ``command=None`` every command is a placeholder (plain ``netlab --help``).
+    """
     parser = NetlabArgumentParser(
         prog="netlab",
         description="netlab: learn ports and sockets by running them, on loopback.",
@@ -60,9 +100,23 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"netlab {netlab.__version__}")
     sub = parser.add_subparsers(title="commands", metavar="COMMAND", dest="command")
-    for name in COMMAND_MODULES:
-        importlib.import_module(name).register(sub)
+    if command is ALL:
+        wanted = set(COMMAND_MODULES)
+    else:
+        wanted = {COMMANDS[command][0]} if command in COMMANDS else set()
+    registered = set()
+    for name, (module, summary) in COMMANDS.items():
+        if module not in wanted:
+            sub.add_parser(name, help=summary, add_help=False)
+        elif module not in registered:
+            registered.add(module)
+            importlib.import_module(module).register(sub)
     return parser
+
+
+def _chosen(argv: Sequence[str]) -> Optional[str]:
+    """The command word of ``argv``: the first argument that is not an option."""
+    return next((arg for arg in argv if not arg.startswith("-")), None)
 
 
 def _one_line(text: str) -> str:
@@ -80,9 +134,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
     sysinfo.CLI_ACTIVE = True  # fallbacks to the slow twin may now say so on stderr
     try:
-        # Building the parser imports every command module: a Ctrl-C that
-        # lands here must not show a traceback either.
-        parser = build_parser()
+        # Building the parser imports the chosen command's module: a Ctrl-C
+        # that lands here must not show a traceback either.
+        argv = sys.argv[1:] if argv is None else list(argv)
+        parser = build_parser(_chosen(argv))
         args = parser.parse_args(argv)
     except SystemExit as exc:  # --help, --version, usage errors
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)

@@ -34,8 +34,10 @@ __all__ = [
     "decode_tcp",
     "decode_udp",
     "finish_stats",
+    "format_capture",
     "internet_checksum",
     "iter_arrow_batches",
+    "iter_batches",
     "iter_records",
     "load_backend",
     "proto_name",
@@ -121,6 +123,9 @@ decode_frame = _impl.decode_frame
 tcp_options = _impl.tcp_options
 proto_name = _impl.proto_name
 tcp_state_name = _impl.tcp_state_name
+# dissect output and records in batches, --filter programs run in the core (issue 13).
+format_capture = _impl.format_capture
+iter_batches = _impl.iter_batches
 
 
 # Captures as data (issue 15): Arrow tables built by netlab.arrow from column

@@ -11,22 +11,24 @@ Grammar (``pcap-filter(7)`` style, case-insensitive)::
 
 So ``tcp port 7007`` means ``tcp and port 7007`` as in tcpdump. ``port N``
 matches TCP or UDP packets with N at either end. :func:`compile_filter`
-returns a predicate over record tuples; a bad expression raises
+returns a :class:`Filter`: a predicate over record tuples that also carries
+the expression as a small postfix *program*, which the compiled core
+evaluates in C (``format_capture``, ``iter_batches``, ``aggregate``) and the
+pure twin through :func:`predicate`. A bad expression raises
 :class:`FilterError` naming the problem.
 """
 from __future__ import annotations
 
-import ipaddress
 import re
 import socket
 from typing import Callable, List
 
 from netlab._pycore.decode import S_L4
 
-__all__ = ["FilterError", "compile_filter"]
+__all__ = ["Filter", "FilterError", "compile_filter", "predicate"]
 
 _TOKEN = re.compile(r"\s*(\(|\)|&&|\|\||!|[^\s()!]+)")
-_PROTOS = {"tcp": (6,), "udp": (17,), "icmp": (1,), "icmp6": (58,)}
+_PROTOS = {"tcp": 6, "udp": 17, "icmp": 1, "icmp6": 58}
 _HELP = "use tcp, udp, icmp, icmp6, ip, ip6, arp, port N, host ADDR, and, or, not, parentheses"
 
 # Record field positions (netlab._pycore.decode.RECORD_FIELDS).
@@ -50,6 +52,8 @@ def _tokens(text: str) -> List[str]:
 
 
 def _norm_addr(text: str) -> str:
+    import ipaddress  # only a filter with "host" needs it: dissect starts faster without
+
     try:
         addr = ipaddress.ip_address(text)
     except ValueError:
@@ -61,9 +65,12 @@ def _norm_addr(text: str) -> str:
 
 
 class _Parser:
+    """Recursive descent over the tokens, writing the program in postfix order."""
+
     def __init__(self, tokens: List[str]) -> None:
         self.t = tokens
         self.i = 0
+        self.out: list = []
 
     def peek(self):
         return self.t[self.i] if self.i < len(self.t) else None
@@ -73,18 +80,17 @@ class _Parser:
         self.i += 1
         return tok
 
-    def expr(self):
-        left = self.term()
+    def expr(self) -> None:
+        self.term()
         while self.peek() in ("or", "||"):
             op = self.take()
             if self.peek() is None:
                 raise FilterError(f"expected a primitive after '{op}'")
-            right = self.term()
-            left = (lambda a, b: lambda r: a(r) or b(r))(left, right)
-        return left
+            self.term()
+            self.out.append(("or",))
 
-    def term(self):
-        left = self.factor()
+    def term(self) -> None:
+        self.factor()
         while True:
             tok = self.peek()
             if tok in ("and", "&&"):
@@ -92,38 +98,34 @@ class _Parser:
                 if self.peek() is None:
                     raise FilterError(f"expected a primitive after '{tok}'")
             elif tok is None or tok in ("or", "||", ")"):
-                return left
-            right = self.factor()
-            left = (lambda a, b: lambda r: a(r) and b(r))(left, right)
+                return
+            self.factor()
+            self.out.append(("and",))
 
-    def factor(self):
+    def factor(self) -> None:
         tok = self.take()
         if tok is None:
             raise FilterError("the expression ends too early")
         if tok in ("not", "!"):
             if self.peek() is None:
                 raise FilterError(f"expected a primitive after '{tok}'")
-            inner = self.factor()
-            return lambda r: not inner(r)
+            self.factor()
+            self.out.append(("not",))
+            return
         if tok == "(":
-            inner = self.expr()
+            self.expr()
             if self.take() != ")":
                 raise FilterError("missing ')'")
-            return inner
+            return
         if tok == ")":
             raise FilterError("unexpected ')'")
-        return self.primitive(tok)
+        self.out.append(self.primitive(tok))
 
-    def primitive(self, tok):
+    def primitive(self, tok) -> tuple:
         if tok in _PROTOS:
-            numbers = _PROTOS[tok]
-            return lambda r: r[_PROTO] in numbers
-        if tok == "ip":
-            return lambda r: r[_ET] == 0x0800 and r[_SRC] is not None
-        if tok == "ip6":
-            return lambda r: r[_ET] == 0x86DD and r[_SRC] is not None
-        if tok == "arp":
-            return lambda r: r[_ET] == 0x0806
+            return ("proto", _PROTOS[tok])
+        if tok in ("ip", "ip6", "arp"):
+            return (tok,)
         direction = None
         if tok in ("src", "dst"):
             direction = tok
@@ -136,38 +138,96 @@ class _Parser:
                 raise FilterError("expected a port number after 'port'")
             if not value.isdigit() or int(value) > 65535:
                 raise FilterError(f"'{value}' is not a port number (0-65535)")
-            port = int(value)
-            if direction == "src":
-                return lambda r: r[_STATUS] & S_L4 and r[_PROTO] in (6, 17) and r[_SPORT] == port
-            if direction == "dst":
-                return lambda r: r[_STATUS] & S_L4 and r[_PROTO] in (6, 17) and r[_DPORT] == port
-            return lambda r: (r[_STATUS] & S_L4 and r[_PROTO] in (6, 17)
-                              and (r[_SPORT] == port or r[_DPORT] == port))
+            return ("port", direction, int(value))
         if tok == "host":
             value = self.take()
             if value is None:
                 raise FilterError("expected an address after 'host'")
-            addr = _norm_addr(value)
-            if direction == "src":
-                return lambda r: r[_SRC] == addr
-            if direction == "dst":
-                return lambda r: r[_DST] == addr
-            return lambda r: r[_SRC] == addr or r[_DST] == addr
+            return ("host", direction, _norm_addr(value))
         if tok in ("and", "or", "&&", "||"):
             raise FilterError(f"'{tok}' needs something before it")
         raise FilterError(f"unknown word '{tok}'")
 
 
-def compile_filter(text: str) -> Callable[[tuple], bool]:
-    """Compile ``text`` into ``predicate(record) -> bool``; raises :class:`FilterError`."""
+def _test(step: tuple) -> Callable[[tuple], bool]:
+    """The predicate of one primitive step, over a record tuple."""
+    op = step[0]
+    if op == "proto":
+        number = step[1]
+        return lambda r: r[_PROTO] == number
+    if op == "ip":
+        return lambda r: r[_ET] == 0x0800 and r[_SRC] is not None
+    if op == "ip6":
+        return lambda r: r[_ET] == 0x86DD and r[_SRC] is not None
+    if op == "arp":
+        return lambda r: r[_ET] == 0x0806
+    direction, value = step[1], step[2]
+    if op == "port":
+        def port_ok(r):
+            return bool(r[_STATUS] & S_L4) and r[_PROTO] in (6, 17)
+        if direction == "src":
+            return lambda r: port_ok(r) and r[_SPORT] == value
+        if direction == "dst":
+            return lambda r: port_ok(r) and r[_DPORT] == value
+        return lambda r: port_ok(r) and (r[_SPORT] == value or r[_DPORT] == value)
+    if direction == "src":  # host
+        return lambda r: r[_SRC] == value
+    if direction == "dst":
+        return lambda r: r[_DST] == value
+    return lambda r: r[_SRC] == value or r[_DST] == value
+
+
+def predicate(program) -> Callable[[tuple], bool]:
+    """``predicate(record) -> bool`` of a postfix program (the compiled core runs it in C)."""
+    stack: list = []
+    for step in program:
+        if step[0] == "not":
+            inner = stack.pop()
+            stack.append(lambda r, a=inner: not a(r))
+        elif step[0] in ("and", "or"):
+            right, left = stack.pop(), stack.pop()
+            if step[0] == "and":
+                stack.append(lambda r, a=left, b=right: a(r) and b(r))
+            else:
+                stack.append(lambda r, a=left, b=right: a(r) or b(r))
+        else:
+            stack.append(_test(step))
+    test = stack[0]
+    return lambda r: bool(test(r))
+
+
+class Filter:
+    """A compiled filter: call it on a record; ``program`` is what the packet core runs.
+
+    ``program`` is a tuple of steps in postfix order, e.g. ``tcp and not port
+    22`` -> ``(("proto", 6), ("port", None, 22), ("not",), ("and",))``. Steps:
+    ``("proto", N)``, ``("ip",)``, ``("ip6",)``, ``("arp",)``, ``("port", DIR,
+    N)``, ``("host", DIR, ADDR)`` with DIR ``None``, ``"src"`` or ``"dst"``,
+    then ``("not",)``, ``("and",)``, ``("or",)``.
+    """
+
+    def __init__(self, text: str, program) -> None:
+        self.text = text
+        self.program = tuple(program)
+        self._test = predicate(self.program)
+
+    def __call__(self, rec: tuple) -> bool:
+        return self._test(rec)
+
+    def __repr__(self) -> str:
+        return f"Filter({self.text!r})"
+
+
+def compile_filter(text: str) -> Filter:
+    """Compile ``text`` into a :class:`Filter` (``filter(record) -> bool``); raises :class:`FilterError`."""
     tokens = _tokens(text)
     if not tokens:
         raise FilterError(f"the filter is empty ({_HELP})")
     parser = _Parser(tokens)
     try:
-        pred = parser.expr()
+        parser.expr()
         if parser.i < len(tokens):
             raise FilterError(f"unexpected '{tokens[parser.i]}'")
     except FilterError as exc:
         raise FilterError(f"bad filter {text!r}: {exc} ({_HELP})") from None
-    return lambda r: bool(pred(r))
+    return Filter(text, parser.out)

@@ -14,6 +14,7 @@ from netlab._pycore.capture import CaptureError, CaptureMap
 from netlab._pycore.aggregate import (PROTO_NAMES, T_ACK, T_FIN_A, T_FIN_B, T_RST, T_SYN,
                                       T_SYNACK, aggregate_records, finish_stats, proto_name,
                                       tcp_state_name)
+# aggregate (the stats path and its tail) lives in stats.pxi, dissect output in format.pxi.
 from netlab._pycore.decode import (RECORD_FIELDS, S_CHECKED, S_EXTHDR, S_FRAG, S_IPCSUM_BAD,
                                    S_IPOPT, S_L4, S_L4_PART, S_L4CSUM_BAD, S_L4CSUM_OK,
                                    S_MALFORMED, S_TRUNC, S_VLAN)
@@ -155,72 +156,6 @@ def decode_frame(data, int linktype=1, checks=False, ts_ns=0, long long wirelen=
     f.linktype = linktype
     nl_decode(&view[0] if n else NULL, <uint32_t>n, linktype, 1 if checks else 0, &k)
     return _record(&f, &k)
-
-
-cdef list _flow_rows(nl_agg *g):
-    cdef list rows = [None] * g.n
-    cdef size_t i
-    cdef nl_flow *fl
-    cdef object a, b
-    for i in range(g.cap):
-        fl = &g.flows[i]
-        if not fl.key.used:
-            continue
-        if fl.key.family == 4:
-            a, b = _name4(fl.key.a), _name4(fl.key.b)
-        else:
-            a, b = _name6(fl.key.a), _name6(fl.key.b)
-        if fl.key.first_is_a:
-            rows[fl.order] = [a, fl.key.pa, b, fl.key.pb, fl.key.proto, fl.packets, fl.bytes, fl.state]
-        else:
-            rows[fl.order] = [b, fl.key.pb, a, fl.key.pa, fl.key.proto, fl.packets, fl.bytes, fl.state]
-    return rows
-
-
-def aggregate(buf, checks=False):
-    """Stats over a whole pcap/pcapng buffer; a damaged record ends the walk.
-
-    The loop runs in C without the GIL and makes no Python object per packet.
-    """
-    cdef const uint8_t[::1] view = _capture_view(buf)
-    cdef nl_reader r
-    cdef nl_agg g
-    cdef int rc
-    cdef int c = 1 if checks else 0
-    cdef int p, port
-    cdef uint64_t *t
-    _open_reader(&r, view, buf)
-    if nl_agg_init(&g) < 0:
-        raise MemoryError("no memory for the stats tables")
-    try:
-        with nogil:
-            rc = nl_agg_run(&g, &r, c)
-        if g.oom:
-            raise MemoryError("no memory for the flow table")
-        error = None
-        if rc < 0:
-            exc = CaptureError(r.err.decode("ascii"), r.err_off)
-            error = {"offset": exc.offset, "message": str(exc)}
-        protos = {p: [g.proto_pk[p], g.proto_by[p]] for p in range(256) if g.proto_pk[p]}
-        ports = {}
-        for p in range(2):
-            t = g.ports + p * 65536 * 2
-            for port in range(65536):
-                if t[port * 2]:
-                    ports[(6 if p == 0 else 17, port)] = [t[port * 2], t[port * 2 + 1]]
-        raw = {
-            "packets": g.packets, "bytes": g.bytes, "captured_bytes": g.captured,
-            "ipv4": g.ip4, "ipv6": g.ip6, "non_ip": g.non_ip, "vlan": g.vlan,
-            "fragments": g.fragments, "truncated": g.truncated, "malformed": g.malformed,
-            "checked": g.checked, "ip_checksum_bad": g.ipcsum_bad,
-            "l4_checksum_bad": g.l4csum_bad, "protos": protos,
-            "arp": [g.arp_pk, g.arp_by], "other": [g.other_pk, g.other_by],
-            "ports": ports, "flows": _flow_rows(&g), "error": error,
-        }
-    finally:
-        nl_agg_free(&g)
-        nl_reader_free(&r)
-    return finish_stats(raw)
 
 
 def tcp_options(data):

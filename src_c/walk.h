@@ -3,9 +3,9 @@
  *
  * One header, three users:
  *   - src_c/_core.pyx (Cython) includes it for the records and stats paths;
- *   - src_c/c/cwalk.c, the plain C baseline `netlab bench parse` compiles with
- *     gcc at run time, runs the very same walk without Python around it, so the
- *     bench shows what the Cython wrapper costs;
+ *   - walk_baseline (src_c/stats.pxi), the plain C baseline of `netlab bench
+ *     parse`, runs the very same walk with no Python object made, in the same
+ *     process, so the bench shows what the stats path's tables cost;
  *   - fuzz/ harnesses drive it through the Cython module.
  *
  * The pure-Python twin netlab/_pycore/capture.py, decode.py, links.py and

@@ -149,3 +149,28 @@ def test_cut_transport_header_has_no_payload(netlab_cli, tmp_path):
     assert row["payload"] == "" and row["sport"] is None and "truncated" in row["status"]
     text = netlab_cli("dissect", path)
     assert "truncated" in text.stdout and "'" not in text.stdout
+
+
+def test_filter_keeps_the_capture_numbers_and_notes(netlab_cli):
+    every = netlab_cli("dissect", HANDSHAKE).stdout.splitlines()
+    kept = netlab_cli("dissect", HANDSHAKE, "--filter", "src port 7107").stdout.splitlines()
+    assert 0 < len(kept) < len(every)
+    assert all(line in every for line in kept)  # same number, same note
+    assert any("handshake 2/3" in line for line in kept)
+    rows = [json.loads(line) for line in
+            netlab_cli("dissect", HANDSHAKE, "--json", "--filter", "udp").stdout.splitlines()]
+    assert [r["n"] for r in rows] == [15]
+
+
+def test_icmp_port_unreachable_is_named_like_tcpdump(netlab_cli):
+    # A real capture (tcpdump on lo): UDP to a closed port on 127.0.0.1 and ::1.
+    out = netlab_cli("dissect", os.path.join(DATA, "dissect", "icmp_unreachable.pcap"))
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert len(lines) == 4
+    assert "ICMP 127.0.0.1 udp port 34034 unreachable (code 3)" in lines[1]
+    assert "ICMP6 ::1 udp port 53057 unreachable (code 4)" in lines[3]
+    assert "'" not in lines[1] and "\\x" not in lines[1]  # no quoted bytes
+    rows = [json.loads(line) for line in netlab_cli(
+        "dissect", os.path.join(DATA, "dissect", "icmp_unreachable.pcap"), "--json").stdout.splitlines()]
+    assert (rows[1]["icmp_type"], rows[1]["icmp_code"]) == (3, 3)

@@ -9,6 +9,7 @@ from netlab._pycore.aggregate import (
     aggregate,
     aggregate_records,
     finish_stats,
+    iter_batches,
     iter_records,
     proto_name,
     tcp_state_name,
@@ -16,6 +17,7 @@ from netlab._pycore.aggregate import (
 from netlab._pycore.capture import CaptureError, capture_info
 from netlab._pycore.checksum import internet_checksum, pseudo_header_sum
 from netlab._pycore.decode import RECORD_FIELDS, decode_frame, tcp_options
+from netlab._pycore.format import format_capture
 from netlab._pycore.headers import (
     TCP_FLAG_NAMES,
     decode_ipv4,
@@ -41,7 +43,9 @@ __all__ = [
     "decode_tcp",
     "decode_udp",
     "finish_stats",
+    "format_capture",
     "internet_checksum",
+    "iter_batches",
     "iter_records",
     "proto_name",
     "pseudo_header_sum",

@@ -21,10 +21,11 @@ from typing import Iterable, Iterator
 from netlab._pycore.capture import CaptureError, walk
 from netlab._pycore.decode import S_CHECKED, S_FRAG, S_IPCSUM_BAD, S_L4, S_L4CSUM_BAD, \
     S_MALFORMED, S_TRUNC, S_VLAN
+from netlab.pfilter import predicate
 
 __all__ = [
     "PROTO_NAMES", "T_ACK", "T_FIN_A", "T_FIN_B", "T_RST", "T_SYN", "T_SYNACK",
-    "aggregate", "aggregate_records", "finish_stats", "iter_records", "proto_name",
+    "aggregate", "aggregate_records", "finish_stats", "iter_batches", "iter_records", "proto_name",
     "tcp_state_name",
 ]
 
@@ -224,11 +225,47 @@ def aggregate_records(records: Iterable[tuple]) -> dict:
     return finish_stats(_expand(shapes, error))
 
 
-def aggregate(buf, checks: bool = False) -> dict:
+def aggregate(buf, checks: bool = False, program=None) -> dict:
     """Stats over a whole pcap/pcapng buffer; a damaged record ends the walk.
 
     The counts cover every frame before the damage; ``error`` is then
     ``{"offset": ..., "message": ...}`` (``None`` for a clean file). A file
     that is not a capture at all raises :class:`CaptureError` instead.
+    ``program`` (a :mod:`netlab.pfilter` program) counts the matching packets only.
     """
-    return aggregate_records(iter_records(buf, checks))
+    records = iter_records(buf, checks)
+    if program is not None:
+        records = filter(predicate(program), records)
+    return aggregate_records(records)
+
+
+def iter_batches(buf, checks: bool = False, size: int = 64,
+                 program=None) -> Iterator[list]:
+    """Iterate lists of up to ``size`` record tuples; ``program`` keeps matching ones only.
+
+    The records of :func:`iter_records` a list at a time: the compiled twin
+    makes each list in one call (and runs the filter program in C), so a
+    Python loop over a batch pays no call per packet.
+    """
+    if size < 1:
+        raise ValueError(f"batch size {size}: give 1 or more")
+    records = iter_records(buf, checks)  # not a capture: CaptureError now
+    if program is not None:
+        records = filter(predicate(program), records)
+    return _batches(records, size)
+
+
+def _batches(records, size: int) -> Iterator[list]:
+    batch: list = []
+    try:
+        for rec in records:
+            batch.append(rec)
+            if len(batch) == size:
+                yield batch
+                batch = []
+    except CaptureError:
+        if batch:  # the good records before the damage come first
+            yield batch
+        raise
+    if batch:
+        yield batch

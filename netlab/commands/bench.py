@@ -14,6 +14,7 @@ BENCH_MODULES: tuple = (
     "netlab.bench.echo",
     "netlab.bench.latency",
     "netlab.bench.parse",
+    "netlab.bench.dissect",
 )
 
 

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 
 from netlab import dissect as lib
@@ -83,10 +82,7 @@ def _compile(text):
 
 
 def _emit(n, rec, frame, note, as_json):
-    if as_json:
-        print(json.dumps(lib.packet_json(n, rec, frame, note)))
-    else:
-        print(lib.packet_line(n, rec, frame, note))
+    print((lib.json_line if as_json else lib.packet_line)(n, rec, frame, note))
 
 
 def run_dissect(args: argparse.Namespace) -> int:
@@ -97,15 +93,16 @@ def run_dissect(args: argparse.Namespace) -> int:
         with open_capture(args.file) as buf:
             if args.stats:
                 return _print_stats(args, lib.capture_stats(buf, predicate, args.checksums))
-            annotator = lib.Annotator()
-            n = 0
+            # Bytes straight to the binary stream (every line is ASCII); a text
+            # stream without one (an io.StringIO in a caller's test) gets text.
+            out = getattr(sys.stdout, "buffer", None)
+            write = out.write if out is not None else (lambda b: sys.stdout.write(b.decode("ascii")))
+            sys.stdout.flush()
             try:
-                for rec in lib.dissect(buf, predicate, args.checksums):
-                    n += 1
-                    frame = buf[rec.offset:rec.offset + rec.caplen]
-                    _emit(n, rec, frame, annotator.note(rec), args.json)
+                for chunk in lib.format_capture(buf, args.json, args.checksums, predicate):
+                    write(chunk)
             finally:
-                sys.stdout.flush()
+                (out or sys.stdout).flush()
     except CaptureError as exc:
         if exc.offset == 0:
             hint = "give a pcap or pcapng file, e.g. one written by tcpdump -w"

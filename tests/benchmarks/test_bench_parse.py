@@ -5,6 +5,8 @@ The default run (timing disabled) runs each once on a small file, as a test.
 The ratios the issue asks for are printed by ``netlab bench parse --json``.
 """
 import json
+import os
+import shutil
 
 import pytest
 
@@ -50,13 +52,21 @@ def test_records_path_dpkt(benchmark, bench_file):
 
 
 def test_c_baseline_counts_what_the_core_counts(both_cores, bench_file):
-    result = c_baseline(bench_file, repeats=1)
-    if result is None:
-        pytest.skip("needs gcc (apt-get install gcc) and the src_c/ sources")
+    result = c_baseline(bench_file, repeats=1)  # the plain C walk, in this process
     with open_capture(bench_file) as buf:
         stats = both_cores[0].aggregate(buf)
     assert result["packets"] == stats["packets"] == PACKETS
     assert result["flows"] == len(stats["flows"]) and result["error"] is None
+    assert result["seconds"] > 0
+
+
+def test_default_file_has_thousands_of_flows(both_cores, tmp_path):
+    # The generated file repeats the shipped many-flow loopback capture.
+    path = str(tmp_path / "flows.pcap")
+    make_bench_file(path, 30_000)
+    with open_capture(path) as buf:
+        stats = both_cores[0].aggregate(buf)
+    assert len(stats["flows"]) > 2000 and stats["tcp"]["handshakes"] > 1000
 
 
 def test_cli_json_keys(netlab_cli):
@@ -67,7 +77,10 @@ def test_cli_json_keys(netlab_cli):
     for key in ("stats_pps", "records_pps"):
         assert {"cython", "python", "dpkt"} <= set(data[key])
         assert all(v > 0 for v in data[key].values())
-    assert data["stats_pps"]["c"] > 0
+    assert data["stats_pps"]["c"] > 0 and data["records_pps"]["cython-batch"] > 0
+    for key in ("stats_first_call_s", "stats_best_call_s"):
+        assert set(data[key]) == {"c", "cython"} and all(v > 0 for v in data[key].values())
+    assert data["ratios"]["stats_cython_vs_c"] > 0
 
 
 def test_cli_bad_file(netlab_cli, tmp_path):
@@ -126,3 +139,17 @@ def test_cli_small_file_reports_its_own_packet_count(netlab_cli):
     assert any("repeated" in n for n in result["notes"])
     for key in ("stats_pps", "records_pps"):
         assert {"cython", "python", "dpkt"} <= set(result[key])
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or shutil.which("tcpdump") is None,
+                    reason="needs root and tcpdump (apt-get install tcpdump) to capture on lo")
+def test_record_flows_captures_real_connections(both_cores, tmp_path):
+    from netlab.bench.flows import record_flows
+
+    path = str(tmp_path / "flows.pcap")
+    record_flows(path, flows=20, messages=2, udp=5, snaplen=96)
+    with open_capture(path) as buf:
+        stats = both_cores[0].aggregate(buf)
+        assert stats == both_cores[1].aggregate(buf)
+    assert stats["tcp"]["flows"] == 20 and stats["tcp"]["handshakes"] == 20
+    assert stats["tcp"]["closed"] == 20 and len(stats["flows"]) >= 21

@@ -1,0 +1,302 @@
+"""``netlab dissect`` output, the readable twin of ``src_c/format.h``.
+
+One packet becomes one line of text (:func:`packet_line`) or one JSON object
+(:func:`packet_json`, printed by :func:`json_line`); :class:`Annotator`
+names the steps of TCP handshakes and teardowns as packets go by.
+:func:`format_capture` runs the whole ``dissect`` loop over a capture and
+gives its output as bytes, a chunk of whole lines at a time; the compiled
+core's ``format_capture`` builds the very same bytes in C (the tests compare
+them on every shipped and test capture).
+
+Packets keep their numbers in the capture and the notes see every packet,
+also when a ``--filter`` program keeps only some of them.
+
+JSON payload encoding: ``payload`` is the transport payload as a **hex
+string** (exact, byte for byte: ``bytes.fromhex(obj["payload"])`` gives the
+bytes back); ``payload_text`` is the same bytes decoded as UTF-8 with
+undecodable bytes written as ``\\xNN``, for reading.
+"""
+from __future__ import annotations
+
+import json
+import socket
+import struct
+import time
+from typing import Iterator, Optional
+
+from netlab._pycore.aggregate import proto_name
+from netlab._pycore.capture import CaptureError, walk
+from netlab._pycore.decode import (S_FRAG, S_IPCSUM_BAD, S_L4, S_L4CSUM_BAD, S_L4CSUM_OK,
+                                   S_MALFORMED, S_TRUNC, tcp_options)
+from netlab._pycore.headers import TCP_FLAG_NAMES
+from netlab.pfilter import predicate
+
+__all__ = ["Annotator", "flag_names", "format_capture", "json_line", "packet_json",
+           "packet_line", "proto_label"]
+
+_FLAG_NAMES = TCP_FLAG_NAMES + ("NS",)  # records keep the 9th bit (NS)
+_ICMP = {0: "echo reply", 3: "destination unreachable", 5: "redirect", 8: "echo request",
+         11: "time exceeded"}
+_ICMP6 = {1: "destination unreachable", 2: "packet too big", 3: "time exceeded",
+          128: "echo request", 129: "echo reply", 133: "router solicitation",
+          134: "router advertisement", 135: "neighbor solicitation", 136: "neighbor advertisement"}
+# (protocol, type, code) of "port unreachable": ICMP (RFC 792) and ICMPv6 (RFC 4443)
+_PORT_UNREACHABLE = ((1, 3, 3), (58, 1, 4))
+
+
+def flag_names(flags: int) -> list:
+    """TCP flag names in header order: ``0x12 -> ["SYN", "ACK"]``."""
+    return [name for bit, name in enumerate(_FLAG_NAMES) if flags >> bit & 1]
+
+
+def proto_label(rec: tuple) -> str:
+    """``"tcp"``, ``"udp"``, ``"icmp"``, ``"icmp6"``, ``"arp"``, ``"ip-47"``, ``"ether-0x88cc"``..."""
+    if rec[9] >= 0:
+        return proto_name(rec[9])
+    if rec[6] == 0x0806:
+        return "arp"
+    if rec[7] is not None:
+        return "ip"
+    if rec[6] < 0:
+        return f"link-{rec[5]}"
+    return f"ether-0x{rec[6]:04x}"
+
+
+def _status_words(status: int) -> list:
+    words = []
+    if status & S_TRUNC:
+        words.append("truncated")
+    if status & S_FRAG:
+        words.append("fragment")
+    if status & S_MALFORMED:
+        words.append("malformed")
+    if status & S_IPCSUM_BAD:
+        words.append("bad-ip-checksum")
+    if status & S_L4CSUM_BAD:
+        words.append("bad-checksum")
+    return words
+
+
+def _payload(rec, frame: bytes) -> bytes:
+    if rec[9] in (6, 17, 1, 58) and not rec[18] & S_L4:
+        return b""  # the transport header itself is cut or broken: no payload to speak of
+    return bytes(frame[rec[16]:rec[16] + rec[17]])
+
+
+def packet_json(n: int, rec: tuple, frame: bytes, note: Optional[str] = None) -> dict:
+    """The JSON object of one packet (``n`` counts from 1); ``frame`` is its captured bytes."""
+    payload = _payload(rec, frame)
+    l4 = rec[9] in (6, 17, 1, 58) and rec[18] & S_L4
+    ports = rec[9] in (6, 17) and rec[18] & S_L4
+    status = rec[18]
+    out = {
+        "n": n,
+        "ts": rec[1] / 1e9,
+        "ts_ns": rec[1],
+        "src": rec[7],
+        "dst": rec[8],
+        "proto": proto_label(rec),
+        "sport": rec[10] if ports else None,
+        "dport": rec[11] if ports else None,
+        "flags": flag_names(rec[12]) if rec[9] == 6 and l4 else [],
+        "length": rec[2],
+        "wirelen": rec[3],
+        "payload": payload.hex(),
+        "payload_len": len(payload),
+        "payload_text": payload.decode("utf-8", "backslashreplace"),
+    }
+    if rec[9] == 6 and l4:
+        out["seq"], out["ack"] = rec[13], rec[14]
+    if rec[9] in (1, 58) and l4:
+        out["icmp_type"], out["icmp_code"] = rec[10], rec[11]
+    out["checksum"] = ("ok" if status & S_L4CSUM_OK else "bad" if status & S_L4CSUM_BAD
+                       else None)
+    out["status"] = _status_words(status)
+    out["interface"] = rec[4]  # pcapng interface number (0 in pcap files)
+    out["note"] = note
+    return out
+
+
+def _endpoint(addr: Optional[str], port) -> str:
+    if addr is None:
+        return "?"
+    if port is None:
+        return addr
+    return f"[{addr}]:{port}" if ":" in addr else f"{addr}:{port}"
+
+
+def _tcp_detail(rec, frame: bytes) -> str:
+    l4, poff = rec[15], rec[16]
+    parts = [f"seq={rec[13]}"]
+    if rec[12] & 0x10:
+        parts.append(f"ack={rec[14]}")
+    if l4 + 16 <= len(frame):
+        parts.append("win=%d" % struct.unpack_from(">H", frame, l4 + 14))
+    parts.append(f"len={rec[17]}")
+    opts = []
+    for name, value in tcp_options(frame[l4 + 20:poff]):
+        if name in ("nop", "eol"):
+            continue
+        if name == "ts":
+            opts.append(f"TS {value[0]}:{value[1]}")
+        elif name == "sack":
+            opts.append("sack " + ",".join(f"{a}-{b}" for a, b in value))
+        elif value is None or isinstance(value, bytes):
+            opts.append(name)  # no value, or raw bytes of an unknown kind: the name says enough
+        else:
+            opts.append(f"{name} {value}")
+    if opts:
+        parts.append("[" + ", ".join(opts) + "]")
+    return " ".join(parts)
+
+
+def _clock(ts_ns: int) -> str:
+    sec, ns = divmod(ts_ns, 1_000_000_000)
+    try:
+        return time.strftime("%H:%M:%S", time.localtime(sec)) + f".{ns // 1000:06d}"
+    except (OverflowError, OSError, ValueError):
+        return f"{sec}.{ns // 1000:06d}"
+
+
+_ESCAPES = {0x09: "\\t", 0x0A: "\\n", 0x0D: "\\r", 0x5C: "\\\\", 0x27: "\\'"}
+
+
+def _show(data: bytes) -> str:
+    """Payload bytes as readable text: printable ASCII as is, the rest escaped once (``\\xff``)."""
+    return "".join(chr(b) if 0x20 <= b < 0x7F and b not in _ESCAPES
+                   else _ESCAPES.get(b, f"\\x{b:02x}") for b in data)
+
+
+def _unreachable_port(rec, frame: bytes) -> Optional[str]:
+    """``"127.0.0.1 udp port 9999 unreachable"`` (as tcpdump says it) for an ICMP port
+    unreachable whose quoted packet shows its IP header and ports; else None."""
+    if (rec[9], rec[10], rec[11]) not in _PORT_UNREACHABLE:
+        return None
+    quoted = _payload(rec, frame)  # the start of the packet that was refused
+    if ":" in rec[7]:
+        if len(quoted) < 40 or quoted[0] >> 4 != 6:
+            return None
+        hl, proto, dst = 40, quoted[6], socket.inet_ntop(socket.AF_INET6, quoted[24:40])
+    else:
+        if len(quoted) < 20 or quoted[0] >> 4 != 4 or quoted[0] & 15 < 5:
+            return None
+        hl, proto, dst = (quoted[0] & 15) * 4, quoted[9], socket.inet_ntop(socket.AF_INET, quoted[16:20])
+    if proto not in (6, 17) or len(quoted) < hl + 4:
+        return None
+    port = quoted[hl + 2] << 8 | quoted[hl + 3]
+    return f"{dst} {'tcp' if proto == 6 else 'udp'} port {port} unreachable"
+
+
+def packet_line(n: int, rec: tuple, frame: bytes, note: Optional[str] = None) -> str:
+    """One packet as one line of text, like tcpdump's but with names spelled out."""
+    proto = proto_label(rec)
+    ports = rec[9] in (6, 17) and rec[18] & S_L4
+    sport, dport = (rec[10], rec[11]) if ports else (None, None)
+    head = f"{n:>5}  {_clock(rec[1])}  "
+    quoted = None
+    if rec[7] is None:
+        body = f"{proto.upper()} {rec[2]} bytes"
+    else:
+        body = f"{_endpoint(rec[7], sport)} > {_endpoint(rec[8], dport)}  {proto.upper()}"
+        if rec[9] == 6 and rec[18] & S_L4:
+            body += " [" + ", ".join(flag_names(rec[12])) + "] " + _tcp_detail(rec, frame)
+        elif rec[9] in (1, 58) and rec[18] & S_L4:
+            names = _ICMP if rec[9] == 1 else _ICMP6
+            quoted = _unreachable_port(rec, frame)
+            what = quoted or names.get(rec[10], "type " + str(rec[10]))
+            body += f" {what} (code {rec[11]}) len={rec[17]}"
+        elif rec[9] not in (6, 17, 1, 58) or rec[18] & S_L4:
+            body += f" len={rec[17]}"
+        if rec[17] and (rec[9] not in (6, 17, 1, 58) or rec[18] & S_L4) and not quoted:
+            body += "  '" + _show(_payload(rec, frame)[:40]) + "'" + ("..." if rec[17] > 40 else "")
+    words = _status_words(rec[18])
+    if words:
+        body += "  {" + ", ".join(words) + "}"
+    if note:
+        body += f"  <- {note}"
+    return head + body
+
+
+class Annotator:
+    """Names the steps of TCP connections as records go by (feed them in order).
+
+    ``note(rec)`` returns e.g. ``"SYN: handshake 1/3, the client asks to connect"``
+    or ``None`` for packets that are neither handshake nor teardown.
+    """
+
+    def __init__(self) -> None:
+        self._flows: dict = {}
+
+    def note(self, rec: tuple) -> Optional[str]:
+        if rec[9] != 6 or not rec[18] & S_L4:
+            return None
+        src, dst, sport, dport, flags = rec[7], rec[8], rec[10], rec[11], rec[12]
+        key = (src, sport, dst, dport) if (src, sport) <= (dst, dport) else (dst, dport, src, sport)
+        flow = self._flows.setdefault(key, {"client": None, "phase": 0, "fins": set()})
+        me = (src, sport)
+        syn, ack, fin, rst = flags & 0x02, flags & 0x10, flags & 0x01, flags & 0x04
+        if rst:
+            refused = flow["phase"] == 1  # the answer to a SYN is a RST
+            flow["phase"] = 9
+            if refused:
+                return f"RST: connection refused (nothing listens on port {sport})"
+            return "RST: connection reset (aborted)"
+        if syn and not ack:
+            flow.update(client=me, phase=1, fins=set())
+            return "SYN: handshake 1/3, the client asks to connect"
+        if syn and ack:
+            flow["phase"] = 2
+            return "SYN-ACK: handshake 2/3, the server accepts"
+        if fin:
+            who = "client" if me == flow["client"] else "server" if flow["client"] else "one side"
+            flow["fins"].add(me)
+            flow["phase"] = max(flow["phase"], 4)
+            return f"FIN: teardown, the {who} closes its direction"
+        if ack and flow["phase"] == 2 and me == flow["client"]:
+            flow["phase"] = 3
+            return "ACK: handshake 3/3, connection established"
+        if ack and flow["phase"] == 4 and len(flow["fins"]) == 2:
+            flow["phase"] = 5
+            return "ACK: teardown done, connection closed"
+        return None
+
+
+def json_line(n: int, rec: tuple, frame: bytes, note: Optional[str] = None) -> str:
+    """The JSON text of :func:`packet_json` (one line, as ``dissect --json`` prints it)."""
+    return json.dumps(packet_json(n, rec, frame, note))
+
+
+def format_capture(buf, as_json: bool = False, checks: bool = False,
+                   program=None) -> Iterator[bytes]:
+    """Iterate ``netlab dissect`` output (bytes, whole lines) over a capture buffer.
+
+    ``program`` is a :mod:`netlab.pfilter` program: only matching packets are
+    shown, with their numbers in the capture, and the handshake notes still
+    follow every packet. A damaged record raises :class:`CaptureError` after
+    the output of every good record before it.
+    """
+    records = walk(buf, bool(checks))  # not a capture: CaptureError now
+    return _lines(buf, records, json_line if as_json else packet_line,
+                  None if program is None else predicate(program))
+
+
+def _lines(buf, records, shape, keep) -> Iterator[bytes]:
+    annotator = Annotator()
+    out: list = []
+    n = 0
+    try:
+        for rec in records:
+            n += 1
+            note = annotator.note(rec)  # every packet, kept or not
+            if keep is not None and not keep(rec):
+                continue
+            out.append(shape(n, rec, bytes(buf[rec[0]:rec[0] + rec[2]]), note))
+            if len(out) == 1000:
+                yield ("\n".join(out) + "\n").encode("ascii")
+                out = []
+    except CaptureError:
+        if out:
+            yield ("\n".join(out) + "\n").encode("ascii")
+        raise
+    if out:
+        yield ("\n".join(out) + "\n").encode("ascii")
