@@ -156,11 +156,12 @@ def _predicate(filter) -> Optional[Callable[[tuple], bool]]:
 class _Shaper:
     """Turns batches of raw column buffers into Arrow record batches (see the module doc)."""
 
-    # Status bits that give words in the ``status`` column (netlab.dissect._status_words).
+    # Status bits that give words in the ``status`` column (netlab._pycore.format._status_words).
     _WORD_BITS = S_TRUNC | S_FRAG | S_MALFORMED | S_IPCSUM_BAD | S_L4CSUM_BAD
 
     def __init__(self, columns) -> None:
-        from netlab import dissect
+        # The rules of dissect --json, where they live (netlab.dissect re-exports them).
+        from netlab._pycore import format as rules
         pa, pc = self.pa, self.pc = _pyarrow()
         self.columns = _chosen(columns)
         self.schema = schema(self.columns)
@@ -170,12 +171,12 @@ class _Shaper:
         self.types = dict(zip(self.schema.names, self.schema.types))
         # Every value the list columns can hold, looked up by the bits: a
         # capture's millions of rows then cost one vectorised `take`.
-        self.flag_lists = pa.array([dissect.flag_names(bits) for bits in range(512)],
+        self.flag_lists = pa.array([rules.flag_names(bits) for bits in range(512)],
                                    pa.list_(pa.string()))
-        self.status_lists = pa.array([dissect._status_words(bits)
+        self.status_lists = pa.array([rules._status_words(bits)
                                       for bits in range(self._WORD_BITS + 1)],
                                      pa.list_(pa.string()))
-        self.proto_label = dissect.proto_label
+        self.proto_label = rules.proto_label
         # Index p + 1 names IP protocol p; index 0 (no transport protocol) is never used.
         self.proto_words = pa.array(["-"] + [packet.proto_name(p) for p in range(256)])
         self.checksum_words = pa.array(["-", "bad", "ok"])  # by (status >> 9) & 3

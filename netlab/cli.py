@@ -61,9 +61,9 @@ COMMANDS = {
     "sniff": ("netlab.commands.dissect",
               "capture live on loopback and show TCP handshakes (root or CAP_NET_RAW)"),
     "bench": ("netlab.commands.bench", "throughput experiments: UDP loss, TCP bulk rate, "
-              "echo round trips, parse speed"),
+              "echo round trips, latency, parse speed"),
     "lab": ("netlab.commands.lab",
-            "the course labs: list, show a handout, check your code, get a starter"),
+            "the course labs: list, show a handout, check your code, get a starter, grade a class"),
     "tour": ("netlab.commands.tour", "the whole port lesson, live on loopback, in under a minute"),
     "net": ("netlab.commands.net",
             "a network of hosts on one machine: namespaces, firewall, kernel redirect (root)"),
