@@ -82,14 +82,22 @@ def _choose() -> tuple:
         return load_backend("cython"), "compiled core loaded"
     except ImportError as exc:
         reason = _why_no_core(exc)
-        note_twin_fallback(reason)
+        if _in_checkout():
+            # Not an install made with the opt-out: a source folder shadowing the
+            # installed copy, or an unbuilt checkout. Say so where it is used.
+            note_twin_fallback(reason)
         return load_backend("python"), reason
+
+
+def _in_checkout() -> bool:
+    parent = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    return os.path.isfile(os.path.join(parent, "setup.py"))
 
 
 def _why_no_core(exc: ImportError) -> str:
     """Why the compiled core did not load, and the way to get it (checkout or install)."""
     parent = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    if os.path.isfile(os.path.join(parent, "setup.py")):
+    if _in_checkout():
         # Usually `pip install .` then a command run inside the checkout: Python
         # imports the source folder, which holds no compiled core.
         return (f"compiled core not built in the source folder {parent} ({exc}); "

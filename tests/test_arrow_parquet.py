@@ -6,6 +6,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -255,13 +256,14 @@ def test_lesson_scan_queries_equal_stats_and_scan(tmp_path):
                                 f"tcp and host {host} and portrange {lo}-{hi}"],
                                stderr=subprocess.PIPE)
         try:
-            deadline = time.monotonic() + 10
-            while time.monotonic() < deadline and not cap_file.exists():
-                time.sleep(0.05)
-            time.sleep(0.5)
+            # tcpdump says "listening on lo" once its filter is attached: only then scan.
+            ready = threading.Event()
+            threading.Thread(target=lambda: [ready.set() for line in cap.stderr
+                                             if b"listening on" in line], daemon=True).start()
+            assert ready.wait(30), "tcpdump did not start listening within 30 s"
             scan = run_netlab("scan", host, f"{lo}-{hi}", "--json", "--all")
         finally:
-            time.sleep(0.5)
+            time.sleep(1.0)
             cap.terminate()
             cap.communicate(timeout=10)
     assert scan.returncode == 0, scan.stderr
