@@ -1,0 +1,72 @@
+"""Labs 14-16 (chat, DNS, ping): through the real CLI in the sandbox, the
+reference solution scores full marks and the untouched starter 0; and the
+checks measure the concept: a solution with one idea taken out loses exactly
+the check about that idea.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+
+import pytest
+
+from netlab.labs import LABS
+from tests.test_labs import EXERCISES, finish, parse, start_check
+
+NEW = [15]
+
+
+@pytest.mark.parametrize("number", NEW)
+def test_new_lab_solution_full_marks_and_starter_zero(number, tmp_path):
+    lab = LABS[number]
+    assert os.path.isfile(os.path.join(EXERCISES, lab.slug, "README.md"))
+    solution = start_check(number, os.path.join(EXERCISES, "solutions", lab.slug), str(tmp_path))
+    starter = start_check(number, os.path.join(EXERCISES, lab.slug), str(tmp_path))
+    sol_code, sol_out, sol_err = finish(solution, timeout=60)
+    st_code, st_out, st_err = finish(starter, timeout=60)
+    result = parse(sol_out, sol_err)
+    assert result["isolated"] is True, "these tests grade in the sandbox (bubblewrap, as root)"
+    assert result["score"] == result["max_score"], [(t["name"], t["message"]) for t in result["tests"]]
+    assert sol_code == 0
+    result = parse(st_out, st_err)
+    assert result["score"] == 0 and st_code == 1
+    assert all("TODO" in t["message"] for t in result["tests"]), result["tests"]
+
+
+def _mutant(tmp_path, number: int, edits: list) -> str:
+    """A copy of the reference solution with ``(old, new)`` text replacements applied."""
+    lab = LABS[number]
+    folder = tmp_path / lab.slug
+    shutil.copytree(os.path.join(EXERCISES, "solutions", lab.slug), folder)
+    path = folder / lab.files[0]
+    text = path.read_text()
+    for old, new in edits:
+        assert old in text, old
+        text = text.replace(old, new)
+    path.write_text(text)
+    return str(folder)
+
+
+def _failed(tmp_path, number: int, edits: list) -> dict:
+    code, out, err = finish(start_check(number, _mutant(tmp_path, number, edits), str(tmp_path)), timeout=60)
+    result = parse(out, err)
+    assert code == 1
+    return {t["name"]: t["message"] for t in result["tests"] if not t["passed"]}
+
+
+def test_lab15_dns_checks_measure_the_concept(tmp_path):
+    # No loop guard: only the malformed-answers check fails, within its time limit.
+    failed = _failed(tmp_path / "a", 15, [("if jumps > MAX_JUMPS:", "if False:")])
+    assert set(failed) == {"malformed answers raise ValueError"}, failed
+    assert "pointer" in failed["malformed answers raise ValueError"]
+    # Trusting the first reply, whatever its id: the lookup takes the forged answer.
+    failed = _failed(tmp_path / "b", 15, [('if reply["id"] == ident:', "if True:")])
+    assert set(failed) == {"lookup against a DNS server"}, failed
+    assert "id" in failed["lookup against a DNS server"]
+    # Little-endian header: the grader's own decoder reads the id wrong.
+    failed = _failed(tmp_path / "c", 15, [('struct.pack(">HHHHHH", ident', 'struct.pack("<HHHHHH", ident')])
+    assert "build a query" in failed
+    # The offset after a compressed name taken from where the pointer led.
+    failed = _failed(tmp_path / "d", 15, [("return \".\".join(labels), (end if end is not None else offset + 1)",
+                                           "return \".\".join(labels), offset + 1")])
+    assert "read names with compression pointers" in failed
