@@ -13,7 +13,7 @@ import pytest
 from netlab.labs import LABS
 from tests.test_labs import EXERCISES, finish, parse, start_check
 
-NEW = [15]
+NEW = [14, 15]
 
 
 @pytest.mark.parametrize("number", NEW)
@@ -70,3 +70,25 @@ def test_lab15_dns_checks_measure_the_concept(tmp_path):
     failed = _failed(tmp_path / "d", 15, [("return \".\".join(labels), (end if end is not None else offset + 1)",
                                            "return \".\".join(labels), offset + 1")])
     assert "read names with compression pointers" in failed
+
+
+def test_lab14_chat_checks_measure_the_concept(tmp_path):
+    # Sending every line back to its sender too.
+    failed = _failed(tmp_path / "a", 14, [('broadcast(client, "<%s> %s" % (client.nick, text))',
+                                           'broadcast(client, "<%s> %s" % (client.nick, text))\n'
+                                           '            send(client, "<%s> %s" % (client.nick, text))')])
+    assert "broadcast to the others" in failed and "own line" in failed["broadcast to the others"]
+    # Treating what a vanished client left unfinished as a last message.
+    failed = _failed(tmp_path / "b", 14, [("drop(client)  # an unfinished line dies with its client",
+                                           "handle(client, client.inbuf) if client.nick and client.inbuf "
+                                           "else None\n                        drop(client)")])
+    assert set(failed) == {"a client leaves mid-line"}, failed
+    assert "unfinished line" in failed["a client leaves mid-line"]
+    # A thread per client instead of the selector: every line arrives, but on 20 threads.
+    failed = _failed(tmp_path / "c", 14, [("def serve(host, port):", "def serve(host, port):\n"
+                                           "    import threading\n"
+                                           "    for _ in range(3):\n"
+                                           "        threading.Thread(target=__import__('time').sleep, args=(60,), "
+                                           "daemon=True).start()\n")])
+    assert set(failed) == {"20 clients at once on one thread"}, failed
+    assert "threads" in failed["20 clients at once on one thread"]
