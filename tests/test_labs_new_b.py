@@ -13,7 +13,7 @@ import pytest
 from netlab.labs import LABS
 from tests.test_labs import EXERCISES, finish, parse, start_check
 
-NEW = [14, 15]
+NEW = [14, 15, 16]
 
 
 @pytest.mark.parametrize("number", NEW)
@@ -92,3 +92,20 @@ def test_lab14_chat_checks_measure_the_concept(tmp_path):
                                            "daemon=True).start()\n")])
     assert set(failed) == {"20 clients at once on one thread"}, failed
     assert "threads" in failed["20 clients at once on one thread"]
+
+
+def test_lab16_ping_checks_measure_the_concept(tmp_path):
+    # Taking any echo reply as the answer: the grader's stray (wrong sequence) reply is taken.
+    failed = _failed(tmp_path / "a", 16, [('reply["type"] == ECHO_REPLY and reply["seq"] == seq and '
+                                           'reply["payload"] == payload',
+                                           'reply["type"] == ECHO_REPLY')])
+    assert "ping on loopback" in failed and "lost replies time out" in failed, failed
+    assert "stray" in failed["ping on loopback"]
+    # One timeout for the whole run instead of one per request.
+    failed = _failed(tmp_path / "b", 16, [("deadline = start + timeout", "deadline = start + timeout\n"
+                                           "            if seq > 1 and rtts[-1] is None:\n"
+                                           "                break")])
+    assert set(failed) == {"lost replies time out"}, failed
+    # An IPv4 header taken to be always 20 bytes.
+    failed = _failed(tmp_path / "c", 16, [("packet[(packet[0] & 0x0F) * 4:]", "packet[20:]")])
+    assert set(failed) == {"parse ICMP replies"}, failed
