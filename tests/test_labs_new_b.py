@@ -109,3 +109,20 @@ def test_lab16_ping_checks_measure_the_concept(tmp_path):
     # An IPv4 header taken to be always 20 bytes.
     failed = _failed(tmp_path / "c", 16, [("packet[(packet[0] & 0x0F) * 4:]", "packet[20:]")])
     assert set(failed) == {"parse ICMP replies"}, failed
+
+
+def test_new_handouts_are_translated(tmp_path):
+    """Every message of the handout pages of labs 14-16 has a Chinese translation, none fuzzy."""
+    babel_pofile = pytest.importorskip("babel.messages.pofile")
+    from tests.test_docs import DOCS, _sphinx
+    result = _sphinx("gettext", tmp_path / "pot")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    for number in NEW:
+        with open(tmp_path / "pot" / "labs" / f"lab{number}.pot", "rb") as f:
+            wanted = [m.id for m in babel_pofile.read_po(f) if m.id]
+        with open(os.path.join(DOCS, "locale", "zh_CN", "LC_MESSAGES", "labs", f"lab{number}.po"), "rb") as f:
+            catalog = babel_pofile.read_po(f)
+        assert len(wanted) > 20, number
+        for msgid in wanted:
+            message = catalog.get(msgid)
+            assert message is not None and message.string and not message.fuzzy, (number, msgid[:70])
