@@ -16,7 +16,7 @@ import socket
 import struct
 import threading
 import time
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Tuple
 
 from netlab.labs._peers import HOST
 from netlab.labs._probes import bytes_of, call_all, student_value
@@ -222,9 +222,11 @@ def records(labdir: str) -> str:
     message = response(ident, name, A, answers)
     out = call_all(labdir, MODULE, [["parse_response", [{"bytes": message.hex()}]]])[0]
     got = student_value(out, "parse_response(an answer with A, TXT, AAAA, A records)")
-    if not isinstance(got, dict) or got.get("id") != ident or got.get("rcode") != 0:
-        raise CheckFailed(f"parse_response: id/rcode {str(got)[:80] if not isinstance(got, dict) else (got.get('id'), got.get('rcode'))}, "
-                          f"expected ({ident}, 0)")
+    if not isinstance(got, dict):
+        raise CheckFailed(f"parse_response returned {str(got)[:60]}, not a dict")
+    if (got.get("id"), got.get("rcode")) != (ident, 0):
+        raise CheckFailed(f"parse_response: id {got.get('id')!r} and rcode {got.get('rcode')!r}, "
+                          f"expected {ident} and 0 (byte order? the rcode is the low 4 bits of the flags)")
     _answers_match(got, answers, "parse_response (A, TXT, AAAA, A)")
     return "A and AAAA records read, a TXT record skipped by its length, TTLs as 32-bit numbers"
 
