@@ -210,7 +210,7 @@ def ping(labdir: str) -> str:
     if got.get("received") != count:
         raise CheckFailed(f"{call}: received {got.get('received')!r}, but the grader answered all {count}")
     bad = [i for i, (r, d) in enumerate(zip(got["rtts"], plan))
-           if not isinstance(r, (int, float)) or not d * 0.95 <= r < d + 0.1]
+           if not isinstance(r, (int, float)) or not d * 0.95 <= r < d + 0.2]
     if bad:
         first = got["rtts"][bad[0]]
         hint = " (a stray reply with another sequence number came first)" if isinstance(first, (int, float)) \
@@ -222,9 +222,9 @@ def ping(labdir: str) -> str:
 def lost(labdir: str) -> str:
     if not sandbox.config.isolated:
         return "not measured in practice mode (in the sandbox the grader drops replies to test timeouts)"
-    timeout = 0.3
+    timeout = 0.5
     plan = [0.04, None, 0.04, None]
-    call, got, requests, took = _ping(labdir, plan, timeout, late=timeout + 0.05)
+    call, got, requests, took = _ping(labdir, plan, timeout, late=timeout + 0.1)
     if len(requests) != len(plan):
         raise CheckFailed(f"{call}: {len(requests)} echo requests on the wire, expected {len(plan)}: "
                           f"a lost reply must not stop the pinging")
