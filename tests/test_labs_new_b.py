@@ -109,6 +109,10 @@ def test_lab16_ping_checks_measure_the_concept(tmp_path):
     # An IPv4 header taken to be always 20 bytes.
     failed = _failed(tmp_path / "c", 16, [("packet[(packet[0] & 0x0F) * 4:]", "packet[20:]")])
     assert set(failed) == {"parse ICMP replies"}, failed
+    # Raw sockets only: refused to the sandbox's unprivileged user.
+    failed = _failed(tmp_path / "d", 16, [("socket.SOCK_DGRAM, socket.IPPROTO_ICMP), \"dgram\"",
+                                           "socket.SOCK_RAW, socket.IPPROTO_ICMP), \"raw\"")])
+    assert "an ICMP socket without privilege" in failed and "ping on loopback" in failed, failed
 
 
 def test_new_handouts_are_translated(tmp_path):

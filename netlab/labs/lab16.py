@@ -22,8 +22,9 @@ from typing import List, Optional
 from netlab.labs import sandbox
 from netlab.labs._probes import bytes_of, call_all, student_value
 from netlab.labs._registry import CheckFailed
+from netlab.labs._runner import run_probe, value_of
 
-__all__ = ["Responder", "checksum", "echo_request", "lost", "parse", "ping"]
+__all__ = ["Responder", "checksum", "echo_request", "lost", "parse", "ping", "unprivileged"]
 
 MODULE = "ping"
 
@@ -98,6 +99,24 @@ def parse(labdir: str) -> str:
     if outs[-1].get("error") != "ValueError":
         raise CheckFailed(f"parse_icmp(2 bytes) gave {outs[-1].get('error') or 'a value'}, expected ValueError")
     return "replies read with and without an IP header (options too), other types and short messages"
+
+
+def unprivileged(labdir: str) -> str:
+    """open_socket() as the sandbox's unprivileged user, where ping_group_range allows ICMP datagram sockets."""
+    value = value_of(run_probe(labdir, "lab16:probe_open_socket", {}, timeout=5), "open_socket()")
+    if not isinstance(value, dict):
+        raise CheckFailed(f"open_socket() gave {str(value)[:60]}")
+    got = (value.get("family"), value.get("type"), value.get("proto"))
+    want = (int(socket.AF_INET), int(socket.SOCK_DGRAM), socket.IPPROTO_ICMP)
+    if not sandbox.config.isolated:
+        if got[0] != want[0] or got[2] != want[2]:
+            raise CheckFailed(f"open_socket() opened family/type/protocol {got}: not an IPv4 ICMP socket")
+        return f"an ICMP socket of type {got[1]} (practice mode: the sandbox checks it needs no privilege)"
+    if got != want:
+        raise CheckFailed(f"open_socket() opened family/type/protocol {got} (kind {value.get('kind')!r}); "
+                          f"the grading network allows ICMP datagram sockets to every group, "
+                          f"expected {want}")
+    return "an ICMP datagram socket, opened without any privilege"
 
 
 class Responder:
