@@ -57,7 +57,7 @@ def parse(out: str, err: str) -> dict:
 
 
 def test_there_are_ten_labs_with_folders_and_solutions():
-    assert sorted(LABS) == list(range(1, 11))
+    assert set(range(1, 11)) <= set(LABS)
     assert os.path.realpath(course_dir()) == os.path.realpath(EXERCISES)
     for lab in LABS.values():
         folder = os.path.join(EXERCISES, lab.slug)
