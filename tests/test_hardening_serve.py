@@ -335,4 +335,4 @@ def test_a_reply_the_kernel_refuses_is_not_counted_as_sent(netns, model):
     time.sleep(0.5)
     srv.terminate()
     out, _ = srv.communicate(timeout=10)
-    assert "1 datagrams, 5 bytes in, 0 bytes out" in out, out
+    assert "1 datagram, 5 bytes in, 0 bytes out" in out, out

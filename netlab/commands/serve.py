@@ -153,14 +153,20 @@ def _run_server(args: argparse.Namespace) -> int:
         _restore_signal_handlers(previous)
     seconds = _time.monotonic() - started
     print(f"stopped {args.service} ({handle.model}) after {seconds:.1f} s: "
-          f"{totals['connections']} connections, {totals['datagrams']} datagrams, "
-          f"{totals['bytes_in']} bytes in, {totals['bytes_out']} bytes out"
+          f"{_count(totals['connections'], 'connection')}, "
+          f"{_count(totals['datagrams'], 'datagram')}, "
+          f"{_count(totals['bytes_in'], 'byte')} in, {_count(totals['bytes_out'], 'byte')} out"
           + _withheld(totals), flush=True)
     if handle.error is not None:
         print(f"netlab: error: the server stopped on an internal error: "
               f"{type(handle.error).__name__}: {handle.error}", file=sys.stderr, flush=True)
         return 1
     return 0
+
+
+def _count(n: int, word: str, plural: Optional[str] = None) -> str:
+    """``1 connection``, ``2 connections``: the summary reads as English."""
+    return f"{n} {word}" if n == 1 else f"{n} {plural or word + 's'}"
 
 
 def _withheld(totals: dict) -> str:
@@ -170,9 +176,9 @@ def _withheld(totals: dict) -> str:
         parts.append(f"{totals['udp_looped']} UDP replies to service or privileged ports "
                      "or to a looping endpoint (loop guard)")
     if totals.get("udp_limited"):
-        parts.append(f"{totals['udp_limited']} UDP replies over --udp-rate")
+        parts.append(f"{_count(totals['udp_limited'], 'UDP reply', 'UDP replies')} over --udp-rate")
     if totals.get("rejected"):
-        parts.append(f"{totals['rejected']} connections over --max-connections")
+        parts.append(f"{_count(totals['rejected'], 'connection')} over --max-connections")
     return f"; withheld: {', '.join(parts)}" if parts else ""
 
 
