@@ -209,7 +209,7 @@ def speed(labdir: str) -> str:
     npackets, delay_ms, win = 40, 25.0, 8
     rtt = 2 * delay_ms / 1000
     data, rx, elapsed, what = _send_through(labdir, "send_window", npackets * MSS, 5, win,
-                                            loss=0, duplicate=0, reorder=0, delay_ms=delay_ms, timeout=0.3)
+                                            loss=0, duplicate=0, reorder=0, delay_ms=delay_ms, timeout=0.5)
     _judge(data, rx, what, f"a clean link with a {rtt * 1000:.0f} ms round trip")
     if rx.data_datagrams != npackets:
         raise CheckFailed(f"{what}: {rx.data_datagrams} DATA datagrams on a link that loses nothing, for "
