@@ -153,9 +153,9 @@ def _run_server(args: argparse.Namespace) -> int:
         _restore_signal_handlers(previous)
     seconds = _time.monotonic() - started
     print(f"stopped {args.service} ({handle.model}) after {seconds:.1f} s: "
-          f"{_count(totals['connections'], 'connection')}, "
-          f"{_count(totals['datagrams'], 'datagram')}, "
-          f"{_count(totals['bytes_in'], 'byte')} in, {_count(totals['bytes_out'], 'byte')} out"
+          f"{_counted(totals['connections'], 'connection')}, "
+          f"{_counted(totals['datagrams'], 'datagram')}, "
+          f"{_counted(totals['bytes_in'], 'byte')} in, {_counted(totals['bytes_out'], 'byte')} out"
           + _withheld(totals), flush=True)
     if handle.error is not None:
         print(f"netlab: error: the server stopped on an internal error: "
@@ -164,7 +164,7 @@ def _run_server(args: argparse.Namespace) -> int:
     return 0
 
 
-def _count(n: int, word: str, plural: Optional[str] = None) -> str:
+def _counted(n: int, word: str, plural: Optional[str] = None) -> str:
     """``1 connection``, ``2 connections``: the summary reads as English."""
     return f"{n} {word}" if n == 1 else f"{n} {plural or word + 's'}"
 
@@ -176,9 +176,9 @@ def _withheld(totals: dict) -> str:
         parts.append(f"{totals['udp_looped']} UDP replies to service or privileged ports "
                      "or to a looping endpoint (loop guard)")
     if totals.get("udp_limited"):
-        parts.append(f"{_count(totals['udp_limited'], 'UDP reply', 'UDP replies')} over --udp-rate")
+        parts.append(f"{_counted(totals['udp_limited'], 'UDP reply', 'UDP replies')} over --udp-rate")
     if totals.get("rejected"):
-        parts.append(f"{_count(totals['rejected'], 'connection')} over --max-connections")
+        parts.append(f"{_counted(totals['rejected'], 'connection')} over --max-connections")
     return f"; withheld: {', '.join(parts)}" if parts else ""
 
 
