@@ -29,12 +29,12 @@ from typing import Dict, List, Optional
 
 from netlab import packet
 from netlab._cliutil import checked_number, print_table
+from netlab.bench.parse import DEFAULT_PACKETS, check_capture_arg, packet_count, stderr_progress
 from netlab.errors import NetlabError
 from netlab.pcap import PcapWriter, open_capture
 
 __all__ = ["DEFAULT_PACKETS", "cpu_seconds", "dissect_bench", "register", "run"]
 
-DEFAULT_PACKETS = 200_000
 _CHECKOUT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
@@ -154,12 +154,6 @@ def dissect_bench(path: Optional[str] = None, packets: int = DEFAULT_PACKETS, re
 
 # --- command line --------------------------------------------------------------
 
-def _packets(text: str) -> int:
-    return checked_number(text, lambda t: int(t, 10), lambda v: 1 <= v <= 50_000_000,
-                          "invalid packet count {text!r}: a whole number",
-                          "invalid packet count {value}: 1 to 50000000")
-
-
 def _repeats(text: str) -> int:
     return checked_number(text, lambda t: int(t, 10), lambda v: 1 <= v <= 20,
                           "invalid repeat count {text!r}", "invalid repeat count {value}: 1 to 20")
@@ -175,7 +169,7 @@ def register(bench_sub) -> None:
         "FILE a file is generated from the shipped many-flow loopback capture.",
     )
     p.add_argument("file", nargs="?", metavar="FILE", help="a pcap or pcapng file")
-    p.add_argument("--packets", type=_packets, default=DEFAULT_PACKETS,
+    p.add_argument("--packets", type=packet_count, default=DEFAULT_PACKETS,
                    help=f"packets in the generated file (default {DEFAULT_PACKETS})")
     p.add_argument("--repeats", type=_repeats, default=3,
                    help="runs of each command; the least CPU counts (default 3)")
@@ -186,10 +180,8 @@ def register(bench_sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.file is not None and not os.path.isfile(args.file):
-        raise NetlabError(f"no such file: {args.file} (give a pcap/pcapng file, or none "
-                          "to generate one)")
-    progress = None if args.json else (lambda text: print(f"  {text}", file=sys.stderr, flush=True))
+    check_capture_arg(args.file)
+    progress = stderr_progress(args.json)
     try:
         result = dissect_bench(args.file, args.packets, args.repeats, not args.no_tshark,
                                args.pure, progress)

@@ -371,10 +371,23 @@ def _ratios(stats: dict, records: dict, first: dict) -> dict:
 
 # --- command line --------------------------------------------------------------
 
-def _packets(text: str) -> int:
+def packet_count(text: str) -> int:
+    """``--packets N`` of the parse and dissect benches: 1 to 50,000,000."""
     return checked_number(text, lambda t: int(t, 10), lambda v: 1 <= v <= 50_000_000,
                           "invalid packet count {text!r}: a whole number",
                           "invalid packet count {value}: 1 to 50000000")
+
+
+def check_capture_arg(path: Optional[str]) -> None:
+    """FILE of a bench: a file that exists, or none (a generated one)."""
+    if path is not None and not os.path.isfile(path):
+        raise NetlabError(f"no such file: {path} (give a pcap/pcapng file, or none "
+                          "to generate one)")
+
+
+def stderr_progress(quiet: bool):
+    """Progress lines on stderr (None with --json: stdout stays one document)."""
+    return None if quiet else (lambda text: print(f"  {text}", file=sys.stderr, flush=True))
 
 
 def _repeats(text: str) -> int:
@@ -393,7 +406,7 @@ def register(bench_sub) -> None:
         "generated from a real loopback capture.",
     )
     p.add_argument("file", nargs="?", metavar="FILE", help="a pcap or pcapng file")
-    p.add_argument("--packets", type=_packets, default=DEFAULT_PACKETS,
+    p.add_argument("--packets", type=packet_count, default=DEFAULT_PACKETS,
                    help=f"packets in the generated file (default {DEFAULT_PACKETS})")
     p.add_argument("--repeats", type=_repeats, default=3,
                    help="runs of the fast paths; the best counts (default 3)")
@@ -403,10 +416,8 @@ def register(bench_sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.file is not None and not os.path.isfile(args.file):
-        raise NetlabError(f"no such file: {args.file} (give a pcap/pcapng file, or none "
-                          "to generate one)")
-    progress = None if args.json else (lambda text: print(f"  {text}", file=sys.stderr, flush=True))
+    check_capture_arg(args.file)
+    progress = stderr_progress(args.json)
     try:
         result = parse_bench(args.file, args.packets, args.repeats, not args.no_dpkt, progress)
     except packet.CaptureError as exc:
