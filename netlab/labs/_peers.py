@@ -12,33 +12,42 @@ from typing import Callable, List, Optional
 
 from netlab.labs._runner import ProbeFailed, Sandbox, explain
 
-__all__ = ["TcpPeer", "UdpPeer", "bound_sockets", "exchange", "read_to_eof", "udp_ask", "udp_bound",
+__all__ = ["TcpPeer", "UdpPeer", "UdpService", "bound_sockets", "exchange", "read_to_eof", "udp_ask", "udp_bound",
            "wait_for_udp", "wait_for_udp_bound"]
 
 HOST = "127.0.0.1"
 
 
-class UdpPeer:
-    """A UDP socket on a free port that answers datagrams with ``reply(index, data)``.
+class UdpService:
+    """A grader-side UDP socket on a free port of 127.0.0.1, served by a thread.
 
-    ``reply`` returns the bytes to send back or None to stay silent; every
-    datagram received is kept in ``received`` as ``(time, data)``.
+    Subclasses set up their own state, then call ``super().__init__`` (which
+    starts the thread) and answer each datagram in :meth:`handle`. The thread
+    ends by itself after ``lifetime`` seconds, or at :meth:`close`.
     """
 
-    def __init__(self, reply: Callable[[int, bytes], Optional[bytes]], lifetime: float = 15.0,
-                 rcvbuf: Optional[int] = None) -> None:
+    def __init__(self, lifetime: float = 15.0, rcvbuf: Optional[int] = None,
+                 poll: float = 0.1) -> None:
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         if rcvbuf:
             self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
         self.sock.bind((HOST, 0))
-        self.sock.settimeout(0.1)
+        self.sock.settimeout(poll)
         self.port = self.sock.getsockname()[1]
-        self.received: List[tuple] = []
-        self._reply = reply
         self._stop = threading.Event()
         self._deadline = time.monotonic() + lifetime
         self._thread = threading.Thread(target=self._loop, daemon=True)
         self._thread.start()
+
+    def handle(self, data: bytes, addr) -> None:
+        raise NotImplementedError
+
+    def send(self, data: bytes, addr) -> None:
+        """Answer ``addr``; a refused or unreachable client is not the grader's problem."""
+        try:
+            self.sock.sendto(data, addr)
+        except OSError:
+            pass
 
     def _loop(self) -> None:
         while not self._stop.is_set() and time.monotonic() < self._deadline:
@@ -48,24 +57,38 @@ class UdpPeer:
                 continue
             except OSError:
                 return
-            self.received.append((time.monotonic(), data))
-            answer = self._reply(len(self.received) - 1, data)
-            if answer is not None:
-                try:
-                    self.sock.sendto(answer, addr)
-                except OSError:
-                    pass
+            self.handle(data, addr)
 
     def close(self) -> None:
         self._stop.set()
         self._thread.join(timeout=2)
         self.sock.close()
 
-    def __enter__(self) -> "UdpPeer":
+    def __enter__(self):
         return self
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+class UdpPeer(UdpService):
+    """A UDP socket on a free port that answers datagrams with ``reply(index, data)``.
+
+    ``reply`` returns the bytes to send back or None to stay silent; every
+    datagram received is kept in ``received`` as ``(time, data)``.
+    """
+
+    def __init__(self, reply: Callable[[int, bytes], Optional[bytes]], lifetime: float = 15.0,
+                 rcvbuf: Optional[int] = None) -> None:
+        self.received: List[tuple] = []
+        self._reply = reply
+        super().__init__(lifetime, rcvbuf)
+
+    def handle(self, data: bytes, addr) -> None:
+        self.received.append((time.monotonic(), data))
+        answer = self._reply(len(self.received) - 1, data)
+        if answer is not None:
+            self.send(answer, addr)
 
 
 class TcpPeer:

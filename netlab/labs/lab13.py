@@ -12,12 +12,11 @@ from __future__ import annotations
 import os
 import socket
 import struct
-import threading
 import time
 from contextlib import contextmanager
 from typing import Dict, Iterator, Optional
 
-from netlab.labs._peers import HOST, wait_for_udp_bound
+from netlab.labs._peers import HOST, UdpService, wait_for_udp_bound
 from netlab.labs._probes import bytes_of, call_all, student_value
 from netlab.labs._registry import CheckFailed
 from netlab.labs._runner import ProbeFailed, Sandbox, free_port, value_of
@@ -37,14 +36,10 @@ def _hex(data: bytes) -> dict:
     return {"bytes": data.hex()}
 
 
-class _Receiver:
+class _Receiver(UdpService):
     """The grader's receiver: cumulative ACKs, early packets kept, every DATA watched."""
 
     def __init__(self, lifetime: float = 20.0) -> None:
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind((HOST, 0))
-        self.sock.settimeout(0.05)
-        self.port = self.sock.getsockname()[1]
         self.have: Dict[int, bytes] = {}
         self.expected = 0
         self.data_datagrams = 0
@@ -54,55 +49,37 @@ class _Receiver:
         self.ended = False
         self.first: Optional[float] = None   # when the first DATA came, and the END
         self.end_time: Optional[float] = None
-        self._stop = threading.Event()
-        self._deadline = time.monotonic() + lifetime
-        self._thread = threading.Thread(target=self._loop, daemon=True)
-        self._thread.start()
+        super().__init__(lifetime, poll=0.05)
 
-    def _loop(self) -> None:
-        while not self._stop.is_set() and time.monotonic() < self._deadline:
-            try:
-                datagram, addr = self.sock.recvfrom(65535)
-            except socket.timeout:
-                continue
-            except OSError:
-                return
-            if len(datagram) < HEADER.size or datagram[:1] not in (b"D", b"E"):
-                self.garbage += 1
-                continue
-            kind, number = HEADER.unpack_from(datagram)
-            if kind == b"D":
-                if self.first is None:
-                    self.first = time.monotonic()
-                self.data_datagrams += 1
-                self.max_ahead = max(self.max_ahead, number - self.expected)
-                payload = datagram[HEADER.size:]
-                if len(payload) > MSS:
-                    self.oversize += 1
-                if number >= self.expected:
-                    self.have.setdefault(number, payload)
-                while self.expected in self.have:
-                    self.expected += 1
-                answer = self.expected
-            elif number == self.expected:
-                if not self.ended:
-                    self.end_time = time.monotonic()
-                self.ended = True
-                answer = self.expected + 1
-            else:
-                continue
-            try:
-                self.sock.sendto(_packet(b"A", answer), addr)
-            except OSError:
-                pass
+    def handle(self, datagram: bytes, addr) -> None:
+        if len(datagram) < HEADER.size or datagram[:1] not in (b"D", b"E"):
+            self.garbage += 1
+            return
+        kind, number = HEADER.unpack_from(datagram)
+        if kind == b"D":
+            if self.first is None:
+                self.first = time.monotonic()
+            self.data_datagrams += 1
+            self.max_ahead = max(self.max_ahead, number - self.expected)
+            payload = datagram[HEADER.size:]
+            if len(payload) > MSS:
+                self.oversize += 1
+            if number >= self.expected:
+                self.have.setdefault(number, payload)
+            while self.expected in self.have:
+                self.expected += 1
+            answer = self.expected
+        elif number == self.expected:
+            if not self.ended:
+                self.end_time = time.monotonic()
+            self.ended = True
+            answer = self.expected + 1
+        else:
+            return
+        self.send(_packet(b"A", answer), addr)
 
     def data(self) -> bytes:
         return b"".join(self.have[i] for i in range(self.expected))
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=2)
-        self.sock.close()
 
 
 @contextmanager

@@ -12,13 +12,10 @@ from __future__ import annotations
 import ipaddress
 import os
 import random
-import socket
 import struct
-import threading
-import time
 from typing import Dict, List, Tuple
 
-from netlab.labs._peers import HOST
+from netlab.labs._peers import HOST, UdpService
 from netlab.labs._probes import bytes_of, call_all, student_value
 from netlab.labs._registry import CheckFailed
 from netlab.labs._runner import ProbeFailed
@@ -277,54 +274,26 @@ def malformed(labdir: str) -> str:
 
 # --- lookup against a grader-side server ---------------------------------------------------
 
-class DnsServer:
+class DnsServer(UdpService):
     """A UDP DNS server on 127.0.0.1: answers ``zone[(name, qtype)]``, first with a wrong id."""
 
     def __init__(self, zone: Dict[Tuple[str, int], list], lifetime: float = 10.0) -> None:
         self.zone = zone
         self.queries: List[dict] = []
         self.errors: List[str] = []
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind((HOST, 0))
-        self.sock.settimeout(0.1)
-        self.port = self.sock.getsockname()[1]
-        self._deadline = time.monotonic() + lifetime
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, daemon=True)
-        self._thread.start()
+        super().__init__(lifetime)
 
-    def _loop(self) -> None:
-        while not self._stop.is_set() and time.monotonic() < self._deadline:
-            try:
-                data, addr = self.sock.recvfrom(65535)
-            except socket.timeout:
-                continue
-            except OSError:
-                return
-            try:
-                q = decode_query(data)
-            except ValueError as exc:
-                self.errors.append(str(exc))
-                continue
-            self.queries.append(q)
-            answers = self.zone.get((q["name"].lower(), q["qtype"]), [])
-            decoy = [(q["name"], q["qtype"], 60, "203.0.113.66" if q["qtype"] == A else "2001:db8::bad")]
-            try:
-                self.sock.sendto(response(q["id"] ^ 0x5A5A, q["name"], q["qtype"], decoy), addr)
-                self.sock.sendto(response(q["id"], q["name"], q["qtype"], answers, 0 if answers else 3), addr)
-            except OSError:
-                pass
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=2)
-        self.sock.close()
-
-    def __enter__(self) -> "DnsServer":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
+    def handle(self, data: bytes, addr) -> None:
+        try:
+            q = decode_query(data)
+        except ValueError as exc:
+            self.errors.append(str(exc))
+            return
+        self.queries.append(q)
+        answers = self.zone.get((q["name"].lower(), q["qtype"]), [])
+        decoy = [(q["name"], q["qtype"], 60, "203.0.113.66" if q["qtype"] == A else "2001:db8::bad")]
+        self.send(response(q["id"] ^ 0x5A5A, q["name"], q["qtype"], decoy), addr)
+        self.send(response(q["id"], q["name"], q["qtype"], answers, 0 if answers else 3), addr)
 
 
 def lookup(labdir: str) -> str:
