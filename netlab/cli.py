@@ -114,6 +114,23 @@ def build_parser(command=ALL) -> argparse.ArgumentParser:
     return parser
 
 
+def _parse(parser: argparse.ArgumentParser, argv: list) -> argparse.Namespace:
+    """Parse ``argv``; file names after options join a command's list of files.
+
+    argparse takes a command's positionals in one run, so in
+    ``dissect a.pcap --parquet out b.pcap`` the ``b.pcap`` would be refused.
+    A command that sets the default ``late_positionals`` to the name of its
+    list argument gets such words appended to that list instead.
+    """
+    args, extra = parser.parse_known_args(argv)
+    late = getattr(args, "late_positionals", None)
+    if extra and late and not any(word.startswith("-") and word != "-" for word in extra):
+        getattr(args, late).extend(extra)
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    return args
+
+
 def _chosen(argv: Sequence[str]) -> Optional[str]:
     """The command word of ``argv``: the first argument that is not an option."""
     return next((arg for arg in argv if not arg.startswith("-")), None)
@@ -138,7 +155,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         # that lands here must not show a traceback either.
         argv = sys.argv[1:] if argv is None else list(argv)
         parser = build_parser(_chosen(argv))
-        args = parser.parse_args(argv)
+        args = _parse(parser, argv)
     except SystemExit as exc:  # --help, --version, usage errors
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
     except KeyboardInterrupt:

@@ -137,6 +137,16 @@ def test_dataset_folder_of_many_captures_with_jobs(tmp_path):
         assert pq.read_table(serial / name).equals(pq.read_table(out / name))
 
 
+def test_files_may_follow_the_options(tmp_path):
+    # `dissect a.pcap --parquet out b.pcap` names two captures, as in tcpdump-style shells.
+    first, *rest = SHIPPED
+    done = run_netlab("dissect", first, "--parquet", tmp_path / "late", *rest, "--json")
+    assert done.returncode == 0, done.stderr
+    assert [r["capture"] for r in json.loads(done.stdout)["files"]] == SHIPPED
+    wrong = run_netlab("dissect", first, "--parquet", tmp_path / "bad", "--bogus")
+    assert wrong.returncode == 2 and "unrecognized arguments: --bogus" in wrong.stderr
+
+
 def test_parquet_holds_the_arrow_table(tmp_path):
     pk = to_parquet(HANDSHAKE, str(tmp_path / "h.parquet"))
     back = pq.read_table(pk)

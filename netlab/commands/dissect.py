@@ -52,7 +52,7 @@ def register(sub) -> None:
                    "pip install 'netlab[data]')")
     p.add_argument("--jobs", type=_positive, default=1, metavar="N",
                    help="with --parquet: convert N capture files at a time (default 1)")
-    p.set_defaults(func=run_dissect)
+    p.set_defaults(func=run_dissect, late_positionals="more_files")
 
     s = sub.add_parser(
         "sniff",
