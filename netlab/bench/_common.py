@@ -36,6 +36,7 @@ __all__ = [
     "check_target_port",
     "emit",
     "host_port",
+    "name_list",
     "netio",
     "percentile",
     "plot",
@@ -120,6 +121,19 @@ def seconds_value(text: str) -> float:
         raise argparse.ArgumentTypeError(
             f"invalid duration {text!r}: at most {MAX_SECONDS:.0f} seconds per run")
     return value
+
+
+def name_list(text: str, allowed: Sequence[str], flag: str, example: str) -> List[str]:
+    """A comma-separated list of names, each one of ``allowed`` (when known): ``a,b``."""
+    names = [t.strip() for t in text.split(",") if t.strip()]
+    if not names:
+        raise argparse.ArgumentTypeError(f"empty {flag}: name one, e.g. {example}")
+    for name in names:
+        if allowed and name not in allowed:
+            raise argparse.ArgumentTypeError(
+                f"unknown {flag.lstrip('-')} {name!r}: choose from {', '.join(allowed)} "
+                "(several: join them with commas)")
+    return names
 
 
 def host_port(text: str) -> Tuple[str, int]:

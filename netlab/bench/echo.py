@@ -287,15 +287,7 @@ def register(sub) -> None:
 
 
 def _model_list(text: str) -> List[str]:
-    names = [t.strip() for t in text.split(",") if t.strip()]
-    models, _ = _models()
-    for name in names:
-        if models and name not in models:
-            raise argparse.ArgumentTypeError(
-                f"unknown model {name!r}: choose from {', '.join(models)}")
-    if not names:
-        raise argparse.ArgumentTypeError("empty --model: name a model, e.g. threaded")
-    return names
+    return _common.name_list(text, _models()[0], "--model", "threaded")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -213,14 +213,7 @@ def register(sub) -> None:
 
 
 def _backends(text: str) -> List[str]:
-    names = [t.strip() for t in text.split(",") if t.strip()]
-    for name in names:
-        if name not in _common.BACKENDS:
-            raise argparse.ArgumentTypeError(
-                f"unknown backend {name!r}: choose cython or python (or both: cython,python)")
-    if not names:
-        raise argparse.ArgumentTypeError("empty --backend: name cython or python")
-    return names
+    return _common.name_list(text, _common.BACKENDS, "--backend", "cython")
 
 
 def run(args: argparse.Namespace) -> int:
