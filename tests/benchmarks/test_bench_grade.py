@@ -35,6 +35,7 @@ def _class(folder, lab, size: int) -> None:
                                          f"namespaces, or root: {WHY}")
 @pytest.mark.parametrize("number", sorted(LABS))
 @pytest.mark.benchmark(group="grade-30-jobs-2")
+@pytest.mark.timeout(60 * 30 + 60)  # a class of 30 outlasts the global 120 s; grade() has its own bound
 def test_grade_a_class(benchmark, tmp_path, number):
     lab = LABS[number]
     size = 2 if benchmark.disabled else 30
