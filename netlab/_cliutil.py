@@ -10,9 +10,18 @@ import sys
 import textwrap
 from typing import Any, Callable, Iterable, Optional, Sequence, TypeVar
 
-__all__ = ["add_json_flag", "checked_number", "port_number", "print_json", "print_table"]
+__all__ = ["add_json_flag", "checked_number", "counted", "port_number", "print_json",
+           "print_table"]
 
 N = TypeVar("N", int, float)
+
+
+def counted(n: int, word: str, plural: Optional[str] = None) -> str:
+    """``1 connection``, ``2 connections``: a count that reads as English.
+
+    ``plural`` for words that do not just take an s (``UDP reply``, ``UDP replies``).
+    """
+    return f"{n} {word}" if n == 1 else f"{n} {plural or word + 's'}"
 
 
 def port_number(text: str) -> int:

@@ -237,7 +237,7 @@ def test_udp_summary_counts_only_datagrams_that_reached_the_target():
         proc.kill()
         proc.communicate()
     summary = out.strip().splitlines()[-1]
-    assert "udp 1 clients, 0 datagrams to target" in summary, summary
+    assert "udp 1 client, 0 datagrams to target" in summary, summary
     assert "target refused 3" in summary, summary
 
 

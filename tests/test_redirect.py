@@ -240,7 +240,10 @@ def test_default_is_tcp_and_udp_on_one_port(redirect_cli, tcp_target):
                 c.sendto(b"hi", ("127.0.0.1", r.ports["udp"]))
                 assert c.recvfrom(10)[0] == b"HI"
         code, out, _ = r.stop()
-        assert code == 0 and "tcp 1 connections" in out
+        # Counts of one read as English (before: "tcp 1 connections").
+        assert code == 0 and "tcp 1 connection, " in out
+        if udp:
+            assert "udp 1 client, 1 datagram to target, 1 back" in out, out
     finally:
         if udp:
             udp.close()
@@ -279,7 +282,7 @@ def test_target_down_resets_the_client(redirect_cli):
         data = b""
     assert data == b""
     code, out, _ = r.stop()
-    assert code == 0 and "tcp 1 connections" in out
+    assert code == 0 and "tcp 1 connection," in out
 
 
 def test_lossy_udp_from_the_cli_reports_counters(redirect_cli, udp_target):

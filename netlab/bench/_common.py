@@ -26,6 +26,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from netlab._cliutil import add_json_flag, checked_number, print_json, print_table
 from netlab.errors import NetlabError, UsageError
+from netlab.services.table import facts as service_facts
 
 __all__ = [
     "BACKENDS",
@@ -47,6 +48,8 @@ __all__ = [
 
 BACKENDS = ("cython", "python")
 MAX_SECONDS = 3600.0
+#: The port of the example in error messages: netlab echo's default.
+_ECHO_PORT = service_facts("echo").default_port
 
 
 def netio(backend: Optional[str] = None) -> ModuleType:
@@ -141,7 +144,7 @@ def host_port(text: str) -> Tuple[str, int]:
     host, sep, port = text.rpartition(":")
     if not sep or not host:
         raise argparse.ArgumentTypeError(
-            f"invalid target {text!r}: expected HOST:PORT, e.g. 127.0.0.1:7007")
+            f"invalid target {text!r}: expected HOST:PORT, e.g. 127.0.0.1:{_ECHO_PORT}")
     host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
     try:
         value = int(port, 10)

@@ -15,7 +15,7 @@ import time as _time
 from typing import List, Optional
 
 from netlab import clients, servers, services
-from netlab._cliutil import checked_number, port_number, print_json
+from netlab._cliutil import checked_number, counted, port_number, print_json
 from netlab.binding import parse_host
 from netlab.errors import UsageError
 from netlab.servers import DEFAULT_MODEL, DEFAULT_PORTS, MODELS, Limits
@@ -153,9 +153,9 @@ def _run_server(args: argparse.Namespace) -> int:
         _restore_signal_handlers(previous)
     seconds = _time.monotonic() - started
     print(f"stopped {args.service} ({handle.model}) after {seconds:.1f} s: "
-          f"{_counted(totals['connections'], 'connection')}, "
-          f"{_counted(totals['datagrams'], 'datagram')}, "
-          f"{_counted(totals['bytes_in'], 'byte')} in, {_counted(totals['bytes_out'], 'byte')} out"
+          f"{counted(totals['connections'], 'connection')}, "
+          f"{counted(totals['datagrams'], 'datagram')}, "
+          f"{counted(totals['bytes_in'], 'byte')} in, {counted(totals['bytes_out'], 'byte')} out"
           + _withheld(totals), flush=True)
     if handle.error is not None:
         print(f"netlab: error: the server stopped on an internal error: "
@@ -164,21 +164,16 @@ def _run_server(args: argparse.Namespace) -> int:
     return 0
 
 
-def _counted(n: int, word: str, plural: Optional[str] = None) -> str:
-    """``1 connection``, ``2 connections``: the summary reads as English."""
-    return f"{n} {word}" if n == 1 else f"{n} {plural or word + 's'}"
-
-
 def _withheld(totals: dict) -> str:
     """Say why UDP replies were not sent, so a lossy-looking run is explained."""
     parts = []
     if totals.get("udp_looped"):
-        parts.append(f"{totals['udp_looped']} UDP replies to service or privileged ports "
-                     "or to a looping endpoint (loop guard)")
+        parts.append(f"{counted(totals['udp_looped'], 'UDP reply', 'UDP replies')} to service "
+                     "or privileged ports or to a looping endpoint (loop guard)")
     if totals.get("udp_limited"):
-        parts.append(f"{_counted(totals['udp_limited'], 'UDP reply', 'UDP replies')} over --udp-rate")
+        parts.append(f"{counted(totals['udp_limited'], 'UDP reply', 'UDP replies')} over --udp-rate")
     if totals.get("rejected"):
-        parts.append(f"{_counted(totals['rejected'], 'connection')} over --max-connections")
+        parts.append(f"{counted(totals['rejected'], 'connection')} over --max-connections")
     return f"; withheld: {', '.join(parts)}" if parts else ""
 
 
@@ -325,6 +320,6 @@ def _discard_client(args: argparse.Namespace, proto: str, port: int) -> int:
     message = _message_or_stdin(args)
     data = message if message is not None else b"".join(_stdin_lines())
     sent = clients.discard(proto, args.host, port, data, args.timeout)
-    print(f"sent {sent} bytes to {servers.format_url(proto, args.host, port)} "
+    print(f"sent {counted(sent, 'byte')} to {servers.format_url(proto, args.host, port)} "
           "(discard answers nothing)", flush=True)
     return 0

@@ -8,13 +8,15 @@ from __future__ import annotations
 
 from netlab.labs._probes import call_all, student_value
 from netlab.labs._registry import CheckFailed
+from netlab.services.table import facts as service_facts
 
 __all__ = ["classify", "reject", "privileged", "parse", "lookup", "services_on"]
 
 
 # A service table in /etc/services format with the traps a real one has:
 # comments, blank lines, tabs, aliases, the same name over TCP and UDP, and a
-# name that exists over one protocol only.
+# name that exists over one protocol only. Its small services sit on the
+# well-known ports of netlab's service table (a test holds them together).
 SAMPLE_TABLE = """\
 # Network services, Internet style (a sample for lab 1)
 
@@ -109,7 +111,7 @@ def parse(labdir: str) -> str:
 
 
 def lookup(labdir: str) -> str:
-    cases = [(["ssh", "tcp"], 22), (["www", "tcp"], 80), (["sink", "udp"], 9),
+    cases = [(["ssh", "tcp"], 22), (["www", "tcp"], 80), (["sink", "udp"], service_facts("discard").well_known_port),
              (["ssh", "udp"], None), (["netlab-demo", "udp"], 47007), (["netlab-demo", "tcp"], None),
              (["nosuch", "tcp"], None)]
     # Hand in the grader's own parse of the sample, so that a mistake in
@@ -127,8 +129,9 @@ def lookup(labdir: str) -> str:
 
 def services_on(labdir: str) -> str:
     entries = _sample_entries()
-    cases = [(7, {"tcp": "echo", "udp": "echo"}), (22, {"tcp": "ssh"}), (47007, {"udp": "netlab-demo"}),
-             (8, {})]
+    echo = service_facts("echo").well_known_port
+    cases = [(echo, {"tcp": "echo", "udp": "echo"}), (22, {"tcp": "ssh"}),
+             (47007, {"udp": "netlab-demo"}), (8, {})]
     outcomes = call_all(labdir, "ports", [["services_on", [entries, p]] for p, _ in cases])
     for (port, want), out in zip(cases, outcomes):
         got = student_value(out, f"services_on(entries, {port})")

@@ -15,6 +15,7 @@ from netlab.labs._peers import HOST, read_to_eof, udp_ask, wait_for_udp
 from netlab.labs._probes import bytes_of, call_all, server, student_value
 from netlab.labs._registry import CheckFailed
 from netlab.labs._runner import free_port, wait_for_tcp
+from netlab.services.table import facts as service_facts
 
 __all__ = ["pattern_line", "pattern", "stream", "leave", "discard", "guard", "udp"]
 
@@ -133,7 +134,8 @@ def discard(labdir: str) -> str:
 
 def guard(labdir: str) -> str:
     own = [HOST, 9019]
-    cases = [([HOST, 7], False), ([HOST, 19], False), ([HOST, 1023], False), ([HOST, 0], False),
+    cases = [([HOST, service_facts("echo").well_known_port], False),
+             ([HOST, service_facts("chargen").well_known_port], False), ([HOST, 1023], False), ([HOST, 0], False),
              (own, False), ([HOST, 1024], True), ([HOST, 40000], True), (["127.0.0.2", 9019], True)]
     outcomes = call_all(labdir, "chargen", [["should_answer", [addr, own]] for addr, _ in cases])
     for (addr, want), out in zip(cases, outcomes):

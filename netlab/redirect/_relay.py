@@ -6,6 +6,7 @@ import threading
 import time
 from typing import Dict, List, Optional, Sequence, Tuple
 
+from netlab._cliutil import counted
 from netlab.binding import check_own_host, format_address, format_url
 from netlab.errors import UsageError
 from netlab.redirect._loop import Loop
@@ -183,8 +184,9 @@ class Redirector:
         parts = []
         if self._tcp:
             t = s["tcp"]
-            text = (f"tcp {t['connections']} connections, {t['bytes_to_target']} bytes to "
-                    f"target, {t['bytes_to_client']} bytes back")
+            text = (f"tcp {counted(t['connections'], 'connection')}, "
+                    f"{counted(t['bytes_to_target'], 'byte')} to target, "
+                    f"{counted(t['bytes_to_client'], 'byte')} back")
             if t["refused"]:
                 text += f", target refused {t['refused']} (is anything listening on {s['target']}?)"
             unreachable = t["failed"] - t["refused"]
@@ -198,14 +200,16 @@ class Redirector:
             # (not what the link dropped or a full buffer refused) minus what
             # the target's kernel answered with ICMP port unreachable.
             reached = max(0, up["sent"] - u["target_unreachable"])
-            text = (f"udp {u['clients']} clients, {reached} datagrams to target, "
+            text = (f"udp {counted(u['clients'], 'client')}, "
+                    f"{counted(reached, 'datagram')} to target, "
                     f"{u['to_client']['received']} back, {u['dropped']} dropped, "
                     f"{u['duplicated']} duplicated, {u['reordered']} reordered")
             if u["target_unreachable"]:
                 text += (f", target refused {u['target_unreachable']} (ICMP port unreachable: "
                          f"is anything listening on {s['target']}?)")
             if u["evicted"]:
-                text += f", {u['evicted']} flows evicted at the {u['max_flows']}-flow cap"
+                text += (f", {counted(u['evicted'], 'flow')} evicted at the "
+                         f"{u['max_flows']}-flow cap")
             parts.append(text)
         when = "stopped after" if self._stopped else "running for"
         return f"redirect {when} {s['seconds']:.1f} s: " + "; ".join(parts)

@@ -4,6 +4,7 @@ from __future__ import annotations
 from typing import Dict
 
 from netlab import independence
+from netlab.services.table import facts as service_facts
 from netlab.tour._step import Step, TourContext
 
 
@@ -15,8 +16,9 @@ def run(ctx: TourContext) -> Dict:
     ctx.say()
     ctx.say(f"Port {data['port']}: one TCP and one UDP socket bound the same number at once; "
             f"a second TCP socket got {data['second_tcp_error']}.")
-    ctx.say("The kernel keys sockets by (protocol, address, port): TCP 7 and UDP 7 are "
-            "two different doors.")
+    echo = service_facts("echo").well_known_port
+    ctx.say(f"The kernel keys sockets by (protocol, address, port): TCP {echo} and UDP {echo} "
+            "are two different doors.")
     return {"port": data["port"], "tcp_bound": data["tcp_bound"],
             "udp_bound": data["udp_bound"], "second_tcp_error": data["second_tcp_error"]}
 

@@ -5,6 +5,7 @@ import socket
 from typing import Dict
 
 from netlab import ports, sysinfo
+from netlab.services.table import facts as service_facts
 from netlab.tour._step import Step, TourContext
 
 
@@ -12,7 +13,9 @@ def run(ctx: TourContext) -> Dict:
     ctx.table([(name, f"{first}-{last}", last - first + 1) for name, first, last in ports.RANGES],
               ["range", "ports", "count"])
     ctx.say()
-    sample = [7, 13, 19, 22, 80, 443, 8080, 50000]
+    # echo, daytime and chargen (from the service table), then ssh, web, a high port.
+    sample = [service_facts(n).well_known_port for n in ("echo", "daytime", "chargen")]
+    sample += [22, 80, 443, 8080, 50000]
     described = [ports.describe_port(p) for p in sample]
     ctx.table([(d["port"], d["range"], d["tcp"], d["udp"]) for d in described],
               ["port", "range", "tcp", "udp"])

@@ -4,13 +4,19 @@ from __future__ import annotations
 from typing import Dict
 
 from netlab import clients, servers
+from netlab.services.table import facts as service_facts
 from netlab.errors import NetlabError
 from netlab.tour._step import Step, TourContext
 
 
+#: The services this step runs, and the RFCs that define them (from the service table).
+_SHOWN = ("echo", "daytime", "chargen")
+_RFCS = sorted(service_facts(name).rfc for name in _SHOWN)
+
+
 def run(ctx: TourContext) -> Dict:
     started = {}
-    for name in ("echo", "daytime", "chargen"):
+    for name in _SHOWN:
         srv = servers.start_server(name, ctx.host, 0, protocols=("tcp", "udp"))
         ctx.stack.callback(srv.stop)
         started[name] = srv
@@ -57,6 +63,7 @@ def run(ctx: TourContext) -> Dict:
 
 
 STEP = Step("Services over TCP and UDP: echo, daytime, chargen",
-            "the small services of RFC 862, 864 and 867 served over TCP (a phone call) "
+            f"the small services of RFC {', '.join(map(str, _RFCS[:-1]))} and {_RFCS[-1]} "
+            "served over TCP (a phone call) "
             "and UDP (a letter) on one port number each, talked to by the paired clients",
             "lessons/services", "lab04-tcp-echo", run)
