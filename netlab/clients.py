@@ -138,7 +138,7 @@ def tcp_echo_lines(host: str, port: int, lines: Iterable[bytes],
     closes before echoing everything, or when it goes silent.
     """
     url = format_url("tcp", host, port)
-    owed: Deque[int] = collections.deque()  # lengths of lines sent, not yet echoed in full
+    owed: Deque[bytes] = collections.deque()  # lines sent, not yet echoed in full
     failure: List[BaseException] = []
     finished = threading.Event()
     with _connect(host, port, timeout) as sock:
@@ -146,7 +146,7 @@ def tcp_echo_lines(host: str, port: int, lines: Iterable[bytes],
             try:
                 for line in lines:
                     if line:
-                        owed.append(len(line))  # before sending: the echo may be quick
+                        owed.append(line)  # before sending: the echo may be quick
                         sock.sendall(line)
                 sock.shutdown(socket.SHUT_WR)
             except BaseException as exc:  # noqa: BLE001 - reported by the reader
@@ -166,7 +166,7 @@ def tcp_echo_lines(host: str, port: int, lines: Iterable[bytes],
                     continue  # nothing owed: the next line is still being typed
                 if owed:
                     raise NetlabError(f"{url} echoed nothing for {timeout:g} s, "
-                                      f"{sum(owed) - len(buf)} bytes still owed (a busy "
+                                      f"{sum(map(len, owed)) - len(buf)} bytes still owed (a busy "
                                       "server, or not an echo server? raise --timeout)"
                                       ) from None
                 raise NetlabError(f"{url} echoed everything but did not close within "
@@ -178,18 +178,25 @@ def tcp_echo_lines(host: str, port: int, lines: Iterable[bytes],
             if not data:
                 break
             buf += data
-            while owed and len(buf) >= owed[0]:
-                size = owed.popleft()
+            while owed and len(buf) >= len(owed[0]):
+                line = owed.popleft()
+                size = len(line)
                 sent += size
                 echoed += size
-                yield bytes(buf[:size])
+                reply = bytes(buf[:size])
                 del buf[:size]
+                yield reply
+                if reply != line:
+                    raise NetlabError(f"{url} answered {size} bytes that are not the ones "
+                                      "sent: not an echo server? (check the port)")
             if not owed and buf and finished.is_set():
-                yield bytes(buf)  # more than was sent: not ours to judge, show it
-                buf.clear()
+                extra = len(buf)
+                yield bytes(buf)  # show what came, then say it is not an echo
+                raise NetlabError(f"{url} sent {extra} bytes more than it was sent: "
+                                  "not an echo server? (check the port)")
         sender.join(timeout)
         if owed or buf:
-            total = sent + sum(owed)
+            total = sent + sum(map(len, owed))
             raise NetlabError(f"{url} closed the connection after echoing "
                               f"{echoed + len(buf)} of {total} bytes")
         if failure and not isinstance(failure[0], (BrokenPipeError, ConnectionResetError)):

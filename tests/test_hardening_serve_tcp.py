@@ -259,6 +259,19 @@ def test_echo_client_against_discard_names_the_problem():
     assert "after echoing 0 of 6 bytes" in out.stderr.decode()
 
 
+@pytest.mark.parametrize("service", ["daytime", "qotd"])
+def test_echo_client_against_a_server_that_is_not_an_echo_exits_1(service):
+    # A daytime or qotd server answers with its own text: shown, then named as no echo.
+    from netlab.servers import start_server
+
+    with start_server(service, protocols=("tcp",)) as srv:
+        out = _run_client(str(srv.port), "-m", "hello", input=b"")
+    err = out.stderr.decode()
+    assert out.returncode == 1, (out.returncode, err)
+    assert len(err.splitlines()) == 1 and "not an echo server?" in err, err
+    assert out.stdout  # what the server said is still shown
+
+
 # -- item 11: --idle-timeout inf -----------------------------------------------------------
 @pytest.mark.parametrize("model,env", [
     ("selectors", None), ("selectors", {"NETLAB_PURE_PYTHON": "1"}), ("iterative", None),

@@ -300,18 +300,14 @@ def _write(data: bytes) -> None:
 def _echo_client(args: argparse.Namespace, proto: str, port: int) -> int:
     message = _message_or_stdin(args)
     timeout = args.timeout
+    lines = [message] if message is not None else iter(sys.stdin.buffer.readline, b"")
     if proto == "tcp":
         wait = clients.DEFAULT_TIMEOUT if timeout is None else timeout
-        if message is not None:
-            _write(clients.tcp_echo(args.host, port, message, wait))
-            return 0
-        for reply in clients.tcp_echo_lines(args.host, port,
-                                            iter(sys.stdin.buffer.readline, b""), wait):
-            _write(reply)
+        for reply in clients.tcp_echo_lines(args.host, port, lines, wait):
+            _write(reply)  # each echo as it comes, so a wrong answer is seen before the error
         return 0
     wait = clients.DEFAULT_UDP_TIMEOUT if timeout is None else timeout
-    datagrams = [message] if message is not None else iter(sys.stdin.buffer.readline, b"")
-    for datagram in datagrams:
+    for datagram in lines:
         _write(clients.udp_echo(args.host, port, datagram, wait, args.retries))
     return 0
 
