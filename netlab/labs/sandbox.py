@@ -46,8 +46,10 @@ __all__ = [
     "config",
     "die_with_parent",
     "drop_privileges_argv",
+    "enter_netns",
     "enter_private_network",
     "isolation_status",
+    "private_netns_folder",
     "require_isolation",
     "set_child_subreaper",
 ]
@@ -56,7 +58,10 @@ NOBODY = 65534
 HOME = "/tmp"  # the private /tmp; the submission's copy is /tmp/labNN-topic
 INPUTS = "/tmp/grader-input"  # read-only files the grader hands in (lab 8's captures)
 
+_CLONE_NEWNS = 0x00020000
 _CLONE_NEWNET = 0x40000000
+_MS_REC = 0x4000
+_MS_PRIVATE = 1 << 18
 _CLONE_NEWUSER = 0x10000000
 _PR_SET_PDEATHSIG = 1
 _PR_SET_CHILD_SUBREAPER = 36
@@ -74,6 +79,9 @@ class SandboxConfig:
 
     isolated: bool = False
     hidden: List[str] = field(default_factory=list)  # extra folders to hide (submissions, checks)
+    # In a private topology (netlab.labs._topology): student code may send to its
+    # routers, which the network namespaces alone keep from any other host.
+    private_topology: bool = False
 
 
 config = SandboxConfig()
@@ -204,6 +212,34 @@ def enter_private_network() -> None:
         ifreq = struct.pack("16sH14x", b"lo", 0)
         flags = struct.unpack("16sH14x", fcntl.ioctl(s, _SIOCGIFFLAGS, ifreq))[1]
         fcntl.ioctl(s, _SIOCSIFFLAGS, struct.pack("16sH14x", b"lo", flags | _IFF_UP))
+
+
+def private_netns_folder() -> None:
+    """A mount namespace of our own with an empty ``/run/netns`` (as root, single-threaded).
+
+    The namespaces ``ip netns add`` makes from here on are bound under it,
+    seen by no other process, and released by the kernel when this process
+    and its children are gone.
+    """
+    _unshare(_CLONE_NEWNS)
+    if _libc.mount(b"none", b"/", None, _MS_REC | _MS_PRIVATE, None) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"mount --make-rprivate /: {os.strerror(err)}")
+    os.makedirs("/run/netns", exist_ok=True)
+    if _libc.mount(b"netlab", b"/run/netns", b"tmpfs", 0, b"mode=0755") != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"mount tmpfs /run/netns: {os.strerror(err)}")
+
+
+def enter_netns(path: str) -> None:
+    """Move this process (thread) into the network namespace bound at ``path``."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        if _libc.setns(fd, _CLONE_NEWNET) != 0:
+            err = ctypes.get_errno()
+            raise OSError(err, f"setns {path}: {os.strerror(err)}")
+    finally:
+        os.close(fd)
 
 
 def set_netns_sysctl(name: str, value: str) -> bool:
