@@ -15,10 +15,13 @@
 4. removes the chain and sends the check's outcome back on a pipe.
 
 Building namespaces and veth pairs needs CAP_NET_ADMIN and CAP_SYS_ADMIN for
-the ``ip`` tool, so this needs root: as another user, the ``ip`` processes
-the keeper starts lose the capabilities of the grading worker's user
-namespace when they exec. :func:`unavailable` says why in one line, and the
-checks report it as a failed check (no points without a measurement).
+the ``ip`` and ``nft`` tools. As root they have them. As another user the
+grading worker is in a user namespace of its own (the sandbox's graded mode),
+where the keeper holds every capability; it hands the few the tools need on
+as *ambient* capabilities while it builds, and drops them before any student
+code starts. In practice mode without root there is no such namespace:
+:func:`unavailable` says so in one line, and the checks report it as a
+failed check (no points without a measurement).
 """
 from __future__ import annotations
 
@@ -32,7 +35,7 @@ import struct
 import sys
 import threading
 import time
-from typing import Callable, List, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from netlab.labs import sandbox
 from netlab.labs._registry import CheckFailed
@@ -41,6 +44,8 @@ from netlab.labs._runner import ProbeFailed, descendants
 __all__ = ["PREFIX", "Wire", "in_chain", "unavailable"]
 
 PREFIX = "nltr"  # the namespaces' names: nltr-h1, nltr-r1, ... (private to the keeper anyway)
+# What ip and nft need, handed to them across exec without root (man 7 capabilities).
+_CAP_NET_ADMIN, _CAP_NET_RAW, _CAP_SYS_ADMIN = 12, 13, 21
 _ETH_P_ALL = 0x0003  # a packet socket sees what the host sends only with ETH_P_ALL
 _ETH_P_IP = 0x0800
 _PACKET_OUTGOING = 4
@@ -50,19 +55,24 @@ def unavailable() -> Optional[str]:
     """Why a private topology cannot be built here, or None when it can."""
     if not sys.platform.startswith("linux"):
         return "network namespaces need Linux"
-    if os.geteuid() != 0:
-        return "the routers of this check are network namespaces, which need root"
+    if os.geteuid() != 0 and not sandbox.config.isolated:
+        return ("the routers of this check are network namespaces, which need root "
+                "or the sandbox's user namespace")
     for tool, package in (("ip", "iproute2"), ("nft", "nftables")):
         if not (shutil.which(tool) or shutil.which(tool, path="/usr/sbin:/sbin")):
             return f"{tool} is not installed (apt-get install {package})"
     return None
 
 
-def in_chain(func: Callable, routers: int = 2, timeout: float = 20.0):
+def in_chain(func: Callable, routers: int = 2, silent: Optional[Dict[str, Sequence[str]]] = None,
+             timeout: float = 20.0):
     """``func(chain)`` run in h1 of a fresh chain with ``routers`` routers; its JSON-able value.
 
-    CheckFailed and ProbeFailed raised by ``func`` come back as themselves.
-    After ``timeout`` seconds the keeper is killed, and the chain with it.
+    ``silent`` maps a host of the chain (``"r1"``, ``"h2"``) to the ICMP
+    messages it must not send (nft names: ``time-exceeded``,
+    ``destination-unreachable``). CheckFailed and ProbeFailed raised by
+    ``func`` come back as themselves. After ``timeout`` seconds the keeper is
+    killed, and the chain with it.
     """
     why = unavailable()
     if why:
@@ -73,7 +83,7 @@ def in_chain(func: Callable, routers: int = 2, timeout: float = 20.0):
     pid = os.fork()
     if pid == 0:  # pragma: no cover - the keeper reports through the pipe
         os.close(rfd)
-        _keeper(func, routers, wfd)
+        _keeper(func, routers, dict(silent or {}), wfd)
     os.close(wfd)
     data, deadline = b"", time.monotonic() + timeout
     try:
@@ -108,10 +118,9 @@ def in_chain(func: Callable, routers: int = 2, timeout: float = 20.0):
     return outcome["value"]
 
 
-def _keeper(func: Callable, routers: int, wfd: int) -> None:
-    from netlab.net import Shell
+def _keeper(func: Callable, routers: int, silent: Dict[str, Sequence[str]], wfd: int) -> None:
+    from netlab.net import Shell, firewall
     from netlab.net.chain import chain_down, chain_up
-    from netlab.net.topology import set_sysctl
 
     sandbox.die_with_parent()
     sandbox.set_child_subreaper()
@@ -119,10 +128,15 @@ def _keeper(func: Callable, routers: int, wfd: int) -> None:
     sh, chain = Shell(), None
     try:
         sandbox.private_netns_folder()
+        if os.geteuid() != 0:
+            sandbox.raise_ambient_capabilities([_CAP_NET_ADMIN, _CAP_NET_RAW, _CAP_SYS_ADMIN])
         chain = chain_up(PREFIX, routers, sh)
-        # As in the grading network: an ICMP echo traceroute needs no privilege either.
-        set_sysctl(sh, chain.namespaces["h1"], "net.ipv4.ping_group_range", "0 2147483647")
+        for host, kinds in silent.items():
+            firewall.silence_icmp(sh, chain.namespaces[host], tuple(kinds))
+        sandbox.clear_ambient_capabilities()
         sandbox.enter_netns(f"/run/netns/{chain.namespaces['h1']}")
+        # As in the grading network: an ICMP echo traceroute needs no privilege either.
+        sandbox.set_netns_sysctl("net/ipv4/ping_group_range", "0 2147483647")
         outcome = {"value": func(chain)}
     except CheckFailed as exc:
         outcome = {"failed": str(exc)}

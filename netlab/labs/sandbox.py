@@ -44,12 +44,14 @@ __all__ = [
     "SandboxConfig",
     "bwrap_argv",
     "config",
+    "clear_ambient_capabilities",
     "die_with_parent",
     "drop_privileges_argv",
     "enter_netns",
     "enter_private_network",
     "isolation_status",
     "private_netns_folder",
+    "raise_ambient_capabilities",
     "require_isolation",
     "set_child_subreaper",
 ]
@@ -64,6 +66,8 @@ _MS_REC = 0x4000
 _MS_PRIVATE = 1 << 18
 _CLONE_NEWUSER = 0x10000000
 _PR_SET_PDEATHSIG = 1
+_PR_CAP_AMBIENT, _PR_CAP_AMBIENT_RAISE, _PR_CAP_AMBIENT_CLEAR_ALL = 47, 2, 4
+_CAPABILITY_VERSION_3 = 0x20080522
 _PR_SET_CHILD_SUBREAPER = 36
 _SIOCGIFFLAGS = 0x8913
 _SIOCSIFFLAGS = 0x8914
@@ -215,7 +219,7 @@ def enter_private_network() -> None:
 
 
 def private_netns_folder() -> None:
-    """A mount namespace of our own with an empty ``/run/netns`` (as root, single-threaded).
+    """A mount namespace of our own with an empty ``/run/netns`` (single-threaded callers only).
 
     The namespaces ``ip netns add`` makes from here on are bound under it,
     seen by no other process, and released by the kernel when this process
@@ -225,10 +229,49 @@ def private_netns_folder() -> None:
     if _libc.mount(b"none", b"/", None, _MS_REC | _MS_PRIVATE, None) != 0:
         err = ctypes.get_errno()
         raise OSError(err, f"mount --make-rprivate /: {os.strerror(err)}")
-    os.makedirs("/run/netns", exist_ok=True)
-    if _libc.mount(b"netlab", b"/run/netns", b"tmpfs", 0, b"mode=0755") != 0:
+    # Without root, /run/netns may be missing and /run not ours: a tmpfs over
+    # all of /run then (the sandbox hides /run anyway).
+    if os.geteuid() == 0:
+        os.makedirs("/run/netns", exist_ok=True)
+    target = b"/run/netns" if os.path.isdir("/run/netns") else b"/run"
+    if _libc.mount(b"netlab", target, b"tmpfs", 0, b"mode=0755") != 0:
         err = ctypes.get_errno()
-        raise OSError(err, f"mount tmpfs /run/netns: {os.strerror(err)}")
+        raise OSError(err, f"mount tmpfs {target.decode()}: {os.strerror(err)}")
+    os.makedirs("/run/netns", exist_ok=True)
+
+
+class _CapHeader(ctypes.Structure):
+    _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+
+
+class _CapData(ctypes.Structure):
+    _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32),
+                ("inheritable", ctypes.c_uint32)]
+
+
+def raise_ambient_capabilities(caps: List[int]) -> None:
+    """Keep ``caps`` (numbers, ``man 7 capabilities``) across exec for the programs we start.
+
+    In a user namespace we made, this process holds every capability, but a
+    program it execs as a user other than (namespace) root loses them: an
+    ``ip`` that must add namespaces and veth pairs keeps them only as
+    *ambient* capabilities, which must first be inheritable.
+    """
+    header, data = _CapHeader(_CAPABILITY_VERSION_3, 0), (_CapData * 2)()
+    if _libc.capget(ctypes.byref(header), data) != 0:
+        raise OSError(ctypes.get_errno(), "capget")
+    for cap in caps:
+        data[cap // 32].inheritable |= 1 << (cap % 32)
+    if _libc.capset(ctypes.byref(header), data) != 0:
+        raise OSError(ctypes.get_errno(), "capset")
+    for cap in caps:
+        if _libc.prctl(_PR_CAP_AMBIENT, _PR_CAP_AMBIENT_RAISE, cap, 0, 0) != 0:
+            raise OSError(ctypes.get_errno(), f"prctl(PR_CAP_AMBIENT_RAISE, {cap})")
+
+
+def clear_ambient_capabilities() -> None:
+    """Programs started from now on get no capabilities from us (bwrap refuses to start with some)."""
+    _libc.prctl(_PR_CAP_AMBIENT, _PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0)
 
 
 def enter_netns(path: str) -> None:
@@ -244,6 +287,10 @@ def enter_netns(path: str) -> None:
 
 def set_netns_sysctl(name: str, value: str) -> bool:
     """Set a per-namespace sysctl (``net/ipv4/tcp_wmem``) in the private network; False if refused."""
+    if name == "net/ipv4/ping_group_range" and os.geteuid() != 0:
+        # Only groups mapped into our user namespace can be named: ours alone,
+        # which is also the group of the student's code there.
+        value = f"{os.getegid()} {os.getegid()}"
     try:
         with open(f"/proc/sys/{name}", "w", encoding="ascii") as f:
             f.write(value)

@@ -60,10 +60,6 @@ class Chain:
         """The hops a traceroute from h1 to h2 sees: each router's left address, then h2."""
         return [self.link_address(k, 2) for k in range(1, self.routers + 2)]
 
-    def hop_namespace(self, hop: int) -> str:
-        """The namespace answering at hop ``hop`` (1 = r1, routers + 1 = h2)."""
-        return self.namespaces[f"r{hop}" if hop <= self.routers else "h2"]
-
 
 def chain_up(prefix: str, routers: int = 2, sh: Optional[Shell] = None) -> Chain:
     """Make the chain h1 - r1 - ... - r``routers`` - h2 (namespaces ``PREFIX-NAME``).
