@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 
 import pytest
 
@@ -146,6 +147,13 @@ def test_lab16_traceroute_checks_measure_the_concept(tmp_path):
     failed = _failed(tmp_path / "e", 16, [("            for _ in range(probes):\n",
                                            "            for _ in range(1):\n")], "traceroute.py")
     assert "traceroute through the routers" in failed and "probes" in failed["traceroute through the routers"]
+    # Waiting for an answer without a timeout: the grader stops it, and says why, in bounded time.
+    start = time.monotonic()
+    failed = _failed(tmp_path / "f", 16, [("not poller.poll(left * 1000)", "not poller.poll(None)")],
+                     "traceroute.py")
+    assert set(failed) == {"a silent router shows as *", "stop after max_hops"}, failed
+    assert all("did not finish within" in m for m in failed.values()), failed
+    assert time.monotonic() - start < 60
 
 
 def test_new_handouts_are_translated(tmp_path):

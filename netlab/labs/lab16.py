@@ -342,13 +342,29 @@ def hop_lines(labdir: str) -> str:
     return "hop lines with the TTL, the address, RTTs in ms and * for each timeout"
 
 
-def _trace(labdir: str, chain, max_hops: int, timeout: float, probes: int) -> tuple:
+# (max_hops, timeout, probes) of each traceroute run.
+PATH_RUN, SILENT_RUN, MAX_HOPS_RUN = (6, 1.0, 2), (6, 0.5, 2), (4, 0.4, 1)
+
+
+def _longest(run: tuple) -> float:
+    """Seconds a traceroute of ``run`` may take: every probe timing out, and some start-up."""
+    max_hops, timeout, probes = run
+    return max_hops * probes * timeout + 3
+
+
+def _in_chain(check, run: tuple, silent: Optional[dict] = None) -> str:
+    """``check(chain)`` in a fresh chain of routers, given time for ``run`` and for the chain itself."""
+    return _topology.in_chain(check, silent=silent, timeout=_longest(run) + 10)
+
+
+def _trace(labdir: str, chain, run: tuple) -> tuple:
     """Run the student's traceroute in h1 towards h2: (call, hops, probes on the wire, seconds)."""
+    max_hops, timeout, probes = run
     call = f"traceroute('{chain.target}', max_hops={max_hops}, timeout={timeout}, probes={probes})"
-    with _topology.Wire() as wire:
+    with _topology.Wire(lifetime=_longest(run) + 2) as wire:
         start = time.monotonic()
         out = call_all(labdir, TRACE, [["traceroute", [chain.target, max_hops, timeout, probes]]],
-                       timeout=max_hops * probes * timeout + 5)[0]
+                       timeout=_longest(run))[0]
         took = time.monotonic() - start
     hops = student_value(out, call)
     if not isinstance(hops, list) or not all(isinstance(h, dict) and isinstance(h.get("rtts"), list)
@@ -383,8 +399,8 @@ def _addresses(hops: list) -> list:
 
 
 def _path(labdir: str, chain) -> str:
-    timeout, probes = 1.0, 2
-    call, hops, sent, _ = _trace(labdir, chain, 8, timeout, probes)
+    _, timeout, probes = PATH_RUN
+    call, hops, sent, _ = _trace(labdir, chain, PATH_RUN)
     got, want = _addresses(hops), chain.path
     if got[:len(want)] == want and len(got) > len(want):
         raise CheckFailed(f"{call}: {len(got)} hops, but the destination {chain.target} answered at hop "
@@ -404,12 +420,12 @@ def _path(labdir: str, chain) -> str:
 
 
 def trace_path(labdir: str) -> str:
-    return _topology.in_chain(lambda chain: _path(labdir, chain))
+    return _in_chain(lambda chain: _path(labdir, chain), PATH_RUN)
 
 
 def _silent(labdir: str, chain) -> str:
-    timeout, probes = 0.5, 2
-    call, hops, sent, took = _trace(labdir, chain, 6, timeout, probes)
+    _, timeout, probes = SILENT_RUN
+    call, hops, sent, took = _trace(labdir, chain, SILENT_RUN)
     want = [None] + chain.path[1:]
     got = _addresses(hops)
     if got != want:
@@ -428,13 +444,13 @@ def _silent(labdir: str, chain) -> str:
 
 def silent_router(labdir: str) -> str:
     # The first router drops the packets whose TTL ran out without a word.
-    return _topology.in_chain(lambda chain: _silent(labdir, chain), silent={"r1": ["time-exceeded"]})
+    return _in_chain(lambda chain: _silent(labdir, chain), SILENT_RUN, silent={"r1": ["time-exceeded"]})
 
 
 def _max_hops(labdir: str, chain) -> str:
-    max_hops, timeout, probes = len(chain.path) + 1, 0.4, 1
-    call, hops, sent, _ = _trace(labdir, chain, max_hops, timeout, probes)
-    want = chain.path[:-1] + [None, None]
+    max_hops, _, probes = MAX_HOPS_RUN
+    call, hops, sent, _ = _trace(labdir, chain, MAX_HOPS_RUN)
+    want = chain.path[:-1] + [None] * (max_hops - len(chain.path) + 1)
     got = _addresses(hops)
     if got != want:
         raise CheckFailed(f"{call}: hops {got}; the destination stays silent, so the trace is {want}, "
@@ -447,5 +463,5 @@ def _max_hops(labdir: str, chain) -> str:
 
 def trace_max_hops(labdir: str) -> str:
     # The destination never says "port unreachable": nothing ends the trace but max_hops.
-    return _topology.in_chain(lambda chain: _max_hops(labdir, chain),
-                              silent={"h2": ["destination-unreachable"]})
+    return _in_chain(lambda chain: _max_hops(labdir, chain), MAX_HOPS_RUN,
+                     silent={"h2": ["destination-unreachable"]})
