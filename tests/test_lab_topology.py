@@ -226,3 +226,30 @@ def _check_as_nobody(python: str, home: pathlib.Path) -> dict:
                                "HOME": str(home)})
     assert done.stdout, done.stderr[-2000:]
     return json.loads(done.stdout)
+
+
+@needs_root
+def test_student_code_runs_in_h1_with_the_usual_sandbox(tmp_path):
+    """In the chain, the student's code sees h1's interfaces only, as nobody, with no capabilities."""
+    from netlab.labs import batch, sandbox
+    from netlab.labs._probes import call_all
+
+    if not sandbox.isolation_status()[0]:
+        pytest.skip(f"the sandbox is not available here: {sandbox.isolation_status()[1]}")
+    (tmp_path / "spy.py").write_text(
+        "import os, socket\n"
+        "def look():\n"
+        "    with open('/proc/self/status') as f:\n"
+        "        caps = [line.split()[1] for line in f if line.startswith(('CapEff', 'CapPrm', 'CapInh', 'CapAmb'))]\n"
+        "    return {'uid': os.getuid(), 'caps': caps, 'links': sorted(n for _, n in socket.if_nameindex()),\n"
+        "            'netlab': os.path.exists(%r)}\n" % os.path.join(ROOT, "netlab"))
+
+    def inside():
+        return _topology.in_chain(lambda chain: call_all(str(tmp_path), "spy", [["look", []]])[0])
+
+    got = batch.in_worker(inside, isolated=True, timeout=60)
+    assert got["ok"], got
+    seen = got["value"]
+    assert seen["links"] == ["eth0", "lo"]
+    assert seen["uid"] == 65534 and set(seen["caps"]) == {"0000000000000000"}
+    assert seen["netlab"] is False  # the grader's files stay hidden

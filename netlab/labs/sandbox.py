@@ -62,9 +62,9 @@ INPUTS = "/tmp/grader-input"  # read-only files the grader hands in (lab 8's cap
 
 _CLONE_NEWNS = 0x00020000
 _CLONE_NEWNET = 0x40000000
+_CLONE_NEWUSER = 0x10000000
 _MS_REC = 0x4000
 _MS_PRIVATE = 1 << 18
-_CLONE_NEWUSER = 0x10000000
 _PR_SET_PDEATHSIG = 1
 _PR_CAP_AMBIENT, _PR_CAP_AMBIENT_RAISE, _PR_CAP_AMBIENT_CLEAR_ALL = 47, 2, 4
 _CAPABILITY_VERSION_3 = 0x20080522
@@ -257,13 +257,7 @@ def raise_ambient_capabilities(caps: List[int]) -> None:
     ``ip`` that must add namespaces and veth pairs keeps them only as
     *ambient* capabilities, which must first be inheritable.
     """
-    header, data = _CapHeader(_CAPABILITY_VERSION_3, 0), (_CapData * 2)()
-    if _libc.capget(ctypes.byref(header), data) != 0:
-        raise OSError(ctypes.get_errno(), "capget")
-    for cap in caps:
-        data[cap // 32].inheritable |= 1 << (cap % 32)
-    if _libc.capset(ctypes.byref(header), data) != 0:
-        raise OSError(ctypes.get_errno(), "capset")
+    _set_inheritable(caps)
     for cap in caps:
         if _libc.prctl(_PR_CAP_AMBIENT, _PR_CAP_AMBIENT_RAISE, cap, 0, 0) != 0:
             raise OSError(ctypes.get_errno(), f"prctl(PR_CAP_AMBIENT_RAISE, {cap})")
@@ -272,6 +266,19 @@ def raise_ambient_capabilities(caps: List[int]) -> None:
 def clear_ambient_capabilities() -> None:
     """Programs started from now on get no capabilities from us (bwrap refuses to start with some)."""
     _libc.prctl(_PR_CAP_AMBIENT, _PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0)
+    _set_inheritable([])
+
+
+def _set_inheritable(caps: List[int]) -> None:
+    """Make exactly ``caps`` inheritable (what ambient capabilities need first)."""
+    header, data = _CapHeader(_CAPABILITY_VERSION_3, 0), (_CapData * 2)()
+    if _libc.capget(ctypes.byref(header), data) != 0:
+        raise OSError(ctypes.get_errno(), "capget")
+    data[0].inheritable = data[1].inheritable = 0
+    for cap in caps:
+        data[cap // 32].inheritable |= 1 << (cap % 32)
+    if _libc.capset(ctypes.byref(header), data) != 0:
+        raise OSError(ctypes.get_errno(), "capset")
 
 
 def enter_netns(path: str) -> None:
