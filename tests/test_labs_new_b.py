@@ -117,24 +117,21 @@ def test_lab16_ping_checks_measure_the_concept(tmp_path):
     assert "an ICMP socket without privilege" in failed and "ping on loopback" in failed, failed
 
 
-TRACE_CHECKS = {"read an ICMP error from the error queue", "one line per hop", "traceroute through the routers",
-                "a silent router shows as *", "stop after max_hops"}
-
-
 @pytest.mark.skipif(os.geteuid() != 0, reason="the traceroute checks build their routers as network "
                     "namespaces, which needs root (CI runs as root)")
 def test_lab16_traceroute_checks_measure_the_concept(tmp_path):
     # The TTL never set: every probe reaches the destination at once.
     failed = _failed(tmp_path / "a", 16, [("    sock.setsockopt(socket.IPPROTO_IP, socket.IP_TTL, ttl)\n", "")],
                      "traceroute.py")
-    assert set(failed) == {"traceroute through the routers", "a silent router shows as *", "stop after max_hops"}, failed
+    assert set(failed) == {"traceroute through the routers", "round-trip times per probe",
+                           "a silent router shows as *", "stop after max_hops"}, failed
     assert "198.19.1.2" in failed["traceroute through the routers"]  # the path the grader knows
-    # Giving up at the first silent hop.
+    # Giving up at the first probe without an answer.
     failed = _failed(tmp_path / "b", 16, [("                rtts.append(rtt)\n",
                                            "                if who is None:\n"
                                            "                    return hops\n"
                                            "                rtts.append(rtt)\n")], "traceroute.py")
-    assert set(failed) == {"a silent router shows as *", "stop after max_hops"}, failed
+    assert set(failed) == {"round-trip times per probe", "a silent router shows as *", "stop after max_hops"}, failed
     # Not stopping at the destination.
     failed = _failed(tmp_path / "c", 16, [("            if arrived:\n", "            if False:\n")], "traceroute.py")
     assert "traceroute through the routers" in failed and "stop there" in failed["traceroute through the routers"]
@@ -147,12 +144,18 @@ def test_lab16_traceroute_checks_measure_the_concept(tmp_path):
     failed = _failed(tmp_path / "e", 16, [("            for _ in range(probes):\n",
                                            "            for _ in range(1):\n")], "traceroute.py")
     assert "traceroute through the routers" in failed and "probes" in failed["traceroute through the routers"]
+    # Any answer taken for the probe being waited for: the late answer to the one before is taken.
+    failed = _failed(tmp_path / "g", 16, [("SO_EE_ORIGIN_ICMP and original[1] == port", "SO_EE_ORIGIN_ICMP")],
+                     "traceroute.py")
+    assert set(failed) == {"round-trip times per probe"}, failed
+    assert "came late" in failed["round-trip times per probe"]
     # Waiting for an answer without a timeout: the grader stops it, and says why, in bounded time.
     start = time.monotonic()
     failed = _failed(tmp_path / "f", 16, [("not poller.poll(left * 1000)", "not poller.poll(None)")],
                      "traceroute.py")
-    assert set(failed) == {"a silent router shows as *", "stop after max_hops"}, failed
-    assert all("did not finish within" in m for m in failed.values()), failed
+    assert set(failed) == {"round-trip times per probe", "a silent router shows as *", "stop after max_hops"}, failed
+    assert "did not finish within" in failed["a silent router shows as *"], failed
+    assert "did not finish within" in failed["stop after max_hops"], failed
     assert time.monotonic() - start < 60
 
 

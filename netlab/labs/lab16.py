@@ -28,8 +28,8 @@ from netlab.labs._probes import bytes_of, call_all, student_value
 from netlab.labs._registry import CheckFailed
 from netlab.labs._runner import run_probe, value_of
 
-__all__ = ["Responder", "checksum", "echo_request", "error_queue", "hop_lines", "lost", "parse",
-           "ping", "silent_router", "trace_max_hops", "trace_path", "unprivileged"]
+__all__ = ["LateDestination", "Responder", "checksum", "echo_request", "error_queue", "hop_lines", "lost",
+           "parse", "ping", "silent_router", "trace_max_hops", "trace_path", "trace_rtts", "unprivileged"]
 
 MODULE = "ping"
 TRACE = "traceroute"
@@ -265,6 +265,7 @@ def lost(labdir: str) -> str:
 # -- traceroute ---------------------------------------------------------------
 
 _EXTENDED_ERR = struct.Struct("=IBBBBII")  # struct sock_extended_err
+_ETH_P_ALL, _ETH_P_IP, _PACKET_OUTGOING = 0x0003, 0x0800, 4
 _ORIGIN_LOCAL, _ORIGIN_ICMP = 1, 2
 
 
@@ -343,7 +344,7 @@ def hop_lines(labdir: str) -> str:
 
 
 # (max_hops, timeout, probes) of each traceroute run.
-PATH_RUN, SILENT_RUN, MAX_HOPS_RUN = (6, 1.0, 2), (6, 0.5, 2), (4, 0.4, 1)
+PATH_RUN, SILENT_RUN, MAX_HOPS_RUN, RTT_RUN = (6, 1.0, 2), (6, 0.5, 2), (4, 0.4, 1), (6, 0.3, 3)
 
 
 def _longest(run: tuple) -> float:
@@ -465,3 +466,88 @@ def trace_max_hops(labdir: str) -> str:
     # The destination never says "port unreachable": nothing ends the trace but max_hops.
     return _in_chain(lambda chain: _max_hops(labdir, chain), MAX_HOPS_RUN,
                      silent={"h2": ["destination-unreachable"]})
+
+
+class LateDestination:
+    """The destination's answers, from the grader: port unreachable after a delay it picks.
+
+    h2's own kernel is silenced (the chain's ``silent``). A packet socket on
+    h2's ``eth0`` sees each probe arrive; the k-th gets its answer after
+    ``delays[k]`` seconds, from a raw socket in the last router that writes
+    the whole IPv4 packet, with h2's address as its source, as h2 would.
+    """
+
+    def __init__(self, chain, delays: List[float], lifetime: float) -> None:
+        self.chain, self.delays = chain, delays
+        with sandbox.netns(f"/run/netns/{chain.namespaces['h2']}"):
+            self.watch = socket.socket(socket.AF_PACKET, socket.SOCK_DGRAM, socket.htons(_ETH_P_ALL))
+            self.watch.bind(("eth0", _ETH_P_ALL))
+        with sandbox.netns(f"/run/netns/{chain.namespaces[f'r{chain.routers}']}"):
+            self.send = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
+        self.watch.settimeout(0.005)
+        self.arrived: List[float] = []
+        self._due: List[tuple] = []  # (time, packet)
+        self._stop = threading.Event()
+        self._deadline = time.monotonic() + lifetime
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+        self._thread.start()
+
+    def _answer(self, probe: bytes) -> bytes:
+        """ICMP port unreachable quoting the probe's IP header and 8 bytes, in an IPv4 packet to h1."""
+        quoted = probe[:(probe[0] & 0x0F) * 4 + 8]
+        icmp = struct.pack(">BBHI", 3, 3, 0, 0) + quoted
+        icmp = icmp[:2] + struct.pack(">H", internet_checksum(icmp)) + icmp[4:]
+        # Length, identifier and header checksum left 0: the kernel fills them in.
+        return struct.pack(">BBHHHBBH4s4s", 0x45, 0, 0, 0, 0, 64, socket.IPPROTO_ICMP, 0,
+                           socket.inet_aton(self.chain.target), probe[12:16]) + icmp
+
+    def _loop(self) -> None:
+        while not self._stop.is_set() and time.monotonic() < self._deadline:
+            now = time.monotonic()
+            for item in [d for d in self._due if d[0] <= now]:
+                self._due.remove(item)
+                self.send.sendto(item[1], (socket.inet_ntoa(item[1][16:20]), 0))
+            try:
+                packet, address = self.watch.recvfrom(65535)
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            if (address[1] != _ETH_P_IP or address[2] == _PACKET_OUTGOING or len(packet) < 28
+                    or packet[9] != socket.IPPROTO_UDP or socket.inet_ntoa(packet[16:20]) != self.chain.target):
+                continue
+            k = len(self.arrived)
+            self.arrived.append(now)
+            self._due.append((now + (self.delays[k] if k < len(self.delays) else 0.01), self._answer(packet)))
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=2)
+        self.watch.close()
+        self.send.close()
+
+
+def _rtts(labdir: str, chain) -> str:
+    _, timeout, probes = RTT_RUN
+    # The first probe's answer comes after its timeout, while the second one waits for its own.
+    delays = [timeout + 0.15, timeout - 0.1, random.Random(os.urandom(8)).uniform(0.05, timeout - 0.1)]
+    destination = LateDestination(chain, delays, _longest(RTT_RUN) + 2)
+    try:
+        call, hops, _, _ = _trace(labdir, chain, RTT_RUN)
+    finally:
+        destination.close()
+    if _addresses(hops) != chain.path:
+        raise CheckFailed(f"{call}: hops {_addresses(hops)}, but the path is {chain.path}")
+    got, want = hops[-1]["rtts"], [None] + delays[1:]
+    right = (got[0] is None and all(isinstance(r, (int, float)) and d * 0.95 <= r < d + 0.2
+                                    for r, d in zip(got[1:], want[1:])))
+    if not right:
+        late = (" (the answer to the first probe came late: it does not answer the second)"
+                if isinstance(got[1], (int, float)) and got[1] < want[1] * 0.95 else "")
+        raise CheckFailed(f"{call}: RTTs {_ms(got)} ms at the destination, which answered after "
+                          f"{_ms(want)} ms{late}")
+    return f"RTTs {_ms(got)} ms at the destination, which answered after {_ms(want)} ms"
+
+
+def trace_rtts(labdir: str) -> str:
+    return _in_chain(lambda chain: _rtts(labdir, chain), RTT_RUN, silent={"h2": ["destination-unreachable"]})
