@@ -25,6 +25,7 @@ failed check (no points without a measurement).
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import select
@@ -159,15 +160,21 @@ def _lend_capabilities() -> None:
 
 
 class Wire:
-    """What h1 sends on its link, seen from the grader: ``(ttl, protocol, destination)`` per IPv4 packet.
+    """IPv4 packets on a link, seen from the grader: ``(ttl, protocol, destination)`` of each.
 
-    An AF_PACKET socket on h1's ``eth0`` (the keeper runs in h1), read by a
-    thread until :meth:`close`; use as a context manager.
+    An AF_PACKET socket on ``device`` of the host whose network namespace is
+    bound at ``netns`` (default: the keeper's own, h1), read by a thread until
+    :meth:`close`. ``outgoing``: what the host sends, else what it receives.
+    ``on_packet(packet)`` sees each one's bytes, in the thread. Use as a
+    context manager.
     """
 
-    def __init__(self, device: str = "eth0", lifetime: float = 20.0) -> None:
-        self.sent: List[Tuple[int, int, str]] = []
-        self.sock = socket.socket(socket.AF_PACKET, socket.SOCK_DGRAM, socket.htons(_ETH_P_ALL))
+    def __init__(self, device: str = "eth0", lifetime: float = 20.0, netns: Optional[str] = None,
+                 outgoing: bool = True, on_packet: Optional[Callable[[bytes], None]] = None) -> None:
+        self.packets: List[Tuple[int, int, str]] = []
+        self.outgoing, self.on_packet = outgoing, on_packet
+        with sandbox.netns(netns) if netns else contextlib.nullcontext():
+            self.sock = socket.socket(socket.AF_PACKET, socket.SOCK_DGRAM, socket.htons(_ETH_P_ALL))
         self.sock.bind((device, _ETH_P_ALL))
         self.sock.settimeout(0.02)
         self._stop = threading.Event()
@@ -185,10 +192,12 @@ class Wire:
                 continue
             except OSError:
                 return
-            if address[1] != _ETH_P_IP or address[2] != _PACKET_OUTGOING or len(packet) < 20:
+            if address[1] != _ETH_P_IP or (address[2] == _PACKET_OUTGOING) != self.outgoing or len(packet) < 20:
                 continue
             ttl, proto = struct.unpack_from("!BB", packet, 8)
-            self.sent.append((ttl, proto, socket.inet_ntoa(packet[16:20])))
+            self.packets.append((ttl, proto, socket.inet_ntoa(packet[16:20])))
+            if self.on_packet:
+                self.on_packet(packet)
 
     def __enter__(self) -> "Wire":
         return self

@@ -265,7 +265,6 @@ def lost(labdir: str) -> str:
 # -- traceroute ---------------------------------------------------------------
 
 _EXTENDED_ERR = struct.Struct("=IBBBBII")  # struct sock_extended_err
-_ETH_P_ALL, _ETH_P_IP, _PACKET_OUTGOING = 0x0003, 0x0800, 4
 _ORIGIN_LOCAL, _ORIGIN_ICMP = 1, 2
 
 
@@ -374,7 +373,7 @@ def _trace(labdir: str, chain, run: tuple) -> tuple:
     for hop in hops:
         if len(hop["rtts"]) != probes:
             raise CheckFailed(f"{call}: hop {hop.get('ttl')} has {len(hop['rtts'])} RTTs for {probes} probes")
-    sent = [ttl for ttl, proto, dst in wire.sent if dst == chain.target]
+    sent = [ttl for ttl, proto, dst in wire.packets if dst == chain.target]
     return call, hops, sent, took
 
 
@@ -471,26 +470,19 @@ def trace_max_hops(labdir: str) -> str:
 class LateDestination:
     """The destination's answers, from the grader: port unreachable after a delay it picks.
 
-    h2's own kernel is silenced (the chain's ``silent``). A packet socket on
-    h2's ``eth0`` sees each probe arrive; the k-th gets its answer after
+    h2's own kernel is silenced (the chain's ``silent``). The grader watches
+    h2's link for each probe that arrives; the k-th gets its answer after
     ``delays[k]`` seconds, from a raw socket in the last router that writes
     the whole IPv4 packet, with h2's address as its source, as h2 would.
     """
 
     def __init__(self, chain, delays: List[float], lifetime: float) -> None:
         self.chain, self.delays = chain, delays
-        with sandbox.netns(f"/run/netns/{chain.namespaces['h2']}"):
-            self.watch = socket.socket(socket.AF_PACKET, socket.SOCK_DGRAM, socket.htons(_ETH_P_ALL))
-            self.watch.bind(("eth0", _ETH_P_ALL))
         with sandbox.netns(f"/run/netns/{chain.namespaces[f'r{chain.routers}']}"):
-            self.send = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
-        self.watch.settimeout(0.005)
-        self.arrived: List[float] = []
-        self._due: List[tuple] = []  # (time, packet)
-        self._stop = threading.Event()
-        self._deadline = time.monotonic() + lifetime
-        self._thread = threading.Thread(target=self._loop, daemon=True)
-        self._thread.start()
+            self.sock = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
+        self.timers: List[threading.Timer] = []
+        self.wire = _topology.Wire(lifetime=lifetime, netns=f"/run/netns/{chain.namespaces['h2']}",
+                                   outgoing=False, on_packet=self._arrived)
 
     def _answer(self, probe: bytes) -> bytes:
         """ICMP port unreachable quoting the probe's IP header and 8 bytes, in an IPv4 packet to h1."""
@@ -501,30 +493,23 @@ class LateDestination:
         return struct.pack(">BBHHHBBH4s4s", 0x45, 0, 0, 0, 0, 64, socket.IPPROTO_ICMP, 0,
                            socket.inet_aton(self.chain.target), probe[12:16]) + icmp
 
-    def _loop(self) -> None:
-        while not self._stop.is_set() and time.monotonic() < self._deadline:
-            now = time.monotonic()
-            for item in [d for d in self._due if d[0] <= now]:
-                self._due.remove(item)
-                self.send.sendto(item[1], (socket.inet_ntoa(item[1][16:20]), 0))
-            try:
-                packet, address = self.watch.recvfrom(65535)
-            except socket.timeout:
-                continue
-            except OSError:
-                return
-            if (address[1] != _ETH_P_IP or address[2] == _PACKET_OUTGOING or len(packet) < 28
-                    or packet[9] != socket.IPPROTO_UDP or socket.inet_ntoa(packet[16:20]) != self.chain.target):
-                continue
-            k = len(self.arrived)
-            self.arrived.append(now)
-            self._due.append((now + (self.delays[k] if k < len(self.delays) else 0.01), self._answer(packet)))
+    def _arrived(self, packet: bytes) -> None:
+        if len(packet) < 28 or packet[9] != socket.IPPROTO_UDP or socket.inet_ntoa(packet[16:20]) != self.chain.target:
+            return
+        k = len(self.timers)
+        answer = self._answer(packet)
+        timer = threading.Timer(self.delays[k] if k < len(self.delays) else 0.01, self.sock.sendto,
+                                (answer, (socket.inet_ntoa(answer[16:20]), 0)))
+        timer.daemon = True
+        timer.start()
+        self.timers.append(timer)
 
     def close(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=2)
-        self.watch.close()
-        self.send.close()
+        self.wire.close()
+        for timer in self.timers:
+            timer.cancel()
+            timer.join(timeout=1)
+        self.sock.close()
 
 
 def _rtts(labdir: str, chain) -> str:
