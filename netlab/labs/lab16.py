@@ -306,7 +306,7 @@ def _hop_problem(line: object, ttl: int, address: Optional[str], rtts: list) -> 
         if not words or words[0] != address:
             return f"the address {address} does not follow the TTL"
         words = words[1:]
-    elif address is None and any(w.count(".") == 3 for w in words):
+    elif any(w.count(".") == 3 for w in words):
         return "nobody answered, yet it shows an address"
     for rtt in rtts:
         if rtt is None:
