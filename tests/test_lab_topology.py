@@ -158,7 +158,7 @@ def test_without_root_the_check_says_how_to_run_it():
             "    print(exc)\n")
     python = _python_for_nobody()
     if python is None:
-        pytest.skip("no Python 3.11+ interpreter here that the user nobody may run")
+        pytest.skip("no Python 3.11+ interpreter here that the user nobody may run with this checkout")
     done = subprocess.run(_AS_NOBODY + [python, "-c", code], capture_output=True, text=True, timeout=60,
                           env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PYTHONPATH": ROOT,
                                "HOME": "/tmp"}, cwd="/tmp")
@@ -173,8 +173,8 @@ def test_graded_without_root_in_the_sandboxs_user_namespace():
     """As nobody, the grading worker's user namespace builds the chain; without it the check says why."""
     python = _python_for_nobody()
     if python is None:
-        pytest.skip("no Python 3.11+ interpreter here that the user nobody may run "
-                    "(this one lives in a folder only root can enter)")
+        pytest.skip("no Python 3.11+ interpreter here that the user nobody may run with this "
+                    "checkout (in a folder only root can enter?)")
     # pytest's tmp_path is root's alone: nobody gets a folder of its own in /tmp.
     home = pathlib.Path(tempfile.mkdtemp(prefix="nltr-test-"))
     try:
@@ -200,7 +200,7 @@ _AS_NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
 
 
 def _python_for_nobody():
-    """A Python 3.11+ (for tomllib) that nobody may run, the system's first, or None.
+    """A Python 3.11+ (for tomllib) that nobody may run with this checkout, the system's first, or None.
 
     The system's first: bubblewrap, run as nobody, must also be able to reach
     the interpreter's folder to show it in the sandbox, and a Python under
@@ -208,8 +208,9 @@ def _python_for_nobody():
     """
     for python in ("/usr/bin/python3", sys.executable):
         try:
-            done = subprocess.run(_AS_NOBODY + [python, "-c", "import tomllib"], capture_output=True,
-                                  timeout=30, cwd="/tmp")
+            done = subprocess.run(_AS_NOBODY + [python, "-c", "import tomllib, netlab.labs"],
+                                  capture_output=True, timeout=60, cwd="/tmp",
+                                  env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PYTHONPATH": ROOT})
         except OSError:
             continue
         if done.returncode == 0:
