@@ -10,8 +10,9 @@ every true round trip, every loss, and how many requests were really sent.
 
 The student's ``traceroute`` runs in h1 of a private chain of routers made
 for each run (:mod:`netlab.labs._topology`), so the grader knows
-the exact path. It watches h1's link for the TTL of every probe, and makes a
-router (or the destination) silent with an nftables rule to see ``*``.
+the exact path. It watches h1's link for the TTL of every probe, makes a
+router (or the destination) silent with an nftables rule to see ``*``, and
+answers for the destination itself after delays it picks, to check the RTTs.
 """
 from __future__ import annotations
 
