@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 
 import pytest
 
@@ -33,12 +34,12 @@ def test_new_lab_solution_full_marks_and_starter_zero(number, tmp_path):
     assert all("TODO" in t["message"] for t in result["tests"]), result["tests"]
 
 
-def _mutant(tmp_path, number: int, edits: list) -> str:
-    """A copy of the reference solution with ``(old, new)`` text replacements applied."""
+def _mutant(tmp_path, number: int, edits: list, file: str = "") -> str:
+    """A copy of the reference solution with ``(old, new)`` text replacements applied (in ``file``)."""
     lab = LABS[number]
     folder = tmp_path / lab.slug
     shutil.copytree(os.path.join(EXERCISES, "solutions", lab.slug), folder)
-    path = folder / lab.files[0]
+    path = folder / (file or lab.files[0])
     text = path.read_text()
     for old, new in edits:
         assert old in text, old
@@ -47,8 +48,9 @@ def _mutant(tmp_path, number: int, edits: list) -> str:
     return str(folder)
 
 
-def _failed(tmp_path, number: int, edits: list) -> dict:
-    code, out, err = finish(start_check(number, _mutant(tmp_path, number, edits), str(tmp_path)), timeout=60)
+def _failed(tmp_path, number: int, edits: list, file: str = "") -> dict:
+    code, out, err = finish(start_check(number, _mutant(tmp_path, number, edits, file), str(tmp_path)),
+                            timeout=90)
     result = parse(out, err)
     assert code == 1
     return {t["name"]: t["message"] for t in result["tests"] if not t["passed"]}
@@ -113,6 +115,48 @@ def test_lab16_ping_checks_measure_the_concept(tmp_path):
     failed = _failed(tmp_path / "d", 16, [("socket.SOCK_DGRAM, socket.IPPROTO_ICMP), \"dgram\"",
                                            "socket.SOCK_RAW, socket.IPPROTO_ICMP), \"raw\"")])
     assert "an ICMP socket without privilege" in failed and "ping on loopback" in failed, failed
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the traceroute checks build their routers as network "
+                    "namespaces, which needs root (CI runs as root)")
+def test_lab16_traceroute_checks_measure_the_concept(tmp_path):
+    # The TTL never set: every probe reaches the destination at once.
+    failed = _failed(tmp_path / "a", 16, [("    sock.setsockopt(socket.IPPROTO_IP, socket.IP_TTL, ttl)\n", "")],
+                     "traceroute.py")
+    assert set(failed) == {"traceroute through the routers", "round-trip times per probe",
+                           "a silent router shows as *", "stop after max_hops"}, failed
+    assert "198.19.1.2" in failed["traceroute through the routers"]  # the path the grader knows
+    # Giving up at the first probe without an answer.
+    failed = _failed(tmp_path / "b", 16, [("                rtts.append(rtt)\n",
+                                           "                if who is None:\n"
+                                           "                    return hops\n"
+                                           "                rtts.append(rtt)\n")], "traceroute.py")
+    assert set(failed) == {"round-trip times per probe", "a silent router shows as *", "stop after max_hops"}, failed
+    # Not stopping at the destination.
+    failed = _failed(tmp_path / "c", 16, [("            if arrived:\n", "            if False:\n")], "traceroute.py")
+    assert "traceroute through the routers" in failed and "stop there" in failed["traceroute through the routers"]
+    assert "stop after max_hops" not in failed, failed
+    # A timeout printed as nothing instead of *.
+    failed = _failed(tmp_path / "d", 16, [('if rtt is not None else "*"', 'if rtt is not None else ""')],
+                     "traceroute.py")
+    assert set(failed) == {"one line per hop"}, failed
+    # One probe per hop whatever was asked for: the grader counts the TTLs on the wire.
+    failed = _failed(tmp_path / "e", 16, [("            for _ in range(probes):\n",
+                                           "            for _ in range(1):\n")], "traceroute.py")
+    assert "traceroute through the routers" in failed and "probes" in failed["traceroute through the routers"]
+    # Any answer taken for the probe being waited for: the late answer to the one before is taken.
+    failed = _failed(tmp_path / "g", 16, [("SO_EE_ORIGIN_ICMP and original[1] == port", "SO_EE_ORIGIN_ICMP")],
+                     "traceroute.py")
+    assert set(failed) == {"round-trip times per probe"}, failed
+    assert "came late" in failed["round-trip times per probe"]
+    # Waiting for an answer without a timeout: the grader stops it, and says why, in bounded time.
+    start = time.monotonic()
+    failed = _failed(tmp_path / "f", 16, [("not poller.poll(left * 1000)", "not poller.poll(None)")],
+                     "traceroute.py")
+    assert set(failed) == {"round-trip times per probe", "a silent router shows as *", "stop after max_hops"}, failed
+    assert "did not finish within" in failed["a silent router shows as *"], failed
+    assert "did not finish within" in failed["stop after max_hops"], failed
+    assert time.monotonic() - start < 60
 
 
 def test_new_handouts_are_translated(tmp_path):

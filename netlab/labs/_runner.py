@@ -173,7 +173,8 @@ class Sandbox:
             prefix = []
         self.labdir = inside
         request = {"sources": probe_sources(spec), "probe": _spec_name(spec), "labdir": inside,
-                   "args": args, "loopback_only": not self.isolated}
+                   "args": args,
+                   "loopback_only": not (self.isolated or sandbox.config.private_topology)}
         files = {}
         for name in ("request", "result", "output"):
             files[name] = open(os.path.join(self._tmp, name), "w+b")

@@ -27,7 +27,8 @@ SETUP_SH = """#!/usr/bin/env bash
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
-apt-get install -y -qq --no-install-recommends python3 python3-psutil bubblewrap util-linux >/dev/null
+# iproute2 and nftables: lab 16's traceroute checks build their routers with ip and nft.
+apt-get install -y -qq --no-install-recommends python3 python3-psutil bubblewrap util-linux iproute2 nftables >/dev/null
 python3 -c 'import tomllib' 2>/dev/null || apt-get install -y -qq --no-install-recommends python3-tomli >/dev/null
 """
 

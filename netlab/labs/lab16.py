@@ -1,4 +1,4 @@
-"""Lab 16: ping with ICMP echo — checksum, echo request, replies, round trips, timeouts.
+"""Lab 16: ping and traceroute with ICMP — checksum, echo, round trips, timeouts, TTL.
 
 The student's ``ping`` runs in the sandbox as an unprivileged user; the
 grading network allows ICMP datagram sockets (``net.ipv4.ping_group_range``
@@ -7,7 +7,12 @@ in defs/lab16.toml) and the kernel there does not answer echo requests
 socket, after a delay it picks at random for each request, or not at all, or
 too late, with a stray reply of the wrong sequence number first. So it knows
 every true round trip, every loss, and how many requests were really sent.
-Traceroute comes later.
+
+The student's ``traceroute`` runs in h1 of a private chain of routers made
+for each run (:mod:`netlab.labs._topology`), so the grader knows
+the exact path. It watches h1's link for the TTL of every probe, makes a
+router (or the destination) silent with an nftables rule to see ``*``, and
+answers for the destination itself after delays it picks, to check the RTTs.
 """
 from __future__ import annotations
 
@@ -19,14 +24,16 @@ import threading
 import time
 from typing import List, Optional
 
-from netlab.labs import sandbox
+from netlab.labs import _topology, sandbox
 from netlab.labs._probes import bytes_of, call_all, student_value
 from netlab.labs._registry import CheckFailed
 from netlab.labs._runner import run_probe, value_of
 
-__all__ = ["Responder", "checksum", "echo_request", "lost", "parse", "ping", "unprivileged"]
+__all__ = ["LateDestination", "Responder", "checksum", "echo_request", "error_queue", "hop_lines", "lost",
+           "parse", "ping", "silent_router", "trace_max_hops", "trace_path", "trace_rtts", "unprivileged"]
 
 MODULE = "ping"
+TRACE = "traceroute"
 
 
 def internet_checksum(data: bytes) -> int:
@@ -254,3 +261,279 @@ def lost(labdir: str) -> str:
     if took < 2 * timeout:
         raise CheckFailed(f"{call} returned after {took:.2f} s: it cannot have waited {timeout} s for each lost reply")
     return f"2 of 4 replies lost or late: RTTs {_ms(got['rtts'])} ms, {took:.2f} s in all"
+
+
+# -- traceroute ---------------------------------------------------------------
+
+_EXTENDED_ERR = struct.Struct("=IBBBBII")  # struct sock_extended_err
+_ORIGIN_LOCAL, _ORIGIN_ICMP = 1, 2
+
+
+def _extended_err(err: int, origin: int, kind: int, code: int, offender: Optional[str]) -> bytes:
+    data = _EXTENDED_ERR.pack(err, origin, kind, code, 0, 0, 0)
+    if offender is None:
+        return data + struct.pack("=H14x", socket.AF_UNSPEC)
+    return data + struct.pack("=H", socket.AF_INET) + struct.pack("!H", 0) + socket.inet_aton(offender) + bytes(8)
+
+
+def error_queue(labdir: str) -> str:
+    rng = random.Random(os.urandom(8))
+    router = f"198.19.{rng.randrange(1, 250)}.{rng.randrange(1, 250)}"
+    target = f"198.18.{rng.randrange(1, 250)}.{rng.randrange(1, 250)}"
+    cases = [("time exceeded", _extended_err(113, _ORIGIN_ICMP, 11, 0, router), (_ORIGIN_ICMP, 11, 0, router)),
+             ("port unreachable", _extended_err(111, _ORIGIN_ICMP, 3, 3, target), (_ORIGIN_ICMP, 3, 3, target)),
+             ("a local error (message too long)", _extended_err(90, _ORIGIN_LOCAL, 0, 0, None),
+              (_ORIGIN_LOCAL, 0, 0, None))]
+    outs = call_all(labdir, TRACE, [["parse_error", [{"bytes": d.hex()}]] for _, d, _ in cases]
+                    + [["parse_error", [{"bytes": "00" * 10}]]])
+    for (what, _, want), out in zip(cases, outs):
+        got = student_value(out, f"parse_error({what})")
+        fields = tuple(got.get(k) for k in ("origin", "type", "code", "offender")) if isinstance(got, dict) else got
+        if fields != want:
+            raise CheckFailed(f"parse_error({what}) read origin/type/code/offender {fields}, expected {want}")
+    if outs[-1].get("error") != "ValueError":
+        raise CheckFailed(f"parse_error(10 bytes) gave {outs[-1].get('error') or 'a value'}, expected ValueError")
+    return "sock_extended_err read: origin, ICMP type and code, and the offender's address"
+
+
+def _hop_problem(line: object, ttl: int, address: Optional[str], rtts: list) -> Optional[str]:
+    if not isinstance(line, str) or "\n" in line.strip():
+        return "not one line of text"
+    words = line.split()
+    if not words or words[0] != str(ttl):
+        return f"it does not start with the TTL {ttl}"
+    words = words[1:]
+    if address is not None:
+        if not words or words[0] != address:
+            return f"the address {address} does not follow the TTL"
+        words = words[1:]
+    elif any(w.count(".") == 3 for w in words):
+        return "nobody answered, yet it shows an address"
+    for rtt in rtts:
+        if rtt is None:
+            if not words or words[0] != "*":
+                return "a probe without an answer is not shown as *"
+            words = words[1:]
+            continue
+        try:
+            value = float(words[0])
+        except (IndexError, ValueError):
+            return f"no RTT in ms where {rtt * 1000:.1f} ms belongs"
+        if abs(value - rtt * 1000) > 0.06 or words[1:2] != ["ms"]:
+            return f"{words[0]} {' '.join(words[1:2])} for an RTT of {rtt * 1000:.1f} ms"
+        words = words[2:]
+    if words:
+        return f"{' '.join(words)!r} left over"
+    return None
+
+
+def hop_lines(labdir: str) -> str:
+    rng = random.Random(os.urandom(8))
+    address = f"198.19.{rng.randrange(1, 250)}.2"
+    cases = [(1, address, [rng.randrange(1, 400) / 10000, rng.randrange(1, 400) / 10000]),
+             (rng.randrange(2, 30), None, [None, None, None]),
+             (rng.randrange(2, 30), address, [rng.randrange(1, 400) / 10000, None])]
+    outs = call_all(labdir, TRACE, [["hop_line", list(c)] for c in cases])
+    for (ttl, addr, rtts), out in zip(cases, outs):
+        call = f"hop_line({ttl}, {addr!r}, {rtts})"
+        line = student_value(out, call)
+        problem = _hop_problem(line, ttl, addr, rtts)
+        if problem:
+            raise CheckFailed(f"{call} gave {str(line)[:80]!r}: {problem}")
+    return "hop lines with the TTL, the address, RTTs in ms and * for each timeout"
+
+
+# (max_hops, timeout, probes) of each traceroute run.
+PATH_RUN, SILENT_RUN, MAX_HOPS_RUN, RTT_RUN = (6, 1.0, 2), (6, 0.5, 2), (4, 0.4, 1), (6, 0.3, 3)
+
+
+def _longest(run: tuple) -> float:
+    """Seconds a traceroute of ``run`` may take: every probe timing out, and some start-up."""
+    max_hops, timeout, probes = run
+    return max_hops * probes * timeout + 3
+
+
+def _in_chain(check, run: tuple, silent: Optional[dict] = None) -> str:
+    """``check(chain)`` in a fresh chain of routers, given time for ``run`` and for the chain itself."""
+    return _topology.in_chain(check, silent=silent, timeout=_longest(run) + 10)
+
+
+def _trace(labdir: str, chain, run: tuple) -> tuple:
+    """Run the student's traceroute in h1 towards h2: (call, hops, probes on the wire, seconds)."""
+    max_hops, timeout, probes = run
+    call = f"traceroute('{chain.target}', max_hops={max_hops}, timeout={timeout}, probes={probes})"
+    with _topology.Wire(lifetime=_longest(run) + 2) as wire:
+        start = time.monotonic()
+        out = call_all(labdir, TRACE, [["traceroute", [chain.target, max_hops, timeout, probes]]],
+                       timeout=_longest(run))[0]
+        took = time.monotonic() - start
+    hops = student_value(out, call)
+    if not isinstance(hops, list) or not all(isinstance(h, dict) and isinstance(h.get("rtts"), list)
+                                             for h in hops):
+        raise CheckFailed(f"{call} returned {str(hops)[:80]}, expected a list of {{'ttl', 'address', 'rtts'}}")
+    for hop in hops:
+        if len(hop["rtts"]) != probes:
+            raise CheckFailed(f"{call}: hop {hop.get('ttl')} has {len(hop['rtts'])} RTTs for {probes} probes")
+    sent = [ttl for ttl, proto, dst in wire.packets if dst == chain.target]
+    return call, hops, sent, took
+
+
+def _wire_problem(sent: List[int], hops: int, probes: int) -> Optional[str]:
+    """What is wrong with the TTLs of the probes seen on h1's link, or None."""
+    if not sent:
+        return "the grader saw no probe leave h1 towards the destination"
+    if sent[0] != 1:
+        return f"the first probe left with TTL {sent[0]}: the first hop is found with TTL 1"
+    steps = [b - a for a, b in zip(sent, sent[1:])]
+    if any(s < 0 or s > 1 for s in steps):
+        return f"probes left with TTLs {sent[:12]}: the TTL goes up by one per hop, never down"
+    if max(sent) != hops:
+        return f"the last probe had TTL {max(sent)}, but the trace has {hops} hops"
+    counts = [sent.count(t) for t in range(1, hops + 1)]
+    if any(c != probes for c in counts):
+        return f"probes per TTL on the wire: {counts}, expected {probes} each"
+    return None
+
+
+def _addresses(hops: list) -> list:
+    return [h.get("address") for h in hops]
+
+
+def _path(labdir: str, chain) -> str:
+    _, timeout, probes = PATH_RUN
+    call, hops, sent, _ = _trace(labdir, chain, PATH_RUN)
+    got, want = _addresses(hops), chain.path
+    if got[:len(want)] == want and len(got) > len(want):
+        raise CheckFailed(f"{call}: {len(got)} hops, but the destination {chain.target} answered at hop "
+                          f"{len(want)} (port unreachable): stop there")
+    if got != want:
+        raise CheckFailed(f"{call}: hops {got}, but the path is {want}")
+    if [h.get("ttl") for h in hops] != list(range(1, len(want) + 1)):
+        raise CheckFailed(f"{call}: hop TTLs {[h.get('ttl') for h in hops]}, expected 1 to {len(want)}")
+    bad = [r for h in hops for r in h["rtts"] if not isinstance(r, (int, float)) or not 0 < r < timeout]
+    if bad:
+        raise CheckFailed(f"{call}: RTTs {[h['rtts'] for h in hops]}; every router answered every probe "
+                          f"in under {timeout:g} s")
+    problem = _wire_problem(sent, len(want), probes)
+    if problem:
+        raise CheckFailed(f"{call}: {problem}")
+    return f"{len(want)} hops {' '.join(want)}, probe TTLs {sent} on the wire"
+
+
+def trace_path(labdir: str) -> str:
+    return _in_chain(lambda chain: _path(labdir, chain), PATH_RUN)
+
+
+def _silent(labdir: str, chain) -> str:
+    _, timeout, probes = SILENT_RUN
+    call, hops, sent, took = _trace(labdir, chain, SILENT_RUN)
+    want = [None] + chain.path[1:]
+    got = _addresses(hops)
+    if got != want:
+        raise CheckFailed(f"{call}: hops {got}; the first router drops its 'time exceeded' messages, so the "
+                          f"trace is {want}: a silent hop is * and the trace goes on")
+    if hops[0]["rtts"] != [None] * probes:
+        raise CheckFailed(f"{call}: RTTs {hops[0]['rtts']} for the silent first hop, expected None for each probe")
+    if took < probes * timeout * 0.9:
+        raise CheckFailed(f"{call} took {took:.2f} s: it cannot have waited {timeout:g} s for each of the "
+                          f"{probes} unanswered probes")
+    problem = _wire_problem(sent, len(want), probes)
+    if problem:
+        raise CheckFailed(f"{call}: {problem}")
+    return f"hop 1 silent: * for each probe after {timeout:g} s, then {' '.join(want[1:])}"
+
+
+def silent_router(labdir: str) -> str:
+    # The first router drops the packets whose TTL ran out without a word.
+    return _in_chain(lambda chain: _silent(labdir, chain), SILENT_RUN, silent={"r1": ["time-exceeded"]})
+
+
+def _max_hops(labdir: str, chain) -> str:
+    max_hops, _, probes = MAX_HOPS_RUN
+    call, hops, sent, _ = _trace(labdir, chain, MAX_HOPS_RUN)
+    want = chain.path[:-1] + [None] * (max_hops - len(chain.path) + 1)
+    got = _addresses(hops)
+    if got != want:
+        raise CheckFailed(f"{call}: hops {got}; the destination stays silent, so the trace is {want}, "
+                          f"{max_hops} hops and no more")
+    problem = _wire_problem(sent, max_hops, probes)
+    if problem:
+        raise CheckFailed(f"{call}: {problem}")
+    return f"a silent destination: {max_hops} hops, the last {max_hops - len(chain.path) + 1} of them *"
+
+
+def trace_max_hops(labdir: str) -> str:
+    # The destination never says "port unreachable": nothing ends the trace but max_hops.
+    return _in_chain(lambda chain: _max_hops(labdir, chain), MAX_HOPS_RUN,
+                     silent={"h2": ["destination-unreachable"]})
+
+
+class LateDestination:
+    """The destination's answers, from the grader: port unreachable after a delay it picks.
+
+    h2's own kernel is silenced (the chain's ``silent``). The grader watches
+    h2's link for each probe that arrives; the k-th gets its answer after
+    ``delays[k]`` seconds, from a raw socket in the last router that writes
+    the whole IPv4 packet, with h2's address as its source, as h2 would.
+    """
+
+    def __init__(self, chain, delays: List[float], lifetime: float) -> None:
+        self.chain, self.delays = chain, delays
+        with sandbox.netns(f"/run/netns/{chain.namespaces[f'r{chain.routers}']}"):
+            self.sock = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
+        self.timers: List[threading.Timer] = []
+        self.wire = _topology.Wire(lifetime=lifetime, netns=f"/run/netns/{chain.namespaces['h2']}",
+                                   outgoing=False, on_packet=self._arrived)
+
+    def _answer(self, probe: bytes) -> bytes:
+        """ICMP port unreachable quoting the probe's IP header and 8 bytes, in an IPv4 packet to h1."""
+        quoted = probe[:(probe[0] & 0x0F) * 4 + 8]
+        icmp = struct.pack(">BBHI", 3, 3, 0, 0) + quoted
+        icmp = icmp[:2] + struct.pack(">H", internet_checksum(icmp)) + icmp[4:]
+        # Length, identifier and header checksum left 0: the kernel fills them in.
+        return struct.pack(">BBHHHBBH4s4s", 0x45, 0, 0, 0, 0, 64, socket.IPPROTO_ICMP, 0,
+                           socket.inet_aton(self.chain.target), probe[12:16]) + icmp
+
+    def _arrived(self, packet: bytes) -> None:
+        if len(packet) < 28 or packet[9] != socket.IPPROTO_UDP or socket.inet_ntoa(packet[16:20]) != self.chain.target:
+            return
+        k = len(self.timers)
+        answer = self._answer(packet)
+        timer = threading.Timer(self.delays[k] if k < len(self.delays) else 0.01, self.sock.sendto,
+                                (answer, (socket.inet_ntoa(answer[16:20]), 0)))
+        timer.daemon = True
+        timer.start()
+        self.timers.append(timer)
+
+    def close(self) -> None:
+        self.wire.close()
+        for timer in self.timers:
+            timer.cancel()
+            timer.join(timeout=1)
+        self.sock.close()
+
+
+def _rtts(labdir: str, chain) -> str:
+    _, timeout, probes = RTT_RUN
+    # The first probe's answer comes after its timeout, while the second one waits for its own.
+    delays = [timeout + 0.15, timeout - 0.1, random.Random(os.urandom(8)).uniform(0.05, timeout - 0.1)]
+    destination = LateDestination(chain, delays, _longest(RTT_RUN) + 2)
+    try:
+        call, hops, _, _ = _trace(labdir, chain, RTT_RUN)
+    finally:
+        destination.close()
+    if _addresses(hops) != chain.path:
+        raise CheckFailed(f"{call}: hops {_addresses(hops)}, but the path is {chain.path}")
+    got, want = hops[-1]["rtts"], [None] + delays[1:]
+    right = (got[0] is None and all(isinstance(r, (int, float)) and d * 0.95 <= r < d + 0.2
+                                    for r, d in zip(got[1:], want[1:])))
+    if not right:
+        late = (" (the answer to the first probe came late: it does not answer the second)"
+                if isinstance(got[1], (int, float)) and got[1] < want[1] * 0.95 else "")
+        raise CheckFailed(f"{call}: RTTs {_ms(got)} ms at the destination, which answered after "
+                          f"{_ms(want)} ms{late}")
+    return f"RTTs {_ms(got)} ms at the destination, which answered after {_ms(want)} ms"
+
+
+def trace_rtts(labdir: str) -> str:
+    return _in_chain(lambda chain: _rtts(labdir, chain), RTT_RUN, silent={"h2": ["destination-unreachable"]})

@@ -28,6 +28,7 @@ mode runs the same checks in a plain child process and says so in one line;
 """
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import fcntl
 import os
@@ -37,17 +38,22 @@ import struct
 import subprocess
 import sys
 from dataclasses import dataclass, field
-from typing import List, Optional, Tuple
+from typing import Iterator, List, Optional, Tuple
 
 __all__ = [
     "NOBODY",
     "SandboxConfig",
     "bwrap_argv",
     "config",
+    "clear_ambient_capabilities",
     "die_with_parent",
     "drop_privileges_argv",
+    "enter_netns",
     "enter_private_network",
     "isolation_status",
+    "netns",
+    "private_netns_folder",
+    "raise_ambient_capabilities",
     "require_isolation",
     "set_child_subreaper",
 ]
@@ -56,9 +62,14 @@ NOBODY = 65534
 HOME = "/tmp"  # the private /tmp; the submission's copy is /tmp/labNN-topic
 INPUTS = "/tmp/grader-input"  # read-only files the grader hands in (lab 8's captures)
 
+_CLONE_NEWNS = 0x00020000
 _CLONE_NEWNET = 0x40000000
 _CLONE_NEWUSER = 0x10000000
+_MS_REC = 0x4000
+_MS_PRIVATE = 1 << 18
 _PR_SET_PDEATHSIG = 1
+_PR_CAP_AMBIENT, _PR_CAP_AMBIENT_RAISE, _PR_CAP_AMBIENT_CLEAR_ALL = 47, 2, 4
+_CAPABILITY_VERSION_3 = 0x20080522
 _PR_SET_CHILD_SUBREAPER = 36
 _SIOCGIFFLAGS = 0x8913
 _SIOCSIFFLAGS = 0x8914
@@ -74,6 +85,9 @@ class SandboxConfig:
 
     isolated: bool = False
     hidden: List[str] = field(default_factory=list)  # extra folders to hide (submissions, checks)
+    # In a private topology (netlab.labs._topology): student code may send to its
+    # routers, which the network namespaces alone keep from any other host.
+    private_topology: bool = False
 
 
 config = SandboxConfig()
@@ -206,8 +220,106 @@ def enter_private_network() -> None:
         fcntl.ioctl(s, _SIOCSIFFLAGS, struct.pack("16sH14x", b"lo", flags | _IFF_UP))
 
 
+def private_netns_folder() -> None:
+    """A mount namespace of our own with an empty ``/run/netns`` (single-threaded callers only).
+
+    The namespaces ``ip netns add`` makes from here on are bound under it,
+    seen by no other process, and released by the kernel when this process
+    and its children are gone.
+    """
+    _unshare(_CLONE_NEWNS)
+    if _libc.mount(b"none", b"/", None, _MS_REC | _MS_PRIVATE, None) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"mount --make-rprivate /: {os.strerror(err)}")
+    # Without root, /run/netns may be missing and /run not ours: a tmpfs over
+    # all of /run then (the sandbox hides /run anyway).
+    if os.geteuid() == 0:
+        os.makedirs("/run/netns", exist_ok=True)
+    target = b"/run/netns" if os.path.isdir("/run/netns") else b"/run"
+    if _libc.mount(b"netlab", target, b"tmpfs", 0, b"mode=0755") != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"mount tmpfs {target.decode()}: {os.strerror(err)}")
+    os.makedirs("/run/netns", exist_ok=True)
+
+
+class _CapHeader(ctypes.Structure):
+    _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+
+
+class _CapData(ctypes.Structure):
+    _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32),
+                ("inheritable", ctypes.c_uint32)]
+
+
+def raise_ambient_capabilities(caps: List[int]) -> None:
+    """Keep ``caps`` (numbers, ``man 7 capabilities``) across exec for the programs we start.
+
+    In a user namespace we made, this process holds every capability, but a
+    program it execs as a user other than (namespace) root loses them: an
+    ``ip`` that must add namespaces and veth pairs keeps them only as
+    *ambient* capabilities, which must first be inheritable.
+    """
+    _set_inheritable(caps)
+    for cap in caps:
+        if _libc.prctl(_PR_CAP_AMBIENT, _PR_CAP_AMBIENT_RAISE, cap, 0, 0) != 0:
+            raise OSError(ctypes.get_errno(), f"prctl(PR_CAP_AMBIENT_RAISE, {cap})")
+
+
+def clear_ambient_capabilities() -> None:
+    """Programs started from now on get no capabilities from us (bwrap refuses to start with some)."""
+    _libc.prctl(_PR_CAP_AMBIENT, _PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0)
+    _set_inheritable([])
+
+
+def _set_inheritable(caps: List[int]) -> None:
+    """Make exactly ``caps`` inheritable (what ambient capabilities need first)."""
+    header, data = _CapHeader(_CAPABILITY_VERSION_3, 0), (_CapData * 2)()
+    if _libc.capget(ctypes.byref(header), data) != 0:
+        raise OSError(ctypes.get_errno(), "capget")
+    data[0].inheritable = data[1].inheritable = 0
+    for cap in caps:
+        data[cap // 32].inheritable |= 1 << (cap % 32)
+    if _libc.capset(ctypes.byref(header), data) != 0:
+        raise OSError(ctypes.get_errno(), "capset")
+
+
+def enter_netns(path: str) -> None:
+    """Move this process (thread) into the network namespace bound at ``path``."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        _setns(fd, path)
+    finally:
+        os.close(fd)
+
+
+def _setns(fd: int, what: str) -> None:
+    if _libc.setns(fd, _CLONE_NEWNET) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"setns {what}: {os.strerror(err)}")
+
+
+@contextlib.contextmanager
+def netns(path: str) -> Iterator[None]:
+    """``with netns(path):`` this thread is in that network namespace, and back after.
+
+    A socket stays in the namespace it was made in: the grader opens sockets
+    in a host of its network this way, and uses them from anywhere.
+    """
+    own = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        enter_netns(path)
+        yield
+    finally:
+        _setns(own, "back")
+        os.close(own)
+
+
 def set_netns_sysctl(name: str, value: str) -> bool:
     """Set a per-namespace sysctl (``net/ipv4/tcp_wmem``) in the private network; False if refused."""
+    if name == "net/ipv4/ping_group_range" and os.geteuid() != 0:
+        # Only groups mapped into our user namespace can be named: ours alone,
+        # which is also the group of the student's code there.
+        value = f"{os.getegid()} {os.getegid()}"
     try:
         with open(f"/proc/sys/{name}", "w", encoding="ascii") as f:
             f.write(value)

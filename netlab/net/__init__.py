@@ -9,6 +9,8 @@ all with the kernel alone (no Open vSwitch). Root is needed for every part.
   port to another in a host's kernel, with nftables.
 * :mod:`netlab.net.link`: rate (tbf) and delay (netem, where the kernel has it).
 * :mod:`netlab.net.run`: run any program, netlab included, inside a host.
+* :mod:`netlab.net.chain`: a line of routers between two hosts, for
+  traceroute (lab 16's grader builds one for each run).
 """
 from netlab.net._shell import NetError, Shell, need_root, need_tool
 from netlab.net.firewall import ACTIONS, flush, list_rules, redirect, ruleset_text, set_port

@@ -30,10 +30,11 @@ from typing import List, Optional, Tuple
 from netlab.errors import UsageError
 from netlab.net._shell import NetError, Shell, first_line, need_tool
 
-__all__ = ["ACTIONS", "flush", "list_rules", "redirect", "ruleset_text", "set_port"]
+__all__ = ["ACTIONS", "flush", "list_rules", "redirect", "ruleset_text", "set_port", "silence_icmp"]
 
 ACTIONS = ("allow", "drop", "reject")
 TABLE = "netlab"
+QUIET_TABLE = "netlabquiet"  # silence_icmp's table, apart from the port rules
 _COMMENT = re.compile(r"netlab (allow|drop|reject|redirect) (tcp|udp)/(\d+)(?: (\d+))?")
 
 # What each action becomes in nft's language, per protocol.
@@ -157,3 +158,17 @@ def flush(sh: Shell, ns: str) -> None:
 def ruleset_text(sh: Shell, ns: str) -> str:
     """The kernel's own view: ``nft list ruleset`` inside host ``ns``."""
     return _nft(sh, ns, "list", "ruleset").stdout
+
+
+def silence_icmp(sh: Shell, ns: str, kinds: Tuple[str, ...] = ("time-exceeded",)) -> None:
+    """Host ``ns`` sends no ICMP messages of ``kinds`` (nft names) any more: a silent router.
+
+    Its kernel still makes them (a router still drops a packet whose TTL ran
+    out), the output hook throws them away, as a firewall that filters ICMP would.
+    """
+    rule = f"icmp type {{ {', '.join(kinds)} }} drop comment \"netlab silent\""
+    _nft(sh, ns, "-f", "-", input=(
+        f"table inet {QUIET_TABLE}\ndelete table inet {QUIET_TABLE}\n"
+        f"table inet {QUIET_TABLE} {{\n    chain output {{\n"
+        f"        type filter hook output priority filter; policy accept;\n"
+        f"        {rule}\n    }}\n}}\n"))

@@ -33,8 +33,9 @@ from netlab.errors import UsageError
 from netlab.net._shell import NetError, Shell
 from netlab.net import link
 
-__all__ = ["DEFAULT_NAME", "MAX_HOSTS", "PREFIX", "TEST_RANGE", "check_name", "describe", "down",
-           "find_host", "host_address", "link_ends", "split", "namespace", "networks", "up"]
+__all__ = ["DEFAULT_NAME", "MAX_HOSTS", "PREFIX", "TEST_RANGE", "add_namespace", "add_route",
+           "add_veth", "check_name", "describe", "down", "find_host", "host_address", "link_ends",
+           "split", "namespace", "networks", "set_address", "set_sysctl", "up"]
 
 PREFIX = "netlab-"
 DEFAULT_NAME = "lab"
@@ -128,10 +129,41 @@ def up(name: str = DEFAULT_NAME, hosts: int = 2, subnets: int = 1, rate: Optiona
     return describe(name, sh)
 
 
+def add_namespace(sh: Shell, ns: str) -> None:
+    """A new network namespace ``ns`` with its loopback up."""
+    sh.run("ip", "netns", "add", ns)
+    sh.run("ip", "-n", ns, "link", "set", "dev", "lo", "up")
+
+
+def add_veth(sh: Shell, ns: str, dev: str, peer_ns: str, peer_dev: str) -> None:
+    """A veth pair ``ns:dev`` <-> ``peer_ns:peer_dev``.
+
+    The pair is made inside ``ns`` and one end moved straight into
+    ``peer_ns``: it never exists in this machine's own namespace.
+    """
+    sh.run("ip", "-n", ns, "link", "add", "name", dev, "type", "veth",
+           "peer", "name", peer_dev, "netns", peer_ns)
+
+
+def set_address(sh: Shell, ns: str, dev: str, address: str) -> None:
+    """Give ``ns:dev`` the address ``address`` (``addr/prefix``) and bring it up."""
+    sh.run("ip", "-n", ns, "addr", "add", address, "dev", dev)
+    sh.run("ip", "-n", ns, "link", "set", "dev", dev, "up")
+
+
+def add_route(sh: Shell, ns: str, destination: str, via: str) -> None:
+    """A route in ``ns``: ``destination`` (``default`` or ``net/prefix``) through ``via``."""
+    sh.run("ip", "-n", ns, "route", "add", destination, "via", via)
+
+
+def set_sysctl(sh: Shell, ns: str, name: str, value: str) -> None:
+    """Set the per-namespace sysctl ``name`` (``net.ipv4.ip_forward``) inside ``ns``."""
+    sh.run("ip", "netns", "exec", ns, "sysctl", "-q", "-w", f"{name}={value}")
+
+
 def _make_hub(sh: Shell, name: str, subnets: int) -> str:
     hub = namespace(name, _HUBS[subnets - 1])
-    sh.run("ip", "netns", "add", hub)
-    sh.run("ip", "-n", hub, "link", "set", "dev", "lo", "up")
+    add_namespace(sh, hub)
     for side in range(subnets):
         bridge = "br0" if subnets == 1 else f"br{side + 1}"
         sh.run("ip", "-n", hub, "link", "add", "name", bridge, "type", "bridge")
@@ -140,7 +172,7 @@ def _make_hub(sh: Shell, name: str, subnets: int) -> str:
             sh.run("ip", "-n", hub, "addr", "add", f"{_router_address(side + 1)}/24",
                    "dev", bridge)
     if subnets == 2:
-        sh.run("ip", "netns", "exec", hub, "sysctl", "-q", "-w", "net.ipv4.ip_forward=1")
+        set_sysctl(sh, hub, "net.ipv4.ip_forward", "1")
     return hub
 
 
@@ -148,18 +180,13 @@ def _make_host(sh: Shell, name: str, hub: str, number: int, side: int, routed: b
     host = f"h{number}"
     ns = namespace(name, host)
     bridge = f"br{side}" if routed else "br0"
-    sh.run("ip", "netns", "add", ns)
-    sh.run("ip", "-n", ns, "link", "set", "dev", "lo", "up")
-    # The pair is made inside the switch and one end moved straight into the
-    # host: it never exists in this machine's own namespace.
-    sh.run("ip", "-n", hub, "link", "add", "name", host, "type", "veth",
-           "peer", "name", "eth0", "netns", ns)
+    add_namespace(sh, ns)
+    add_veth(sh, hub, host, ns, "eth0")
     sh.run("ip", "-n", hub, "link", "set", "dev", host, "master", bridge)
     sh.run("ip", "-n", hub, "link", "set", "dev", host, "up")
-    sh.run("ip", "-n", ns, "addr", "add", f"{host_address(number, side)}/24", "dev", "eth0")
-    sh.run("ip", "-n", ns, "link", "set", "dev", "eth0", "up")
+    set_address(sh, ns, "eth0", f"{host_address(number, side)}/24")
     if routed:
-        sh.run("ip", "-n", ns, "route", "add", "default", "via", _router_address(side))
+        add_route(sh, ns, "default", _router_address(side))
 
 
 def down(name: Optional[str] = None, sh: Optional[Shell] = None) -> List[str]:
