@@ -21,7 +21,7 @@ import time
 from typing import Callable, Iterable, Iterator, List, Optional, Tuple
 
 from netlab import packet
-from netlab._pycore.decode import S_L4
+from netlab.packet.fields import S_L4
 from netlab.dissect import Annotator, Record
 from netlab.errors import NetlabError
 

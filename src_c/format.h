@@ -1,6 +1,6 @@
 /*
  * format.h: `netlab dissect` output built in C, the compiled twin of
- * netlab/_pycore/format.py (the readable reference: every rule here has its
+ * netlab/packet/pure/format.py (the readable reference: every rule here has its
  * twin there, and tests/test_dissect_format.py compares the bytes of both).
  *
  * Three pieces, each a plain C function over walk.h's nl_frame / nl_pkt:
@@ -103,7 +103,7 @@ static void nl_label(nl_buf *b, const nl_frame *f, const nl_pkt *k, int upper) {
     if (k->proto >= 0) {
         name = nl_proto_name(k->proto);
         if (!name) { snprintf(tmp, sizeof tmp, "ip-%d", k->proto); name = tmp; }
-    } else if (k->ethertype == 0x0806) {
+    } else if (k->ethertype == NL_ETH_ARP) {
         name = "arp";
     } else if (k->family) {
         name = "ip";
@@ -621,9 +621,9 @@ static int nl_match(const nl_fop *prog, size_t n, const nl_pkt *k, uint8_t *stac
         int v;
         switch (op->op) {
         case NL_F_PROTO: v = k->proto == op->proto; break;
-        case NL_F_IP: v = k->ethertype == 0x0800 && k->family != 0; break;
-        case NL_F_IP6: v = k->ethertype == 0x86DD && k->family != 0; break;
-        case NL_F_ARP: v = k->ethertype == 0x0806; break;
+        case NL_F_IP: v = k->ethertype == NL_ETH_IPV4 && k->family != 0; break;
+        case NL_F_IP6: v = k->ethertype == NL_ETH_IPV6 && k->family != 0; break;
+        case NL_F_ARP: v = k->ethertype == NL_ETH_ARP; break;
         case NL_F_PORT:
             v = (k->status & NL_S_L4) && (k->proto == 6 || k->proto == 17)
                 && ((op->dir != 2 && k->sport == op->port) || (op->dir != 1 && k->dport == op->port));

@@ -20,7 +20,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from netlab.pcap import open_capture
+from netlab.packet.pcap import open_capture
 from tests.conftest import free_port
 
 DATA = os.path.join(os.path.dirname(__file__), "data")
@@ -248,7 +248,7 @@ def test_many_flows_grow_the_flow_table(both_cores):
     import io
     import struct
 
-    from netlab.pcap import PcapWriter
+    from netlab.packet.pcap import PcapWriter
 
     out = io.BytesIO()
     w = PcapWriter(out, linktype=101)
@@ -277,7 +277,7 @@ def test_many_flows_grow_the_flow_table(both_cores):
 
 def _frames_of_every_link_type():
     """(linktype, frame bytes): up to 5 real frames per link type of the shipped captures."""
-    from netlab._pycore.capture import CaptureError, iter_frames
+    from netlab.packet.pure.capture import CaptureError, iter_frames
 
     found = {}
     for seed in SEEDS:

@@ -20,8 +20,8 @@ import struct
 
 import pytest
 
-from netlab._pycore.status import S_L4, S_L4_PART, S_MALFORMED, S_TRUNC
-from netlab.pcap import PcapngWriter, open_capture
+from netlab.packet.fields import S_L4, S_L4_PART, S_MALFORMED, S_TRUNC
+from netlab.packet.pcap import PcapngWriter, open_capture
 from tests.test_decode_differential import outcome
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -13,8 +13,8 @@ import shutil
 import pytest
 
 from netlab import packet
-from netlab._pycore.status import S_FRAG
-from netlab.pcap import open_capture
+from netlab.packet.fields import S_FRAG
+from netlab.packet.pcap import open_capture
 from tests.conftest import ROOT
 
 TOOLS = os.path.join(ROOT, "tools")

@@ -8,7 +8,7 @@ import subprocess
 import dpkt
 import pytest
 
-from netlab.pcap import PcapngWriter, PcapWriter, convert_to_pcapng, open_capture
+from netlab.packet.pcap import PcapngWriter, PcapWriter, convert_to_pcapng, open_capture
 
 DATA = os.path.join(os.path.dirname(__file__), "data")
 FRAME = bytes(dpkt.ethernet.Ethernet(

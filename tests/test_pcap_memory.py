@@ -27,7 +27,7 @@ LIMIT_KB = 64 * 1024
 WALK = r"""
 import sys
 from netlab import packet
-from netlab.pcap import open_capture
+from netlab.packet.pcap import open_capture
 
 def rss(key):
     with open("/proc/self/status") as f:

@@ -32,8 +32,8 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from netlab.packet import backends  # noqa: E402
-from netlab.pcap import open_capture  # noqa: E402
-from netlab._pycore.status import S_L4, S_L4_PART, S_MALFORMED, S_TRUNC  # noqa: E402
+from netlab.packet.pcap import open_capture  # noqa: E402
+from netlab.packet.fields import S_L4, S_L4_PART, S_MALFORMED, S_TRUNC  # noqa: E402
 
 FIELDS = ("frame.time_epoch", "frame.cap_len", "frame.len", "frame.protocols",
           "ip.src", "ip.dst", "ipv6.src", "ipv6.dst", "tcp.srcport", "tcp.dstport",

@@ -31,7 +31,7 @@ from netlab import packet
 from netlab._cliutil import checked_number, print_table
 from netlab.bench.parse import DEFAULT_PACKETS, check_capture_arg, packet_count, stderr_progress
 from netlab.errors import NetlabError
-from netlab.pcap import PcapWriter, open_capture
+from netlab.packet.pcap import PcapWriter, open_capture
 
 __all__ = ["DEFAULT_PACKETS", "cpu_seconds", "dissect_bench", "register", "run"]
 

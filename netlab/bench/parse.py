@@ -9,11 +9,11 @@ same file in one run:
 * **records path** - one decoded record (a tuple) per packet handed to a
   Python ``for`` loop, what ``netlab dissect`` iterates.
 
-Backends: ``cython`` (netlab._core), ``python`` (the pure-Python twin over
+Backends: ``cython`` (netlab.packet._core), ``python`` (the pure-Python twin over
 an mmap), ``dpkt`` (the classic pure-Python library, doing the same walk and
 the same counting with its objects) and ``c``: the very walk of the stats
 path (``src_c/walk.h``) alone, plain C from start to end, called in this same
-process on the same mapped file (``netlab._core.walk_baseline``) - the
+process on the same mapped file (``netlab.packet._core.walk_baseline``) - the
 ceiling the stats path is measured against, with every table it returns
 shaped in C too. The two take turns, so a busy machine slows both alike; the
 first call and the best call of each are reported. ``cython-batch`` is the
@@ -45,7 +45,7 @@ from typing import Callable, Dict, Optional
 from netlab import packet
 from netlab._cliutil import checked_number
 from netlab.errors import NetlabError
-from netlab.pcap import open_capture
+from netlab.packet.pcap import open_capture
 
 __all__ = ["DEFAULT_PACKETS", "c_baseline", "make_bench_file", "parse_bench", "register", "run"]
 

@@ -31,7 +31,7 @@ pa = pytest.importorskip("pyarrow", reason="pyarrow not installed: pip install '
 import pyarrow.csv  # noqa: E402
 
 from netlab import arrow, packet  # noqa: E402
-from netlab.pcap import open_capture  # noqa: E402
+from netlab.packet.pcap import open_capture  # noqa: E402
 from tests.conftest import ROOT, free_port, netlab_env  # noqa: E402
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]  # a timed run takes minutes

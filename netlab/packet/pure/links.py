@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import struct
 
-from netlab._pycore.status import S_MALFORMED, S_TRUNC, S_VLAN
+from netlab.packet.fields import S_MALFORMED, S_TRUNC, S_VLAN
 
 __all__ = ["link", "ether_chain"]
 

@@ -24,12 +24,14 @@ import struct
 import time
 from typing import Iterator, Optional
 
-from netlab._pycore.aggregate import proto_name
-from netlab._pycore.capture import CaptureError, walk
-from netlab._pycore.decode import (S_FRAG, S_IPCSUM_BAD, S_L4, S_L4CSUM_BAD, S_L4CSUM_OK,
-                                   S_MALFORMED, S_TRUNC, tcp_options)
-from netlab._pycore.headers import TCP_FLAG_NAMES
-from netlab.pfilter import predicate
+from netlab.packet import fields as F
+from netlab.packet.fields import (S_FRAG, S_IPCSUM_BAD, S_L4, S_L4CSUM_BAD, S_L4CSUM_OK,
+                                  S_MALFORMED, S_TRUNC, TCP_FLAG_NAMES)
+from netlab.packet.options import tcp_options
+from netlab.packet.pcap import CaptureError
+from netlab.packet.pfilter import predicate
+from netlab.packet.pure.capture import walk
+from netlab.packet.stats import proto_name
 
 __all__ = ["Annotator", "flag_names", "format_capture", "json_line", "packet_json",
            "packet_line", "proto_label"]
@@ -270,7 +272,7 @@ def format_capture(buf, as_json: bool = False, checks: bool = False,
                    program=None) -> Iterator[bytes]:
     """Iterate ``netlab dissect`` output (bytes, whole lines) over a capture buffer.
 
-    ``program`` is a :mod:`netlab.pfilter` program: only matching packets are
+    ``program`` is a :mod:`netlab.packet.pfilter` program: only matching packets are
     shown, with their numbers in the capture, and the handshake notes still
     follow every packet. A damaged record raises :class:`CaptureError` after
     the output of every good record before it.
