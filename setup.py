@@ -69,9 +69,12 @@ def write_fields_header(here: str) -> None:
             lines.append(f"#define NL_{name} {number}{'u' if unsigned else ''}")
     text = "\n".join(lines + ["#endif", ""])
     path = os.path.join(here, "src_c", "fields.h")
-    if not os.path.exists(path) or open(path).read() != text:
-        with open(path, "w") as f:
-            f.write(text)
+    if os.path.exists(path):
+        with open(path, encoding="utf-8") as f:
+            if f.read() == text:
+                return  # unchanged: no rebuild of what includes it
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(text)
 
 
 def extensions():

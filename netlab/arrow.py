@@ -70,10 +70,11 @@ import os
 from typing import Callable, Iterator, List, Optional, Sequence
 
 from netlab import packet
-from netlab.packet.columns import COLUMNS as RAW_COLUMNS
-from netlab.packet.fields import (RECORD_FIELDS, S_FRAG, S_IPCSUM_BAD, S_L4, S_L4CSUM_BAD,
-                                  S_L4CSUM_OK, S_MALFORMED, S_TRUNC)
 from netlab.errors import NetlabError
+from netlab.packet.columns import COLUMNS as RAW_COLUMNS
+from netlab.packet.fields import (IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP,
+                                  RECORD_FIELDS, S_FRAG, S_IPCSUM_BAD, S_L4, S_L4CSUM_BAD,
+                                  S_L4CSUM_OK, S_MALFORMED, S_TRUNC)
 from netlab.packet.pcap import open_capture
 
 __all__ = ["COLUMNS", "DEFAULT_BATCH", "DEFAULT_COLUMNS", "PyarrowMissing", "iter_arrow_batches",
@@ -211,13 +212,15 @@ class _Shaper:
         n, first = len(raw["proto"]), self.rows
         self.rows += n
         proto, status = raw["proto"], raw["status"]
-        is_ = {p: pc.equal(proto, p) for p in (6, 17, 1, 58)}
+        is_ = {p: pc.equal(proto, p)
+               for p in (IPPROTO_TCP, IPPROTO_UDP, IPPROTO_ICMP, IPPROTO_ICMPV6)}
         l4 = pc.not_equal(pc.bit_wise_and(status, S_L4), 0)
-        tcp = pc.and_(is_[6], l4)
-        ports = pc.and_(pc.or_(is_[6], is_[17]), l4)
-        icmp = pc.and_(pc.or_(is_[1], is_[58]), l4)
+        tcp = pc.and_(is_[IPPROTO_TCP], l4)
+        ports = pc.and_(pc.or_(is_[IPPROTO_TCP], is_[IPPROTO_UDP]), l4)
+        icmp = pc.and_(pc.or_(is_[IPPROTO_ICMP], is_[IPPROTO_ICMPV6]), l4)
         # A transport protocol whose header is cut or broken has no payload to speak of.
-        no_payload = pc.and_not(pc.or_(pc.or_(is_[6], is_[17]), pc.or_(is_[1], is_[58])), l4)
+        no_payload = pc.and_not(pc.or_(pc.or_(is_[IPPROTO_TCP], is_[IPPROTO_UDP]),
+                                       pc.or_(is_[IPPROTO_ICMP], is_[IPPROTO_ICMPV6])), l4)
 
         def only(mask, values, name):
             """``values`` where ``mask`` holds, null elsewhere (the mask is the validity bitmap)."""

@@ -20,6 +20,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from netlab.packet import fields as F
 from netlab.packet.pcap import open_capture
 from tests.conftest import free_port
 
@@ -142,8 +143,8 @@ def dpkt_view(path):
 
 def netlab_view(core, path):
     with open_capture(path) as buf:
-        return [((r[1] + 500) // 1000, r[7], r[8], r[9], r[10], r[11], r[12],
-                 bytes(buf[r[0] + r[16]:r[0] + r[16] + r[17]]))
+        return [((r[F.TS_NS] + 500) // 1000, r[F.SRC], r[F.DST], r[F.PROTO], r[F.SPORT], r[F.DPORT], r[F.FLAGS],
+                 bytes(buf[r[F.OFFSET] + r[F.PAYLOAD_OFF]:r[F.OFFSET] + r[F.PAYLOAD_OFF] + r[F.PAYLOAD_LEN]]))
                 for r in core.iter_records(buf)]
 
 

@@ -13,6 +13,7 @@ import struct
 
 import pytest
 
+from netlab.packet import fields as F
 from netlab.packet.pcap import PcapWriter, open_capture
 from netlab.packet.pfilter import compile_filter
 
@@ -74,7 +75,7 @@ def test_json_is_json_dumps_of_packet_json(both_cores):
     notes = Annotator()
     for n, (line, rec) in enumerate(zip(lines, recs), 1):
         with open_capture(path) as buf:
-            frame = bytes(buf[rec[0]:rec[0] + rec[2]])
+            frame = bytes(buf[rec[F.OFFSET]:rec[F.OFFSET] + rec[F.CAPLEN]])
         assert line == json.dumps(packet_json(n, rec, frame, notes.note(rec)))
 
 

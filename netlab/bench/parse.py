@@ -45,6 +45,7 @@ from typing import Callable, Dict, Optional
 from netlab import packet
 from netlab._cliutil import checked_number
 from netlab.errors import NetlabError
+from netlab.packet import fields as F
 from netlab.packet.pcap import open_capture
 
 __all__ = ["DEFAULT_PACKETS", "c_baseline", "make_bench_file", "parse_bench", "register", "run"]
@@ -62,7 +63,8 @@ def make_bench_file(path: str, packets: int = DEFAULT_PACKETS, sample: str = SAM
         if info["format"] != "pcap":
             raise NetlabError(f"{sample}: the bench sample must be a pcap file")
         for rec in packet.iter_records(buf):
-            frames.append((bytes(buf[rec[0]:rec[0] + rec[2]]), rec[3]))
+            start = rec[F.OFFSET]
+            frames.append((bytes(buf[start:start + rec[F.CAPLEN]]), rec[F.WIRELEN]))
     if not frames:
         raise NetlabError(f"{sample} holds no packets")
     rec_head = struct.Struct("<IIII")

@@ -2,7 +2,7 @@
 
 A *record* is one tuple per captured frame, the same on both cores. Its
 fields, in order, are :data:`RECORD_FIELDS`; each has an index constant of the
-same name in capitals, so code reads ``rec[SPORT]``, never ``rec[10]``::
+same name in capitals, so code reads ``rec[SPORT]``, never a bare position::
 
     from netlab.packet import fields as F
     if rec[F.STATUS] & F.S_L4 and rec[F.PROTO] == F.IPPROTO_TCP:

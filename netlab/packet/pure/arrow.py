@@ -25,7 +25,7 @@ import itertools
 from typing import Iterator, Tuple
 
 from netlab.packet.columns import COLUMNS, MAX_BATCH, TS_RANGE_MESSAGE
-from netlab.packet.fields import RECORD_FIELDS
+from netlab.packet import fields as F
 from netlab.packet.pcap import CaptureError
 from netlab.packet.pure.aggregate import iter_records
 
@@ -35,8 +35,6 @@ BACKEND = "python"
 
 _TS_LIMIT = 1 << 63  # Arrow's int64 nanoseconds (see TS_RANGE_MESSAGE)
 
-_AT = {name: i for i, name in enumerate(RECORD_FIELDS)}
-_TS = _AT["ts_ns"]
 
 
 def _family(src) -> int:
@@ -51,19 +49,19 @@ def _text(values) -> Tuple[array.array, bytes]:
 
 
 def _columns(batch: list, buf, payload: bool) -> dict:
-    fields = list(zip(*batch))
-    src, dst = fields[_AT["src"]], fields[_AT["dst"]]
+    fields = list(zip(*batch))  # one tuple per record field
+    src, dst = fields[F.SRC], fields[F.DST]
     out = {}
     for name, code in COLUMNS:
         if name == "family":  # the records say it in the address text
             out[name] = array.array(code, map(_family, src))
         else:
-            out[name] = array.array(code, fields[_AT[name]])
+            out[name] = array.array(code, fields[getattr(F, name.upper())])
     out["src"] = _text([s or "" for s in src])
     out["dst"] = _text([d or "" for d in dst])
     if payload:
-        chunks = [bytes(buf[r[0] + r[_AT["payload_off"]]:r[0] + r[_AT["payload_off"]]
-                            + r[_AT["payload_len"]]]) for r in batch]
+        starts = [r[F.OFFSET] + r[F.PAYLOAD_OFF] for r in batch]
+        chunks = [bytes(buf[start:start + r[F.PAYLOAD_LEN]]) for start, r in zip(starts, batch)]
         offsets = array.array("q", [0])
         offsets.extend(itertools.accumulate(map(len, chunks)))
         out["payload"] = (offsets, b"".join(chunks))
@@ -90,8 +88,8 @@ def _batches(records, buf, batch_size, payload):
         error = None
         try:
             for rec in itertools.islice(records, batch_size):
-                if not 0 <= rec[_TS] < _TS_LIMIT:
-                    error = CaptureError(TS_RANGE_MESSAGE, rec[0])
+                if not 0 <= rec[F.TS_NS] < _TS_LIMIT:
+                    error = CaptureError(TS_RANGE_MESSAGE, rec[F.OFFSET])
                     break
                 batch.append(rec)
         except CaptureError as exc:  # the frames before the damage are in batch

@@ -29,6 +29,7 @@ import mmap
 import struct
 from typing import Iterator, Tuple
 
+from netlab.packet import fields as F
 from netlab.packet.fields import MAX_CAPLEN, RELEASE_STEP
 from netlab.packet.pcap import CaptureError, CaptureMap
 from netlab.packet.pure.decode import decode_at
@@ -213,9 +214,9 @@ def _pcapng_frames(buf, checks, release):
             frame = (pos + 28, _ts_to_ns((hi << 32) | lo, res, tsoffset), caplen, wirelen, ifid,
                      linktype)
             pos += total
-            if release and frame[0] - done >= RELEASE_STEP:
-                done = _release(buf, done, frame[0])
-            yield frame if checks is None else frame + decode_at(buf, frame[0], caplen, linktype, checks)
+            if release and frame[F.OFFSET] - done >= RELEASE_STEP:
+                done = _release(buf, done, frame[F.OFFSET])
+            yield frame if checks is None else frame + decode_at(buf, frame[F.OFFSET], caplen, linktype, checks)
             continue
         elif btype == 3:
             # Simple packet block: interface 0, no timestamp, caplen implied:
@@ -231,9 +232,9 @@ def _pcapng_frames(buf, checks, release):
                 caplen = min(caplen, snaplen)
             frame = (pos + 12, 0, caplen, wirelen, 0, links[0][0])
             pos += total
-            if release and frame[0] - done >= RELEASE_STEP:
-                done = _release(buf, done, frame[0])
-            yield frame if checks is None else frame + decode_at(buf, frame[0], caplen, frame[5], checks)
+            if release and frame[F.OFFSET] - done >= RELEASE_STEP:
+                done = _release(buf, done, frame[F.OFFSET])
+            yield frame if checks is None else frame + decode_at(buf, frame[F.OFFSET], caplen, frame[F.LINKTYPE], checks)
             continue
         # other blocks (statistics, name resolution, custom): skipped
         pos += total
