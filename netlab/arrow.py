@@ -157,12 +157,12 @@ def _predicate(filter) -> Optional[Callable[[tuple], bool]]:
 class _Shaper:
     """Turns batches of raw column buffers into Arrow record batches (see the module doc)."""
 
-    # Status bits that give words in the ``status`` column (netlab.packet.pure.format._status_words).
+    # Status bits that give words in the ``status`` column (netlab.packet.lines._status_words).
     _WORD_BITS = S_TRUNC | S_FRAG | S_MALFORMED | S_IPCSUM_BAD | S_L4CSUM_BAD
 
     def __init__(self, columns) -> None:
         # The rules of dissect --json, where they live (netlab.dissect re-exports them).
-        from netlab.packet.pure import format as rules
+        from netlab.packet import lines as rules
         pa, pc = self.pa, self.pc = _pyarrow()
         self.columns = _chosen(columns)
         self.schema = schema(self.columns)

@@ -7,7 +7,7 @@ dissect`` over a whole capture (built in C on the compiled core), and
 For one record at a time (``sniff``), :func:`packet_json` gives the JSON
 object ``netlab dissect --json`` prints, :func:`packet_line` the one-line
 text form, and :class:`Annotator` names the steps of TCP handshakes and
-teardowns (all from the readable twin, :mod:`netlab.packet.pure.format`).
+teardowns (all from :mod:`netlab.packet.lines`, shared by both cores).
 
 JSON payload encoding: ``payload`` is the transport payload as a **hex
 string** (exact, byte for byte: ``bytes.fromhex(obj["payload"])`` gives the
@@ -20,8 +20,8 @@ import collections
 from typing import Callable, Iterator, Optional
 
 from netlab import packet
-from netlab.packet.pure.format import (Annotator, flag_names, json_line, packet_json, packet_line,
-                                   proto_label)
+from netlab.packet.lines import (Annotator, flag_names, json_line, packet_json, packet_line,
+                                 proto_label)
 from netlab.packet.pcap import open_capture
 from netlab.packet.pfilter import Filter
 

@@ -64,14 +64,14 @@ def test_every_capture_prints_the_same_bytes(both_cores, path):
 
 
 def test_json_is_json_dumps_of_packet_json(both_cores):
-    from netlab.packet.pure.format import packet_json
+    from netlab.packet.lines import packet_json
     c, _ = both_cores
     path = os.path.join(ROOT, "tests", "data", "mixed_sll.pcap")
     with open_capture(path) as buf:
         lines = b"".join(c.format_capture(buf, True, True)).decode("ascii").splitlines()
         recs = list(c.iter_records(buf, True))
     assert len(lines) == len(recs) == 14
-    from netlab.packet.pure.format import Annotator
+    from netlab.packet.lines import Annotator
     notes = Annotator()
     for n, (line, rec) in enumerate(zip(lines, recs), 1):
         with open_capture(path) as buf:
