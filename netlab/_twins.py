@@ -39,7 +39,7 @@ _twin_noted = False
 
 
 def pure_python_requested() -> bool:
-    """True when the environment asks for the pure-Python twins (``NETLAB_PURE_PYTHON=1``)."""
+    """True when the environment asks for the pure-Python core (``NETLAB_PURE_PYTHON=1``)."""
     return os.environ.get(OPT_OUT, "").strip() not in ("", "0")
 
 
