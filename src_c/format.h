@@ -7,7 +7,7 @@
  *   - nl_line / nl_json: one packet as its text line or its JSON object,
  *     appended to a growing byte buffer (no Python object per field);
  *   - nl_note: the handshake / teardown notes (a small flow table);
- *   - nl_match: the --filter program (netlab/pfilter.py compiles it).
+ *   - nl_match: the --filter program (netlab/packet/pfilter.py compiles it).
  *
  * Needs Python.h before it (the Cython module includes it): the "ts" float
  * of the JSON is written by CPython's own float repr, so it is the very text
@@ -597,7 +597,7 @@ static const char *nl_note(nl_notes *s, const nl_pkt *k, char *tmp, size_t tmple
 
 /* ------------------------------------------------------------ the filter */
 
-/* One step of a --filter program in postfix order (netlab/pfilter.py). */
+/* One step of a --filter program in postfix order (netlab/packet/pfilter.py). */
 enum { NL_F_PROTO, NL_F_IP, NL_F_IP6, NL_F_ARP, NL_F_PORT, NL_F_HOST, NL_F_NOT, NL_F_AND, NL_F_OR };
 
 typedef struct {

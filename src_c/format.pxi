@@ -1,5 +1,6 @@
 # dissect output and --filter in the compiled core: the compiled twin of
-# netlab/packet/pure/format.py (and of the filter predicates of netlab/pfilter.py).
+# netlab/packet/pure/format.py and netlab/packet/lines.py (and of the filter predicates of
+# netlab/packet/pfilter.py).
 #
 # The C in format.h builds each text line or JSON object straight into one
 # byte buffer; this file only walks the capture, hands each packet to it and
