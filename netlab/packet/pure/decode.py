@@ -29,9 +29,11 @@ from __future__ import annotations
 import socket
 import struct
 
-from netlab.packet.fields import (ETH_IPV4, ETH_IPV6, RECORD_FIELDS, S_CHECKED, S_EXTHDR,
-                                  S_FRAG, S_IPCSUM_BAD, S_IPOPT, S_L4, S_L4_PART, S_L4CSUM_BAD,
-                                  S_L4CSUM_OK, S_MALFORMED, S_TRUNC)
+from netlab.packet.fields import (ETH_IPV4, ETH_IPV6, IPPROTO_AH, IPPROTO_DSTOPTS,
+                                  IPPROTO_FRAGMENT, IPPROTO_HOPOPTS, IPPROTO_ICMP, IPPROTO_ICMPV6,
+                                  IPPROTO_ROUTING, IPPROTO_TCP, IPPROTO_UDP, RECORD_FIELDS,
+                                  S_CHECKED, S_EXTHDR, S_FRAG, S_IPCSUM_BAD, S_IPOPT, S_L4,
+                                  S_L4_PART, S_L4CSUM_BAD, S_L4CSUM_OK, S_MALFORMED, S_TRUNC)
 from netlab.packet.options import tcp_options
 from netlab.packet.pure.checksum import internet_checksum, pseudo_header_sum
 from netlab.packet.pure.links import link
@@ -140,7 +142,7 @@ def _ipv4(buf, base, n, o, et, status, checks):
                       (s, d) if checks else None)
 
 
-_EXT_LEN8 = (0, 43, 60)  # hop-by-hop, routing, destination options: (len + 1) * 8 bytes
+_EXT_LEN8 = (IPPROTO_HOPOPTS, IPPROTO_ROUTING, IPPROTO_DSTOPTS)  # (len + 1) * 8 bytes each
 
 
 def _jumbo(buf, base, n, h) -> int:
@@ -177,7 +179,7 @@ def _ipv6(buf, base, n, o, et, status, checks):
     raw_src = bytes(buf[base + o + 8:base + o + 24])
     raw_dst = bytes(buf[base + o + 24:base + o + 40])
     src, dst = _name6(raw_src), _name6(raw_dst)
-    if plen == 0 and nh == 0:
+    if plen == 0 and nh == IPPROTO_HOPOPTS:
         plen = _jumbo(buf, base, n, o + 40)
     if plen == 0:  # 0 and no jumbo option: TSO, read like IPv4's total length 0
         plen = n - o - 40
@@ -192,16 +194,17 @@ def _ipv6(buf, base, n, o, et, status, checks):
     # Walk every extension header (RFC 8200 section 4): each is 8 bytes or
     # more, so the walk ends with the packet.
     while True:
-        if nh in _EXT_LEN8 or nh == 51:
+        if nh in _EXT_LEN8 or nh == IPPROTO_AH:
             if end - cur < 8:
                 return decoded(et, status | S_TRUNC, src=src, dst=dst, proto=nh)
-            hl = (buf[base + cur + 1] + 2) * 4 if nh == 51 else (buf[base + cur + 1] + 1) * 8
+            size = buf[base + cur + 1]  # in 4-byte units beyond 2 (AH), 8-byte beyond 1 (others)
+            hl = (size + 2) * 4 if nh == IPPROTO_AH else (size + 1) * 8
             if end - cur < hl:
                 return decoded(et, status | S_TRUNC, src=src, dst=dst, proto=nh)
             status |= S_EXTHDR
             nh = buf[base + cur]
             cur += hl
-        elif nh == 44:  # fragment header: next header, reserved, offset+M, id
+        elif nh == IPPROTO_FRAGMENT:  # fragment header: next header, reserved, offset+M, id
             if end - cur < 8:
                 return decoded(et, status | S_TRUNC, src=src, dst=dst, proto=nh)
             status |= S_EXTHDR | S_FRAG
@@ -221,14 +224,15 @@ def _transport(buf, base, o, end, et, src, dst, proto, status, checks, addrs):
     seg = end - o
     covered = seg  # what the checksum covers: the segment, or the UDP length
     sport = dport = flags = seq = ack = 0
-    if (proto == 6 or proto == 17) and 4 <= seg < (20 if proto == 6 else 8):
+    if (proto == IPPROTO_TCP or proto == IPPROTO_UDP) and \
+            4 <= seg < (20 if proto == IPPROTO_TCP else 8):
         # Cut inside the header: its first four bytes still name the ports,
         # as tshark and tcpdump show them.
         sport, dport = _PORTS(buf, base + o)
         return decoded(et, status | S_TRUNC | S_L4_PART,
                        src=src, dst=dst, proto=proto, sport=sport, dport=dport, l4_off=o,
                        payload_off=o, payload_len=seg)
-    if proto == 6:
+    if proto == IPPROTO_TCP:
         if seg < 20:
             return decoded(et, status | S_TRUNC,
                            src=src, dst=dst, proto=proto, l4_off=o, payload_off=o, payload_len=seg)
@@ -245,7 +249,7 @@ def _transport(buf, base, o, end, et, src, dst, proto, status, checks, addrs):
             status |= S_TRUNC
         else:
             poff, plen = o + doff, seg - doff
-    elif proto == 17:
+    elif proto == IPPROTO_UDP:
         if seg < 8:
             return decoded(et, status | S_TRUNC,
                            src=src, dst=dst, proto=proto, l4_off=o, payload_off=o, payload_len=seg)
@@ -264,7 +268,7 @@ def _transport(buf, base, o, end, et, src, dst, proto, status, checks, addrs):
             ulen = seg
         covered = ulen
         poff, plen = o + 8, ulen - 8
-    elif proto == 1 or proto == 58:
+    elif proto == IPPROTO_ICMP or proto == IPPROTO_ICMPV6:
         if seg < 4:
             return decoded(et, status | S_TRUNC,
                            src=src, dst=dst, proto=proto, l4_off=o, payload_off=o, payload_len=seg)
@@ -286,10 +290,10 @@ def _verify(buf, base, o, seg, proto, addrs) -> int:
     segment = buf[base + o:base + o + seg]
     s, d = addrs
     if isinstance(s, int):  # IPv4 addresses came as integers
-        if proto == 17 and _H(buf, base + o + 6)[0] == 0:
+        if proto == IPPROTO_UDP and _H(buf, base + o + 6)[0] == 0:
             return S_L4CSUM_OK  # RFC 768: zero means "no checksum computed"
         s, d = s.to_bytes(4, "big"), d.to_bytes(4, "big")
-    initial = 0 if proto == 1 else pseudo_header_sum(s, d, proto, seg)
+    initial = 0 if proto == IPPROTO_ICMP else pseudo_header_sum(s, d, proto, seg)
     return S_L4CSUM_OK if internet_checksum(segment, initial) == 0 else S_L4CSUM_BAD
 
 
