@@ -17,10 +17,14 @@ is the sender of its first packet (the client, when the capture saw the SYN).
 """
 from __future__ import annotations
 
-from operator import itemgetter
 from typing import Iterable
 
 from netlab.packet import fields as F
+from netlab.packet.fields import (CAPLEN, DPORT, DST, ETH_ARP, ETHERTYPE, FLAGS, IPPROTO_TCP,
+                                  IPPROTO_UDP, PROTO, S_CHECKED, S_FRAG, S_IPCSUM_BAD, S_L4,
+                                  S_L4CSUM_BAD, S_MALFORMED, S_TRUNC, S_VLAN, SPORT, SRC, STATUS,
+                                  T_ACK, T_FIN_A, T_FIN_B, T_RST, T_SYN, T_SYNACK, TCP_ACK,
+                                  TCP_FIN, TCP_RST, TCP_SYN, WIRELEN)
 from netlab.packet.pcap import CaptureError
 
 __all__ = ["aggregate_records", "finish_stats", "proto_name", "tcp_state_name"]
@@ -48,130 +52,119 @@ def tcp_state_name(state: int) -> str:
     return "mid-stream"
 
 
-# What the counters look at in a record: packets alike in these fields count alike.
-_SHAPE = (F.WIRELEN, F.CAPLEN, F.ETHERTYPE, F.SRC, F.DST, F.PROTO, F.SPORT, F.DPORT, F.FLAGS,
-          F.STATUS)
-_shape_of = itemgetter(*_SHAPE)
-
-# The status bits counted one by one: raw counter name -> bit.
-_STATUS_COUNTERS = {"vlan": F.S_VLAN, "fragments": F.S_FRAG, "truncated": F.S_TRUNC,
-                    "malformed": F.S_MALFORMED, "checked": F.S_CHECKED,
-                    "ip_checksum_bad": F.S_IPCSUM_BAD, "l4_checksum_bad": F.S_L4CSUM_BAD}
-
-
 def _count_shapes(records: Iterable[tuple], shapes: dict) -> None:
     """Pass 1: count identical packet *shapes*, remembering where each was first and last.
 
     Real captures repeat a few shapes (same addresses, ports, flags, lengths)
     over and over, so one dictionary update per packet does the per-packet
-    work; pass 2 (:class:`_Tally`) adds each shape to the tables once, with
-    its count. The only order-dependent rule (an ACK counts as the
-    handshake's third step only after the SYN-ACK) is kept exact by the
-    first and last positions.
+    work; pass 2 (:func:`_tally`) adds each shape to the tables once, with its
+    count. The only order-dependent rule (an ACK counts as the handshake's
+    third step only after the SYN-ACK) is kept exact by the first and last
+    positions.
     """
     get = shapes.get
-    for i, rec in enumerate(records):
-        shape = _shape_of(rec)
+    i = 0
+    for rec in records:
+        # What the counters look at: packets alike in these fields count alike.
+        shape = (rec[WIRELEN], rec[CAPLEN], rec[ETHERTYPE], rec[SRC], rec[DST], rec[PROTO],
+                 rec[SPORT], rec[DPORT], rec[FLAGS], rec[STATUS])
         seen = get(shape)
         if seen is None:
             shapes[shape] = [1, i, i]
         else:
             seen[0] += 1
             seen[2] = i
+        i += 1
 
 
-class _Flow:
-    """One bidirectional TCP or UDP flow, as its first packet named it."""
+def _tally(shapes: dict, error) -> dict:
+    """Pass 2: from counted shapes (in first-seen order) to the raw counters.
 
-    __slots__ = ("src", "sport", "dst", "dport", "proto", "packets", "bytes", "state",
-                 "synack_first", "ack_last")
-
-    def __init__(self, src, sport, dst, dport, proto) -> None:
-        self.src, self.sport, self.dst, self.dport, self.proto = src, sport, dst, dport, proto
-        self.packets = self.bytes = self.state = 0
-        self.synack_first = None  # position of the first SYN-ACK
-        self.ack_last = -1        # position of the last plain ACK
-
-    def add_tcp(self, src, sport, flags: int, first: int, last: int) -> None:
-        """Fold the TCP flags of packets from (src, sport) into the flow's state."""
-        if flags & F.TCP_SYN and not flags & F.TCP_ACK:
-            self.state |= F.T_SYN
-        if flags & (F.TCP_SYN | F.TCP_ACK) == F.TCP_SYN | F.TCP_ACK:
-            self.state |= F.T_SYNACK
-            if self.synack_first is None or first < self.synack_first:
-                self.synack_first = first
-        if not flags & F.TCP_SYN and flags & F.TCP_ACK and last > self.ack_last:
-            self.ack_last = last
-        if flags & F.TCP_FIN:
-            from_first_sender = (src, sport) == (self.src, self.sport)
-            self.state |= F.T_FIN_A if from_first_sender else F.T_FIN_B
-        if flags & F.TCP_RST:
-            self.state |= F.T_RST
-
-    def row(self) -> list:
-        # The third step of the handshake: an ACK later than the first SYN-ACK.
-        if self.synack_first is not None and self.ack_last > self.synack_first:
-            self.state |= F.T_ACK
-        return [self.src, self.sport, self.dst, self.dport, self.proto, self.packets,
-                self.bytes, self.state]
-
-
-class _Tally:
-    """Pass 2: the raw counters, each packet shape added with its count."""
-
-    def __init__(self) -> None:
-        self.raw = dict.fromkeys(("packets", "bytes", "captured_bytes", "ipv4", "ipv6",
-                                  "non_ip", *_STATUS_COUNTERS), 0)
-        self.protos: dict = {}  # IP protocol number -> [packets, bytes]
-        self.ports: dict = {}   # (protocol, port) -> [packets, bytes]
-        self.flows: dict = {}   # (proto, lower end, its port, upper end, its port) -> _Flow
-        self.arp = [0, 0]
-        self.other = [0, 0]
-
-    def add(self, shape: tuple, count: int, first: int, last: int) -> None:
-        wirelen, caplen, ethertype, src, dst, proto, sport, dport, flags, status = shape
-        raw = self.raw
-        raw["packets"] += count
-        raw["bytes"] += wirelen * count
-        raw["captured_bytes"] += caplen * count
-        for name, bit in _STATUS_COUNTERS.items():
-            if status & bit:
-                raw[name] += count
+    Each shape stands for ``c`` packets: every counter below adds what one
+    packet of that shape adds, times ``c``.
+    """
+    n = nbytes = captured = ip4 = ip6 = non_ip = 0
+    vlan = fragments = truncated = malformed = checked = ip_bad = l4_bad = 0
+    protos: dict = {}  # IP protocol number -> [packets, bytes]
+    ports: dict = {}   # (protocol, port) -> [packets, bytes]
+    # one key for both directions, the smaller endpoint first -> [src, sport, dst, dport,
+    # proto, packets, bytes, state, first SYN-ACK position, last plain ACK position]
+    flows: dict = {}
+    arp = [0, 0]
+    other = [0, 0]
+    for (w, caplen, et, src, dst, proto, sport, dport, flags, status), (c, first, last) in \
+            shapes.items():
+        n += c
+        nbytes += w * c
+        captured += caplen * c
+        vlan += c * bool(status & S_VLAN)
+        fragments += c * bool(status & S_FRAG)
+        truncated += c * bool(status & S_TRUNC)
+        malformed += c * bool(status & S_MALFORMED)
+        checked += c * bool(status & S_CHECKED)
+        ip_bad += c * bool(status & S_IPCSUM_BAD)
+        l4_bad += c * bool(status & S_L4CSUM_BAD)
         if src is None:  # not IP: ARP, or something else
-            raw["non_ip"] += count
-            _add(self.arp if ethertype == F.ETH_ARP else self.other, count, wirelen)
-            return
-        raw["ipv6" if ":" in src else "ipv4"] += count
+            non_ip += c
+            bucket = arp if et == ETH_ARP else other
+            bucket[0] += c
+            bucket[1] += w * c
+            continue
+        if ":" in src:
+            ip6 += c
+        else:
+            ip4 += c
         if proto < 0:  # an IP header without a protocol we could read
-            _add(self.other, count, wirelen)
-            return
-        _add(self.protos.setdefault(proto, [0, 0]), count, wirelen)
-        if not (status & F.S_L4 and proto in (F.IPPROTO_TCP, F.IPPROTO_UDP)):
-            return
+            other[0] += c
+            other[1] += w * c
+            continue
+        entry = protos.setdefault(proto, [0, 0])
+        entry[0] += c
+        entry[1] += w * c
+        if not (status & S_L4 and (proto == IPPROTO_TCP or proto == IPPROTO_UDP)):
+            continue
         for port in ((sport,) if sport == dport else (sport, dport)):
-            _add(self.ports.setdefault((proto, port), [0, 0]), count, wirelen)
-        # One key for both directions: the smaller endpoint first.
+            entry = ports.setdefault((proto, port), [0, 0])
+            entry[0] += c
+            entry[1] += w * c
         if (src, sport) <= (dst, dport):
             key = (proto, src, sport, dst, dport)
         else:
             key = (proto, dst, dport, src, sport)
-        flow = self.flows.get(key)
+        flow = flows.get(key)
         if flow is None:  # shapes come in first-seen order: this is the flow's first packet
-            flow = self.flows[key] = _Flow(src, sport, dst, dport, proto)
-        flow.packets += count
-        flow.bytes += wirelen * count
-        if proto == F.IPPROTO_TCP:
-            flow.add_tcp(src, sport, flags, first, last)
-
-    def counters(self, error) -> dict:
-        return dict(self.raw, protos=self.protos, arp=self.arp, other=self.other,
-                    ports=self.ports, flows=[flow.row() for flow in self.flows.values()],
-                    error=error)
-
-
-def _add(entry: list, count: int, wirelen: int) -> None:
-    entry[0] += count
-    entry[1] += wirelen * count
+            flow = flows[key] = [src, sport, dst, dport, proto, 0, 0, 0, None, -1]
+        flow[5] += c
+        flow[6] += w * c
+        if proto == IPPROTO_TCP:  # the flow's state bits, and where its SYN-ACK / ACK were
+            state = flow[7]
+            if flags & TCP_SYN and not flags & TCP_ACK:
+                state |= T_SYN
+            if flags & (TCP_SYN | TCP_ACK) == TCP_SYN | TCP_ACK:
+                state |= T_SYNACK
+                if flow[8] is None or first < flow[8]:
+                    flow[8] = first
+            if not flags & TCP_SYN and flags & TCP_ACK and last > flow[9]:
+                flow[9] = last
+            if flags & TCP_FIN:
+                state |= T_FIN_A if src == flow[0] and sport == flow[1] else T_FIN_B
+            if flags & TCP_RST:
+                state |= T_RST
+            flow[7] = state
+    rows = []
+    for flow in flows.values():
+        # The third step of the handshake: an ACK later than the first SYN-ACK.
+        if flow[8] is not None and flow[9] > flow[8]:
+            flow[7] |= T_ACK
+        rows.append(flow[:8])
+    return {
+        "packets": n, "bytes": nbytes, "captured_bytes": captured,
+        "ipv4": ip4, "ipv6": ip6, "non_ip": non_ip, "vlan": vlan,
+        "fragments": fragments, "truncated": truncated, "malformed": malformed,
+        "checked": checked, "ip_checksum_bad": ip_bad, "l4_checksum_bad": l4_bad,
+        "protos": protos, "arp": arp, "other": other, "ports": ports,
+        "flows": rows, "error": error,
+    }
 
 
 def finish_stats(raw: dict) -> dict:
@@ -216,7 +209,4 @@ def aggregate_records(records: Iterable[tuple]) -> dict:
         _count_shapes(records, shapes)  # on damage, the shapes counted so far stay
     except CaptureError as exc:
         error = {"offset": exc.offset, "message": str(exc)}
-    tally = _Tally()
-    for shape, (count, first, last) in shapes.items():
-        tally.add(shape, count, first, last)
-    return finish_stats(tally.counters(error))
+    return finish_stats(_tally(shapes, error))

@@ -280,9 +280,10 @@ def _transport(buf, base, o, end, et, src, dst, proto, status, checks, addrs):
     status |= S_L4
     if checks and not status & (S_TRUNC | S_FRAG | S_MALFORMED):
         status |= _verify(buf, base, o, covered, proto, addrs)
-    return decoded(et, status,
-                   src=src, dst=dst, proto=proto, sport=sport, dport=dport, flags=flags, seq=seq,
-                   ack=ack, l4_off=o, payload_off=poff, payload_len=plen)
+    # The common case, once per TCP/UDP/ICMP packet: the names that match a
+    # field go by position (their order is the record's), the rest by name.
+    return decoded(et, status, src, dst, proto, sport, dport, flags, seq, ack,
+                   l4_off=o, payload_off=poff, payload_len=plen)
 
 
 def _verify(buf, base, o, seg, proto, addrs) -> int:
