@@ -1,4 +1,4 @@
-"""libFuzzer (atheris) harness for the compiled packet core, netlab._core.
+"""libFuzzer (atheris) harness for the compiled packet core, netlab.packet._core.
 
 Every input is walked as a capture file on both paths (records and stats)
 and as a lone frame of several link types; the compiled core must never
@@ -20,7 +20,8 @@ import atheris
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 with atheris.instrument_imports():
-    from netlab import _core, _pycore
+    from netlab.packet import _core
+    from netlab.packet import pure
 
 
 def outcome(core, data, checks):
@@ -39,12 +40,12 @@ def outcome(core, data, checks):
 
 def test_one_input(data: bytes) -> None:
     checks = bool(data[:1]) and data[0] & 1 == 1
-    c, py = outcome(_core, data, checks), outcome(_pycore, data, checks)
+    c, py = outcome(_core, data, checks), outcome(pure, data, checks)
     if c != py:
         raise AssertionError(f"backends disagree on {data!r}")
     for link in (0, 1, 6, 7, 9, 10, 11, 50, 51, 101, 104, 105, 107, 108, 109, 113, 117, 123, 127,
                  129, 163, 192, 204, 205, 219, 226, 239, 242, 258, 276):
-        if _core.decode_frame(data, link, True) != _pycore.decode_frame(data, link, True):
+        if _core.decode_frame(data, link, True) != pure.decode_frame(data, link, True):
             raise AssertionError(f"decode_frame({link}) disagrees on {data!r}")
 
 

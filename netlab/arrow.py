@@ -8,7 +8,7 @@ Spark, Dask, pandas all read Arrow and Parquet)::
     table = to_arrow("capture.pcap", columns=["ts", "src", "dport", "flags"])
 
 How it is built: the packet core walks the capture and fills one flat buffer
-per record field (:func:`netlab._pycore.arrow.iter_columns`, compiled twin
+per record field (:func:`netlab.packet.pure.arrow.iter_columns`, compiled twin
 ``src_c/_arrow.pyx``), a batch of frames at a time, with no Python object
 per packet. Here those buffers become Arrow arrays as they are (zero-copy),
 and a few vectorised Arrow compute steps turn them into the columns below,
@@ -70,11 +70,12 @@ import os
 from typing import Callable, Iterator, List, Optional, Sequence
 
 from netlab import packet
-from netlab._pycore.arrow import COLUMNS as RAW_COLUMNS
-from netlab._pycore.decode import (RECORD_FIELDS, S_FRAG, S_IPCSUM_BAD, S_L4, S_L4CSUM_BAD,
-                                   S_L4CSUM_OK, S_MALFORMED, S_TRUNC)
 from netlab.errors import NetlabError
-from netlab.pcap import open_capture
+from netlab.packet.columns import COLUMNS as RAW_COLUMNS
+from netlab.packet.fields import (IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP,
+                                  RECORD_FIELDS, S_FRAG, S_IPCSUM_BAD, S_L4, S_L4CSUM_BAD,
+                                  S_L4CSUM_OK, S_MALFORMED, S_TRUNC)
+from netlab.packet.pcap import open_capture
 
 __all__ = ["COLUMNS", "DEFAULT_BATCH", "DEFAULT_COLUMNS", "PyarrowMissing", "iter_arrow_batches",
            "parquet_targets", "schema", "to_arrow", "to_parquet", "write_parquet"]
@@ -134,13 +135,13 @@ def _twin(backend: Optional[str]):
     """The columns module of a packet backend (default: the live one)."""
     name = backend or packet.BACKEND
     if name == "python":
-        from netlab._pycore import arrow
+        from netlab.packet.pure import arrow
         return arrow
     if name == "cython":
         try:
-            from netlab import _arrow
+            from netlab.packet import _arrow
         except ImportError as exc:
-            raise ImportError(f"compiled netlab._arrow not built ({exc}); rebuild with: "
+            raise ImportError(f"compiled netlab.packet._arrow not built ({exc}); rebuild with: "
                               "python setup.py build_ext --inplace") from None
         return _arrow
     raise ValueError(f"unknown backend {name!r}: choose 'cython' or 'python'")
@@ -149,19 +150,19 @@ def _twin(backend: Optional[str]):
 def _predicate(filter) -> Optional[Callable[[tuple], bool]]:
     if filter is None or callable(filter):
         return filter
-    from netlab.pfilter import compile_filter
+    from netlab.packet.pfilter import compile_filter
     return compile_filter(filter)
 
 
 class _Shaper:
     """Turns batches of raw column buffers into Arrow record batches (see the module doc)."""
 
-    # Status bits that give words in the ``status`` column (netlab._pycore.format._status_words).
+    # Status bits that give words in the ``status`` column (netlab.packet.lines._status_words).
     _WORD_BITS = S_TRUNC | S_FRAG | S_MALFORMED | S_IPCSUM_BAD | S_L4CSUM_BAD
 
     def __init__(self, columns) -> None:
         # The rules of dissect --json, where they live (netlab.dissect re-exports them).
-        from netlab._pycore import format as rules
+        from netlab.packet import lines as rules
         pa, pc = self.pa, self.pc = _pyarrow()
         self.columns = _chosen(columns)
         self.schema = schema(self.columns)
@@ -211,13 +212,15 @@ class _Shaper:
         n, first = len(raw["proto"]), self.rows
         self.rows += n
         proto, status = raw["proto"], raw["status"]
-        is_ = {p: pc.equal(proto, p) for p in (6, 17, 1, 58)}
+        is_ = {p: pc.equal(proto, p)
+               for p in (IPPROTO_TCP, IPPROTO_UDP, IPPROTO_ICMP, IPPROTO_ICMPV6)}
         l4 = pc.not_equal(pc.bit_wise_and(status, S_L4), 0)
-        tcp = pc.and_(is_[6], l4)
-        ports = pc.and_(pc.or_(is_[6], is_[17]), l4)
-        icmp = pc.and_(pc.or_(is_[1], is_[58]), l4)
+        tcp = pc.and_(is_[IPPROTO_TCP], l4)
+        ports = pc.and_(pc.or_(is_[IPPROTO_TCP], is_[IPPROTO_UDP]), l4)
+        icmp = pc.and_(pc.or_(is_[IPPROTO_ICMP], is_[IPPROTO_ICMPV6]), l4)
         # A transport protocol whose header is cut or broken has no payload to speak of.
-        no_payload = pc.and_not(pc.or_(pc.or_(is_[6], is_[17]), pc.or_(is_[1], is_[58])), l4)
+        no_payload = pc.and_not(pc.or_(pc.or_(is_[IPPROTO_TCP], is_[IPPROTO_UDP]),
+                                       pc.or_(is_[IPPROTO_ICMP], is_[IPPROTO_ICMPV6])), l4)
 
         def only(mask, values, name):
             """``values`` where ``mask`` holds, null elsewhere (the mask is the validity bitmap)."""
@@ -359,7 +362,7 @@ def _release(buf, done: int, end: int) -> int:
 
 @contextlib.contextmanager
 def _source(source):
-    """A capture buffer from a path (mapped, see :func:`netlab.pcap.open_capture`) or a buffer."""
+    """A capture buffer from a path (mapped, see :func:`netlab.packet.pcap.open_capture`) or a buffer."""
     if isinstance(source, (str, os.PathLike)):
         with open_capture(source) as buf:
             yield buf

@@ -147,9 +147,9 @@ def _fail(code: int, message: str) -> int:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Run the command line with ``argv`` (default ``sys.argv[1:]``); return the exit status."""
-    from netlab import sysinfo
+    from netlab import _twins
 
-    sysinfo.CLI_ACTIVE = True  # fallbacks to the slow twin may now say so on stderr
+    _twins.CLI_ACTIVE = True  # fallbacks to the slow twin may now say so on stderr
     try:
         # Building the parser imports the chosen command's module: a Ctrl-C
         # that lands here must not show a traceback either.

@@ -7,7 +7,7 @@ dissect`` over a whole capture (built in C on the compiled core), and
 For one record at a time (``sniff``), :func:`packet_json` gives the JSON
 object ``netlab dissect --json`` prints, :func:`packet_line` the one-line
 text form, and :class:`Annotator` names the steps of TCP handshakes and
-teardowns (all from the readable twin, :mod:`netlab._pycore.format`).
+teardowns (all from :mod:`netlab.packet.lines`, shared by both cores).
 
 JSON payload encoding: ``payload`` is the transport payload as a **hex
 string** (exact, byte for byte: ``bytes.fromhex(obj["payload"])`` gives the
@@ -20,10 +20,10 @@ import collections
 from typing import Callable, Iterator, Optional
 
 from netlab import packet
-from netlab._pycore.format import (Annotator, flag_names, json_line, packet_json, packet_line,
-                                   proto_label)
-from netlab.pcap import open_capture
-from netlab.pfilter import Filter
+from netlab.packet.lines import (Annotator, flag_names, json_line, packet_json, packet_line,
+                                 proto_label)
+from netlab.packet.pcap import open_capture
+from netlab.packet.pfilter import Filter
 
 __all__ = ["Annotator", "Record", "capture_stats", "dissect", "flag_names", "format_capture",
            "json_line", "open_and_stats", "packet_json", "packet_line", "proto_label"]
@@ -33,9 +33,9 @@ Record = collections.namedtuple("Record", packet.RECORD_FIELDS)
 
 def dissect(buf, predicate: Optional[Callable[[tuple], bool]] = None,
             checks: bool = False) -> Iterator[Record]:
-    """Records of a capture buffer (see :func:`netlab.pcap.open_capture`), filtered.
+    """Records of a capture buffer (see :func:`netlab.packet.pcap.open_capture`), filtered.
 
-    A :class:`netlab.pfilter.Filter` is evaluated inside the packet core (in
+    A :class:`netlab.packet.pfilter.Filter` is evaluated inside the packet core (in
     C on the compiled core), any other predicate in Python. A damaged record
     raises :class:`netlab.packet.CaptureError` after every good record before
     it was yielded.
@@ -65,7 +65,7 @@ def capture_stats(buf, predicate: Optional[Callable[[tuple], bool]] = None,
                   checks: bool = False) -> dict:
     """The stats dict of a capture buffer; with a predicate, over the matching packets only.
 
-    Without a predicate, or with a :class:`netlab.pfilter.Filter`, this is the
+    Without a predicate, or with a :class:`netlab.packet.pfilter.Filter`, this is the
     stats path of the packet core (C speed on the compiled core, the filter
     evaluated in the same loop); with any other predicate, the records path
     feeds the same counters.

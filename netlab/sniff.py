@@ -21,9 +21,10 @@ import time
 from typing import Callable, Iterable, Iterator, List, Optional, Tuple
 
 from netlab import packet
-from netlab._pycore.decode import S_L4
 from netlab.dissect import Annotator, Record
 from netlab.errors import NetlabError
+from netlab.packet import fields as F
+from netlab.packet.fields import S_L4
 
 __all__ = ["CaptureNotAllowed", "annotate_handshake", "capture_allowed", "iter_sniff", "sniff"]
 
@@ -169,8 +170,8 @@ def iter_sniff(port: Optional[int] = None, count: Optional[int] = None,
             if addr[2] == PACKET_OUTGOING and loopback:
                 continue  # the same frame arrives again as incoming on lo
             rec = packet.decode_frame(frame, 1, False, time.time_ns(), -1)
-            if port is not None and not (rec[18] & S_L4 and rec[9] in (6, 17)
-                                         and port in (rec[10], rec[11])):
+            if port is not None and not (rec[F.STATUS] & S_L4 and rec[F.PROTO] in (6, 17)
+                                         and port in (rec[F.SPORT], rec[F.DPORT])):
                 continue
             if predicate is not None and not predicate(rec):
                 continue

@@ -13,6 +13,8 @@ import sys
 from typing import Optional
 
 import netlab
+# The compiled/pure switch lives in netlab._twins; its two questions are asked here too.
+from netlab._twins import OPT_OUT, pure_python_requested  # noqa: F401
 
 __all__ = [
     "CAP_NET_BIND_SERVICE",
@@ -32,32 +34,6 @@ CAP_NET_BIND_SERVICE = 10
 CAP_NET_RAW = 13
 
 _PROC = "/proc/sys/net/ipv4"
-
-#: Set to 1 to run on the pure-Python twins instead of the compiled core.
-OPT_OUT = "NETLAB_PURE_PYTHON"
-
-
-def pure_python_requested() -> bool:
-    """True when the environment asks for the pure-Python core (``NETLAB_PURE_PYTHON=1``)."""
-    return os.environ.get(OPT_OUT, "").strip() not in ("", "0")
-
-
-#: Set by the command line (netlab.cli.main): only a running command speaks on
-#: stderr about a fallback; a library import stays quiet (BACKEND_REASON tells).
-CLI_ACTIVE = False
-_twin_noted = False
-
-
-def note_twin_fallback(reason: str) -> None:
-    """Say once per process, on stderr, that a command runs on the slow twin
-    although nobody asked for it, and how to get the compiled core."""
-    global _twin_noted
-    if _twin_noted or not CLI_ACTIVE or pure_python_requested():
-        return
-    _twin_noted = True
-    print(f"netlab: warning: running the pure-Python twin, many times slower: {reason}",
-          file=sys.stderr, flush=True)
-
 
 def _read_proc(name: str) -> Optional[str]:
     try:

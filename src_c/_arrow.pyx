@@ -1,7 +1,7 @@
 # cython: language_level=3
-"""netlab._arrow: a capture as columns, filled by the compiled walk.
+"""netlab.packet._arrow: a capture as columns, filled by the compiled walk.
 
-The compiled twin of :mod:`netlab._pycore.arrow` (read that one first: it is
+The compiled twin of :mod:`netlab.packet.pure.arrow` (read that one first: it is
 the specification, this is the same thing without a Python object per
 packet). :func:`iter_columns` walks a pcap/pcapng buffer with the C walk of
 ``walk.h`` and fills one plain C buffer per column, a batch of frames at a
@@ -19,8 +19,8 @@ from cpython.bytes cimport PyBytes_FromStringAndSize
 
 import array
 
-from netlab._pycore.arrow import COLUMNS, MAX_BATCH, TS_RANGE_MESSAGE
-from netlab._pycore.capture import CaptureError, CaptureMap
+from netlab.packet.columns import COLUMNS, MAX_BATCH, TS_RANGE_MESSAGE
+from netlab.packet.pcap import CaptureError, CaptureMap
 
 # _fill's answer for a frame whose time Arrow cannot hold (the reader's own are 1, 0, -1).
 cdef enum:
@@ -60,7 +60,7 @@ cdef int _reserve(_Buf *b, size_t extra) noexcept nogil:
     return 0
 
 
-# Column positions in the _Buf array: the order of netlab._pycore.arrow.COLUMNS,
+# Column positions in the _Buf array: the order of netlab.packet.columns.COLUMNS,
 # then the addresses (int32 offsets, n + 1 of them, and their text), then the
 # payload (int64 offsets and bytes, only when it is asked for).
 cdef enum:
@@ -264,7 +264,7 @@ cdef int _fill(nl_reader *r, _Buf *b, size_t batch, int checks, bint payload,
 
 
 cdef dict _as_bytes(_Buf *b, size_t n, bint payload):
-    """The filled buffers as the dict :func:`netlab._pycore.arrow.iter_columns` yields."""
+    """The filled buffers as the dict :func:`netlab.packet.pure.arrow.iter_columns` yields."""
     cdef dict out = {}
     cdef int i
     for i, (name, _code) in enumerate(COLUMNS):

@@ -1,5 +1,5 @@
 # cython: language_level=3
-"""netlab._core: the compiled twin of :mod:`netlab._pycore`.
+"""netlab.packet._core: the compiled twin of :mod:`netlab.packet.pure`.
 
 Same names, same results, same errors as the pure-Python core; only faster.
 Each topic lives in its own ``.pxi`` file, pulled in with ``include`` so the

@@ -1,5 +1,5 @@
 # Captures: records path and stats path, the compiled twin of
-# netlab/_pycore/capture.py, decode.py and aggregate.py.
+# netlab/packet/pure/capture.py, decode.py and aggregate.py.
 #
 # The walk itself is plain C in walk.h (shared with the C baseline of
 # `netlab bench parse`); this file turns its results into Python objects:
@@ -10,14 +10,14 @@ from libc.stdint cimport int64_t
 from libc.string cimport memcmp, memcpy
 import socket as _socket
 
-from netlab._pycore.capture import CaptureError, CaptureMap
-from netlab._pycore.aggregate import (PROTO_NAMES, T_ACK, T_FIN_A, T_FIN_B, T_RST, T_SYN,
-                                      T_SYNACK, aggregate_records, finish_stats, proto_name,
-                                      tcp_state_name)
+# Shared with the pure twin through neutral modules, never imported from the twin:
+# the record layout and its numbers (fields.py), the capture buffer and its
+# error (pcap.py), the stats over records (stats.py) and TCP options (options.py).
+from netlab.packet.fields import RECORD_FIELDS
+from netlab.packet.options import tcp_options
+from netlab.packet.pcap import CaptureError, CaptureMap
+from netlab.packet.stats import aggregate_records, finish_stats, proto_name, tcp_state_name
 # aggregate (the stats path and its tail) lives in stats.pxi, dissect output in format.pxi.
-from netlab._pycore.decode import (RECORD_FIELDS, S_CHECKED, S_EXTHDR, S_FRAG, S_IPCSUM_BAD,
-                                   S_IPOPT, S_L4, S_L4_PART, S_L4CSUM_BAD, S_L4CSUM_OK,
-                                   S_MALFORMED, S_TRUNC, S_VLAN)
 
 
 include "walk.pxi"
@@ -156,43 +156,3 @@ def decode_frame(data, int linktype=1, checks=False, ts_ns=0, long long wirelen=
     f.linktype = linktype
     nl_decode(&view[0] if n else NULL, <uint32_t>n, linktype, 1 if checks else 0, &k)
     return _record(&f, &k)
-
-
-def tcp_options(data):
-    """Parse TCP option bytes into ``[(name, value), ...]`` (see the Python twin)."""
-    cdef bytes raw = bytes(data)
-    cdef list out = []
-    cdef Py_ssize_t i = 0, n = len(raw), length, j
-    cdef int kind
-    cdef bytes body
-    while i < n:
-        kind = raw[i]
-        if kind == 0:
-            out.append(("eol", None))
-            break
-        if kind == 1:
-            out.append(("nop", None))
-            i += 1
-            continue
-        if i + 1 >= n or raw[i + 1] < 2 or i + raw[i + 1] > n:
-            out.append(("bad", raw[i:]))
-            break
-        length = raw[i + 1]
-        body = raw[i + 2:i + length]
-        if kind == 2 and length == 4:
-            out.append(("mss", (body[0] << 8) | body[1]))
-        elif kind == 3 and length == 3:
-            out.append(("wscale", body[0]))
-        elif kind == 4 and length == 2:
-            out.append(("sackOK", None))
-        elif kind == 5 and length >= 2 and (length - 2) % 8 == 0:
-            out.append(("sack", [(_be32(<const uint8_t *><const char *>body + j),
-                                  _be32(<const uint8_t *><const char *>body + j + 4))
-                                 for j in range(0, length - 2, 8)]))
-        elif kind == 8 and length == 10:
-            out.append(("ts", (_be32(<const uint8_t *><const char *>body),
-                               _be32(<const uint8_t *><const char *>body + 4))))
-        else:
-            out.append((f"opt-{kind}", body))
-        i += length
-    return out

@@ -1,4 +1,4 @@
-# RFC 1071 Internet checksum, compiled twin of netlab/_pycore/checksum.py.
+# RFC 1071 Internet checksum, compiled twin of netlab/packet/pure/checksum.py.
 
 cdef inline uint32_t _fold32(uint64_t total) noexcept nogil:
     while total >> 16:

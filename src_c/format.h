@@ -1,13 +1,13 @@
 /*
  * format.h: `netlab dissect` output built in C, the compiled twin of
- * netlab/_pycore/format.py (the readable reference: every rule here has its
+ * netlab/packet/pure/format.py (the readable reference: every rule here has its
  * twin there, and tests/test_dissect_format.py compares the bytes of both).
  *
  * Three pieces, each a plain C function over walk.h's nl_frame / nl_pkt:
  *   - nl_line / nl_json: one packet as its text line or its JSON object,
  *     appended to a growing byte buffer (no Python object per field);
  *   - nl_note: the handshake / teardown notes (a small flow table);
- *   - nl_match: the --filter program (netlab/pfilter.py compiles it).
+ *   - nl_match: the --filter program (netlab/packet/pfilter.py compiles it).
  *
  * Needs Python.h before it (the Cython module includes it): the "ts" float
  * of the JSON is written by CPython's own float repr, so it is the very text
@@ -103,7 +103,7 @@ static void nl_label(nl_buf *b, const nl_frame *f, const nl_pkt *k, int upper) {
     if (k->proto >= 0) {
         name = nl_proto_name(k->proto);
         if (!name) { snprintf(tmp, sizeof tmp, "ip-%d", k->proto); name = tmp; }
-    } else if (k->ethertype == 0x0806) {
+    } else if (k->ethertype == NL_ETH_ARP) {
         name = "arp";
     } else if (k->family) {
         name = "ip";
@@ -597,7 +597,7 @@ static const char *nl_note(nl_notes *s, const nl_pkt *k, char *tmp, size_t tmple
 
 /* ------------------------------------------------------------ the filter */
 
-/* One step of a --filter program in postfix order (netlab/pfilter.py). */
+/* One step of a --filter program in postfix order (netlab/packet/pfilter.py). */
 enum { NL_F_PROTO, NL_F_IP, NL_F_IP6, NL_F_ARP, NL_F_PORT, NL_F_HOST, NL_F_NOT, NL_F_AND, NL_F_OR };
 
 typedef struct {
@@ -621,9 +621,9 @@ static int nl_match(const nl_fop *prog, size_t n, const nl_pkt *k, uint8_t *stac
         int v;
         switch (op->op) {
         case NL_F_PROTO: v = k->proto == op->proto; break;
-        case NL_F_IP: v = k->ethertype == 0x0800 && k->family != 0; break;
-        case NL_F_IP6: v = k->ethertype == 0x86DD && k->family != 0; break;
-        case NL_F_ARP: v = k->ethertype == 0x0806; break;
+        case NL_F_IP: v = k->ethertype == NL_ETH_IPV4 && k->family != 0; break;
+        case NL_F_IP6: v = k->ethertype == NL_ETH_IPV6 && k->family != 0; break;
+        case NL_F_ARP: v = k->ethertype == NL_ETH_ARP; break;
         case NL_F_PORT:
             v = (k->status & NL_S_L4) && (k->proto == 6 || k->proto == 17)
                 && ((op->dir != 2 && k->sport == op->port) || (op->dir != 1 && k->dport == op->port));

@@ -1,5 +1,6 @@
 # dissect output and --filter in the compiled core: the compiled twin of
-# netlab/_pycore/format.py (and of the filter predicates of netlab/pfilter.py).
+# netlab/packet/pure/format.py and netlab/packet/lines.py (and of the filter predicates of
+# netlab/packet/pfilter.py).
 #
 # The C in format.h builds each text line or JSON object straight into one
 # byte buffer; this file only walks the capture, hands each packet to it and
@@ -64,7 +65,7 @@ cdef dict _DIRS = {None: 0, "src": 1, "dst": 2}
 
 
 cdef class _Program:
-    """A --filter program (postfix steps from netlab.pfilter) as C structs."""
+    """A --filter program (postfix steps from netlab.packet.pfilter) as C structs."""
 
     cdef nl_fop *ops
     cdef uint8_t *stack
@@ -182,7 +183,7 @@ def format_capture(buf, as_json=False, checks=False, program=None):
     """Iterate ``netlab dissect`` output (bytes, whole lines) over a capture buffer.
 
     Packets keep their numbers in the capture, and the handshake notes see
-    every packet, when ``program`` (a ``netlab.pfilter`` program) keeps only
+    every packet, when ``program`` (a ``netlab.packet.pfilter`` program) keeps only
     some. A damaged record raises :class:`CaptureError` after the output of
     every good record before it.
     """
@@ -250,7 +251,7 @@ def iter_batches(buf, checks=False, size=64, program=None):
     """Iterate lists of up to ``size`` record tuples; ``program`` keeps matching ones only.
 
     The records of :func:`iter_records`, a list at a time (one Python call per
-    batch, not per packet), filtered in C by a ``netlab.pfilter`` program. A
+    batch, not per packet), filtered in C by a ``netlab.packet.pfilter`` program. A
     damaged record raises :class:`CaptureError` after every good batch. Small
     batches (the default 64) stay in the CPU cache while Python reads them.
     """

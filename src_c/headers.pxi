@@ -1,7 +1,7 @@
-# IPv4 / TCP / UDP header decoders, compiled twin of netlab/_pycore/headers.py.
+# IPv4 / TCP / UDP header decoders, compiled twin of netlab/packet/pure/headers.py.
 # Every bound is checked before a byte is read; messages match the twin's.
 
-TCP_FLAG_NAMES = ("FIN", "SYN", "RST", "PSH", "ACK", "URG", "ECE", "CWR")
+from netlab.packet.fields import TCP_FLAG_NAMES
 
 
 cdef inline uint16_t _be16(const uint8_t *p) noexcept nogil:

@@ -1,5 +1,5 @@
 # The stats path in the compiled core: the walk (walk.h, in C without the
-# GIL) and its tail, the compiled twin of netlab/_pycore/aggregate.py's
+# GIL) and its tail, the compiled twin of netlab/packet/pure/aggregate.py's
 # finish_stats: the protocol, port and flow tables are sorted and shaped in C
 # here, so that a capture with thousands of flows does not spend a third of
 # its time in a per-flow Python loop.
@@ -13,7 +13,7 @@ cdef extern from "walk.h":
 
 
 cdef str _state_word(uint32_t st):
-    # tcp_state_name of netlab/_pycore/aggregate.py, without a Python call per flow
+    # tcp_state_name of netlab/packet/pure/aggregate.py, without a Python call per flow
     if st & NL_T_RST:
         return "reset"
     if st & NL_T_FIN_A and st & NL_T_FIN_B:
@@ -138,7 +138,7 @@ def aggregate(buf, checks=False, program=None):
     """Stats over a whole pcap/pcapng buffer; a damaged record ends the walk.
 
     The loop runs in C without the GIL and makes no Python object per packet;
-    ``program`` (a ``netlab.pfilter`` program) keeps only the matching packets,
+    ``program`` (a ``netlab.packet.pfilter`` program) keeps only the matching packets,
     evaluated in the same C loop.
     """
     cdef const uint8_t[::1] view = _capture_view(buf)

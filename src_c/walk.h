@@ -8,7 +8,7 @@
  *     process, so the bench shows what the stats path's tables cost;
  *   - fuzz/ harnesses drive it through the Cython module.
  *
- * The pure-Python twin netlab/_pycore/capture.py, decode.py, links.py and
+ * The pure-Python twin netlab/packet/pure/capture.py, decode.py, links.py and
  * aggregate.py is the readable reference: every rule and every error message
  * here has its twin there, and the tests compare both on every input.
  *
@@ -34,23 +34,11 @@
 #include <unistd.h>
 #endif
 
-#define NL_MAX_CAPLEN 262144u
+/* Record status bits NL_S_*, flow states NL_T_*, NL_MAX_CAPLEN, NL_RELEASE_STEP and the
+ * protocol numbers: written by setup.py from netlab/packet/fields.py, named once there. */
+#include "fields.h"
 
 enum { NL_PCAP = 1, NL_PCAPNG = 2 };
-
-/* Per-packet status bits (same values in netlab/_pycore/decode.py). */
-#define NL_S_L4          0x001 /* transport header decoded: ports, flags valid */
-#define NL_S_FRAG        0x002 /* an IP fragment (IPv4 MF/offset, IPv6 fragment header) */
-#define NL_S_TRUNC       0x004 /* captured bytes end before a header or the IP length */
-#define NL_S_MALFORMED   0x008 /* a header field is impossible (bad version, IHL...) */
-#define NL_S_VLAN        0x010 /* 802.1Q / 802.1ad tag(s) walked */
-#define NL_S_IPOPT       0x020 /* IPv4 options present */
-#define NL_S_EXTHDR      0x040 /* IPv6 extension header(s) walked */
-#define NL_S_CHECKED     0x080 /* checksums were verified (checks requested, IP packet) */
-#define NL_S_IPCSUM_BAD  0x100 /* IPv4 header checksum wrong */
-#define NL_S_L4CSUM_BAD  0x200 /* TCP/UDP/ICMP checksum verified and wrong */
-#define NL_S_L4CSUM_OK   0x400 /* TCP/UDP/ICMP checksum verified and right */
-#define NL_S_L4_PART     0x800 /* transport header cut short: only its ports were read */
 
 /* ------------------------------------------------------------------ bytes */
 
@@ -367,7 +355,6 @@ static int nl_next_pcapng(nl_reader *r, nl_frame *f) {
  * walk over a mapping (r->release, set only for netlab's own read-only shared
  * file mappings) gives back every NL_RELEASE_STEP bytes it has passed. The
  * bytes stay readable: the kernel pages them in again from the file. */
-#define NL_RELEASE_STEP ((size_t)8 << 20)
 
 static void nl_release(nl_reader *r, size_t upto) {
 #ifdef MADV_DONTNEED
@@ -593,12 +580,12 @@ static int nl_ether_chain(const uint8_t *p, uint32_t n, uint32_t *offp, int et, 
     uint32_t off = *offp;
     for (;;) {
         uint32_t left = n - off;
-        if (et == 0x8100 || et == 0x88A8 || et == 0x9100) {
+        if (et == NL_ETH_VLAN || et == NL_ETH_QINQ || et == 0x9100) {
             if (left < 4) goto cut;
             k->status |= NL_S_VLAN;
             et = nl_be16(p + off + 2);
             off += 4;
-        } else if (et == 0x8847 || et == 0x8848) {
+        } else if (et == NL_ETH_MPLS || et == 0x8848) {
             uint32_t o = off;
             do {
                 if (n - o < 4) goto cut;
@@ -606,16 +593,16 @@ static int nl_ether_chain(const uint8_t *p, uint32_t n, uint32_t *offp, int et, 
             } while (!(p[o - 2] & 1)); /* bottom of stack bit */
             if (n - o < 1) goto cut;
             uint8_t v = p[o] >> 4;
-            if (v == 4) et = 0x0800;
-            else if (v == 6) et = 0x86DD;
+            if (v == 4) et = NL_ETH_IPV4;
+            else if (v == 6) et = NL_ETH_IPV6;
             else if (v == 0 && n - o >= 18) { et = nl_be16(p + o + 16); o += 18; }
             else break; /* another payload: the record keeps the MPLS type */
             off = o;
-        } else if (et == 0x8864) {
+        } else if (et == NL_ETH_PPPOE) {
             if (left < 8) goto cut;
             uint16_t ppp = nl_be16(p + off + 6);
             if (ppp != 0x0021 && ppp != 0x0057) break; /* LCP, IPCP...: not IP */
-            et = ppp == 0x0021 ? 0x0800 : 0x86DD;
+            et = ppp == 0x0021 ? NL_ETH_IPV4 : NL_ETH_IPV6;
             off += 8;
         } else if (et == 0x88E7) { /* I-TAG, then the customer's addresses and type */
             if (left < 18) goto cut;
@@ -650,11 +637,11 @@ static inline int nl_llc(const uint8_t *p, uint32_t n, uint32_t *offp, nl_pkt *k
 
 /* A BSD address family (loopback, enc, pflog): IPv4, IPv6 (Linux, the BSDs, macOS), 0 otherwise. */
 static inline int nl_af_type(uint32_t af) {
-    return af == 2 ? 0x0800 : (af == 10 || af == 24 || af == 28 || af == 30) ? 0x86DD : 0;
+    return af == 2 ? NL_ETH_IPV4 : (af == 10 || af == 24 || af == 28 || af == 30) ? NL_ETH_IPV6 : 0;
 }
 
 static inline int nl_ppp_type(uint32_t proto) {
-    return proto == 0x0021 ? 0x0800 : proto == 0x0057 ? 0x86DD : proto == 0x0281 ? 0x8847 : -1;
+    return proto == 0x0021 ? NL_ETH_IPV4 : proto == 0x0057 ? NL_ETH_IPV6 : proto == 0x0281 ? NL_ETH_MPLS : -1;
 }
 
 /* IEEE 802.11 data frames; management, control, protected and null frames carry no type. */
@@ -685,8 +672,8 @@ static uint8_t nl_radiotap_flags(const uint8_t *p, uint32_t len) {
 }
 
 static inline int nl_arcnet_type(uint8_t t) {
-    return (t == 0xF0 || t == 0xD4) ? 0x0800 : (t == 0xF1 || t == 0xD5) ? 0x0806
-         : t == 0xD6 ? 0x8035 : t == 0xC4 ? 0x86DD : -1;
+    return (t == 0xF0 || t == 0xD4) ? NL_ETH_IPV4 : (t == 0xF1 || t == 0xD5) ? NL_ETH_ARP
+         : t == 0xD6 ? 0x8035 : t == 0xC4 ? NL_ETH_IPV6 : -1;
 }
 
 static int nl_link(const uint8_t *p, uint32_t n, int linktype, uint32_t *offp, nl_pkt *k, int nested);
@@ -778,17 +765,17 @@ static int nl_link(const uint8_t *p, uint32_t n, int linktype, uint32_t *offp, n
         et = nl_llc(p, n, &off, k);
         break;
     case 219: /* an MPLS label stack right away */
-        et = nl_ether_chain(p, n, &off, 0x8847, k);
+        et = nl_ether_chain(p, n, &off, NL_ETH_MPLS, k);
         break;
     case 204: case 205: /* a direction byte, then PPP or Cisco HDLC */
         NL_NEED(1);
         return nl_inner(p, n, 1, linktype == 204 ? 9 : 104, offp, k, nested);
     case 12: case 14: case 101: /* raw IP */
         NL_NEED(1);
-        et = (p[0] >> 4) == 4 ? 0x0800 : (p[0] >> 4) == 6 ? 0x86DD : 0;
+        et = (p[0] >> 4) == 4 ? NL_ETH_IPV4 : (p[0] >> 4) == 6 ? NL_ETH_IPV6 : 0;
         break;
-    case 228: et = 0x0800; break;
-    case 229: et = 0x86DD; break;
+    case 228: et = NL_ETH_IPV4; break;
+    case 229: et = NL_ETH_IPV6; break;
     case 9: case 50: /* PPP (RFC 1661), PPP in HDLC-like framing (RFC 1662) */
         if (n >= 4 && (p[0] == 0x0F || p[0] == 0x8F) && p[1] == 0) { /* Cisco HDLC framing */
             off = 4;
@@ -825,8 +812,8 @@ static int nl_link(const uint8_t *p, uint32_t n, int linktype, uint32_t *offp, n
         if (n > off && p[off] == 0) off++; /* padding before the NLPID */
         NL_NEED(off + 1);
         v = p[off++];
-        if (v == 0xCC) et = 0x0800;
-        else if (v == 0x8E) et = 0x86DD;
+        if (v == 0xCC) et = NL_ETH_IPV4;
+        else if (v == 0x8E) et = NL_ETH_IPV6;
         else if (v == 0x80) { /* SNAP: OUI, then the type */
             NL_NEED(off + 5);
             off += 5;
@@ -866,7 +853,7 @@ static int nl_link(const uint8_t *p, uint32_t n, int linktype, uint32_t *offp, n
             if (type == 9) { /* NFULA_PAYLOAD: the packet, from its IP header on */
                 off += 4;
                 *offp = off;
-                return v == 2 ? 0x0800 : v == 10 ? 0x86DD : -1;
+                return v == 2 ? NL_ETH_IPV4 : v == 10 ? NL_ETH_IPV6 : -1;
             }
             off += (tlen + 3) & ~3u;
             if (off > n) break;
@@ -893,7 +880,7 @@ static int nl_link(const uint8_t *p, uint32_t n, int linktype, uint32_t *offp, n
     case 226: /* Solaris ipnet: version, family, ..., 24 bytes */
         NL_NEED(24);
         off = 24;
-        et = p[1] == 2 ? 0x0800 : p[1] == 26 ? 0x86DD : -1;
+        et = p[1] == 2 ? NL_ETH_IPV4 : p[1] == 26 ? NL_ETH_IPV6 : -1;
         break;
     default:
         return -1;
@@ -913,19 +900,13 @@ static void nl_decode(const uint8_t *p, uint32_t n, int linktype, int checks, nl
     int et = nl_link(p, n, linktype, &off, k, 0);
     k->ethertype = et;
     if (off > n) { k->status |= NL_S_TRUNC; return; }
-    if (et == 0x0800) nl_ipv4(p, n, off, checks, k);
-    else if (et == 0x86DD) nl_ipv6(p, n, off, checks, k);
+    if (et == NL_ETH_IPV4) nl_ipv4(p, n, off, checks, k);
+    else if (et == NL_ETH_IPV6) nl_ipv6(p, n, off, checks, k);
 }
 
 /* ------------------------------------------------------------- aggregation */
 
-/* TCP flow state bits (same values in netlab/_pycore/aggregate.py). */
-#define NL_T_SYN     0x01 /* SYN without ACK seen */
-#define NL_T_SYNACK  0x02 /* SYN+ACK seen */
-#define NL_T_ACK     0x04 /* an ACK after the SYN-ACK: handshake complete */
-#define NL_T_FIN_A   0x08 /* FIN from the flow's first sender */
-#define NL_T_FIN_B   0x10 /* FIN from the other side */
-#define NL_T_RST     0x20
+/* TCP flow state bits: NL_T_* of fields.h (T_* in netlab/packet/fields.py). */
 
 typedef struct {
     uint8_t a[16], b[16]; /* canonical order: (a, pa) <= (b, pb) */
@@ -1048,7 +1029,7 @@ static inline void nl_agg_add(nl_agg *g, const nl_frame *f, const nl_pkt *k) {
     if (s & NL_S_L4CSUM_BAD) g->l4csum_bad++;
     if (k->family == 0) {
         g->non_ip++;
-        if (k->ethertype == 0x0806) { g->arp_pk++; g->arp_by += w; }
+        if (k->ethertype == NL_ETH_ARP) { g->arp_pk++; g->arp_by += w; }
         else { g->other_pk++; g->other_by += w; }
         return;
     }

@@ -29,7 +29,7 @@ def core(request):
     if name not in _BACKENDS:
         if pure_python_requested():
             pytest.skip("NETLAB_PURE_PYTHON=1: compiled core not built")
-        pytest.fail("the compiled core netlab._core did not import; "
+        pytest.fail("the compiled core netlab.packet._core did not import; "
                     "rebuild with: python setup.py build_ext --inplace")
     return _BACKENDS[name]
 
@@ -40,7 +40,7 @@ def both_cores():
     if "cython" not in _BACKENDS:
         if pure_python_requested():
             pytest.skip("NETLAB_PURE_PYTHON=1: compiled core not built")
-        pytest.fail("the compiled core netlab._core did not import")
+        pytest.fail("the compiled core netlab.packet._core did not import")
     return _BACKENDS["cython"], _BACKENDS["python"]
 
 

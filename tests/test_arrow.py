@@ -10,8 +10,8 @@ import pytest
 pa = pytest.importorskip("pyarrow", reason="pyarrow not installed: pip install 'netlab[data]'")
 
 from netlab import arrow, dissect, packet  # noqa: E402
-from netlab._pycore import arrow as py_columns  # noqa: E402
-from netlab.pcap import open_capture  # noqa: E402
+from netlab.packet.pure import arrow as py_columns  # noqa: E402
+from netlab.packet.pcap import open_capture  # noqa: E402
 
 from tests.conftest import ROOT, run_netlab  # noqa: E402
 
@@ -160,7 +160,7 @@ def test_fuzz_corpus_equals_json_on_each_backend(backend):
 
 @pytest.mark.parametrize("batch_size", [1, 3, 65536])
 def test_both_backends_fill_identical_buffers(both_cores, batch_size):
-    from netlab import _arrow
+    from netlab.packet import _arrow
 
     assert _arrow.BACKEND == "cython"
     for path in SHIPPED + FUZZ:
@@ -179,7 +179,7 @@ def test_both_backends_fill_identical_buffers(both_cores, batch_size):
 
 
 def test_twins_export_the_same_names(both_cores):
-    from netlab import _arrow
+    from netlab.packet import _arrow
 
     assert set(py_columns.__all__) <= set(dir(_arrow))
     assert (_arrow.BACKEND, py_columns.BACKEND) == ("cython", "python")

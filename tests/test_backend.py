@@ -3,7 +3,8 @@ import json
 
 import pytest
 
-from netlab import _pycore, packet
+from netlab import packet
+from netlab.packet import pure
 from netlab.packet import pure_python_requested
 
 
@@ -11,7 +12,7 @@ from netlab.packet import pure_python_requested
 def test_compiled_core_is_loaded():
     # If this fails, the tests below ran the pure-Python twin twice.
     assert packet.BACKEND == "cython", packet.BACKEND_REASON
-    from netlab import _core
+    from netlab.packet import _core
 
     assert _core.__file__.endswith((".so", ".pyd"))
 
@@ -33,7 +34,7 @@ def test_twins_export_the_same_names(both_cores):
 
 def test_packet_face_matches_live_backend():
     impl = packet.load_backend(packet.BACKEND)
-    for name in _pycore.__all__:
+    for name in pure.__all__:
         assert getattr(packet, name) is getattr(impl, name)
 
 

@@ -42,7 +42,7 @@ def test_opt_out_builds_a_pure_python_wheel(tmp_path):
     assert out.returncode == 0, out.stderr[-2000:]
     (wheel,) = (tmp_path / "dist").glob("netlab-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
-    assert "netlab/_pycore/__init__.py" in names
+    assert "netlab/packet/pure/__init__.py" in names
     assert not [n for n in names if n.endswith(".so")]
 
 
@@ -51,7 +51,7 @@ def test_default_build_compiles_the_core(tmp_path):
     assert out.returncode == 0, out.stderr[-2000:]
     (wheel,) = (tmp_path / "dist").glob("netlab-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
-    assert [n for n in names if n.startswith("netlab/_core") and n.endswith(".so")]
+    assert [n for n in names if n.startswith("netlab/packet/_core") and n.endswith(".so")]
     assert not [n for n in names if n.endswith((".c", ".pyx"))]
     # The course ships beside the package, for `netlab lab` in a regular install.
     assert any(n.endswith("data/share/netlab/exercises/lab01-ports/README.md") for n in names)

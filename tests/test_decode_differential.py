@@ -20,7 +20,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from netlab.pcap import open_capture
+from netlab.packet import fields as F
+from netlab.packet.pcap import open_capture
 from tests.conftest import free_port
 
 DATA = os.path.join(os.path.dirname(__file__), "data")
@@ -142,8 +143,8 @@ def dpkt_view(path):
 
 def netlab_view(core, path):
     with open_capture(path) as buf:
-        return [((r[1] + 500) // 1000, r[7], r[8], r[9], r[10], r[11], r[12],
-                 bytes(buf[r[0] + r[16]:r[0] + r[16] + r[17]]))
+        return [((r[F.TS_NS] + 500) // 1000, r[F.SRC], r[F.DST], r[F.PROTO], r[F.SPORT], r[F.DPORT], r[F.FLAGS],
+                 bytes(buf[r[F.OFFSET] + r[F.PAYLOAD_OFF]:r[F.OFFSET] + r[F.PAYLOAD_OFF] + r[F.PAYLOAD_LEN]]))
                 for r in core.iter_records(buf)]
 
 
@@ -248,7 +249,7 @@ def test_many_flows_grow_the_flow_table(both_cores):
     import io
     import struct
 
-    from netlab.pcap import PcapWriter
+    from netlab.packet.pcap import PcapWriter
 
     out = io.BytesIO()
     w = PcapWriter(out, linktype=101)
@@ -277,7 +278,7 @@ def test_many_flows_grow_the_flow_table(both_cores):
 
 def _frames_of_every_link_type():
     """(linktype, frame bytes): up to 5 real frames per link type of the shipped captures."""
-    from netlab._pycore.capture import CaptureError, iter_frames
+    from netlab.packet.pure.capture import CaptureError, iter_frames
 
     found = {}
     for seed in SEEDS:

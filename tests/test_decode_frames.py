@@ -10,8 +10,8 @@ import struct
 import dpkt
 import pytest
 
-from netlab._pycore.decode import (RECORD_FIELDS, S_EXTHDR, S_FRAG, S_IPCSUM_BAD, S_IPOPT, S_L4,
-                                   S_L4CSUM_BAD, S_L4CSUM_OK, S_MALFORMED, S_TRUNC, S_VLAN)
+from netlab.packet.fields import (RECORD_FIELDS, S_EXTHDR, S_FRAG, S_IPCSUM_BAD, S_IPOPT, S_L4,
+                                  S_L4CSUM_BAD, S_L4CSUM_OK, S_MALFORMED, S_TRUNC, S_VLAN)
 
 F = {name: i for i, name in enumerate(RECORD_FIELDS)}
 A4, B4 = socket.inet_aton("127.0.0.1"), socket.inet_aton("10.1.2.3")

@@ -114,7 +114,7 @@ def test_pure_python_gives_the_same_output(netlab_cli):
 
 def test_binary_payload_is_escaped_once_and_exact_in_json(netlab_cli, tmp_path):
     # One UDP datagram with a non-ASCII byte, a quote and a backslash.
-    from netlab.pcap import PcapWriter
+    from netlab.packet.pcap import PcapWriter
     payload = b"hi \xff 'x' \\ end\r\n"
     udp = struct.pack(">HHHH", 5000, 7007, 8 + len(payload), 0) + payload
     ip = struct.pack(">BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), 1, 0, 64, 17, 0,
@@ -134,7 +134,7 @@ def test_binary_payload_is_escaped_once_and_exact_in_json(netlab_cli, tmp_path):
 
 def test_cut_transport_header_has_no_payload(netlab_cli, tmp_path):
     # A snaplen of 40 keeps 6 bytes of the TCP header: those are not payload.
-    from netlab.pcap import PcapWriter
+    from netlab.packet.pcap import PcapWriter
     tcp = struct.pack(">HHIIBBHHH", 40000, 7007, 1, 0, 0x50, 0x02, 65535, 0, 0) + b"data"
     ip = struct.pack(">BBHHHBBH4s4s", 0x45, 0, 20 + len(tcp), 1, 0, 64, 6, 0,
                      bytes([127, 0, 0, 1]), bytes([127, 0, 0, 1])) + tcp

@@ -13,8 +13,9 @@ import struct
 
 import pytest
 
-from netlab.pcap import PcapWriter, open_capture
-from netlab.pfilter import compile_filter
+from netlab.packet import fields as F
+from netlab.packet.pcap import PcapWriter, open_capture
+from netlab.packet.pfilter import compile_filter
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CAPTURES = sorted(glob.glob(os.path.join(ROOT, "tests", "data", "*.pcap*"))
@@ -63,18 +64,18 @@ def test_every_capture_prints_the_same_bytes(both_cores, path):
 
 
 def test_json_is_json_dumps_of_packet_json(both_cores):
-    from netlab._pycore.format import packet_json
+    from netlab.packet.lines import packet_json
     c, _ = both_cores
     path = os.path.join(ROOT, "tests", "data", "mixed_sll.pcap")
     with open_capture(path) as buf:
         lines = b"".join(c.format_capture(buf, True, True)).decode("ascii").splitlines()
         recs = list(c.iter_records(buf, True))
     assert len(lines) == len(recs) == 14
-    from netlab._pycore.format import Annotator
+    from netlab.packet.lines import Annotator
     notes = Annotator()
     for n, (line, rec) in enumerate(zip(lines, recs), 1):
         with open_capture(path) as buf:
-            frame = bytes(buf[rec[0]:rec[0] + rec[2]])
+            frame = bytes(buf[rec[F.OFFSET]:rec[F.OFFSET] + rec[F.CAPLEN]])
         assert line == json.dumps(packet_json(n, rec, frame, notes.note(rec)))
 
 

@@ -20,8 +20,9 @@ import struct
 
 import pytest
 
-from netlab._pycore.status import S_L4, S_L4_PART, S_MALFORMED, S_TRUNC
-from netlab.pcap import PcapngWriter, open_capture
+from netlab.packet import fields as F
+from netlab.packet.fields import S_L4, S_L4_PART, S_MALFORMED, S_TRUNC
+from netlab.packet.pcap import PcapngWriter, open_capture
 from tests.test_decode_differential import outcome
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -97,7 +98,7 @@ def test_tool_counts_a_miss(tmp_path):
 
 def test_ipv4_total_length_0_is_read_as_tso(core):
     (rec,) = records(core, "01_ipv4_total_length_0", "tests_bigtcp-ipv4.pcap")
-    assert (rec[7], rec[8], rec[9], rec[10], rec[11], rec[17]) == (
+    assert (rec[F.SRC], rec[F.DST], rec[F.PROTO], rec[F.SPORT], rec[F.DPORT], rec[F.PAYLOAD_LEN]) == (
         "10.25.132.13", "10.25.132.11", 6, 35871, 36425, 80000)
     (icmp,) = records(core, "01_ipv4_total_length_0", "Tests_Packet++Test_PacketExamples_IPv4-TSO.pcap")
     assert icmp[9] == 1 and icmp[10] == 8 and icmp[18] & S_L4  # echo request
@@ -105,7 +106,7 @@ def test_ipv4_total_length_0_is_read_as_tso(core):
 
 def test_ipv6_jumbogram(core):
     (rec,) = records(core, "02_ipv6_jumbogram", "tests_ipv6_jumbogram_1.pcap")
-    assert rec[9] == 58 and rec[10] == 128 and rec[17] == 65528 - 8  # tcpdump: length 65528
+    assert rec[F.PROTO] == 58 and rec[F.SPORT] == 128 and rec[F.PAYLOAD_LEN] == 65528 - 8  # tcpdump: length 65528
     (tcp,) = records(core, "02_ipv6_jumbogram", "tests_bigtcp-ipv6-hbh.pcap")
     assert (tcp[10], tcp[11], tcp[17]) == (41851, 43913, 80000)
 
@@ -120,7 +121,7 @@ def test_udp_length_ends_the_payload(core):
 def test_udp_length_longer_than_ip_payload_is_malformed(core):
     ip = struct.pack(">BBHHHBBH4s4s", 0x45, 0, 32, 0, 0, 64, 17, 0, bytes(4), bytes(4))
     rec = core.decode_frame(ip + struct.pack(">HHHH", 1, 2, 40, 0) + b"abcd", 101)
-    assert rec[18] & S_MALFORMED and rec[18] & S_L4 and rec[17] == 4
+    assert rec[F.STATUS] & S_MALFORMED and rec[F.STATUS] & S_L4 and rec[F.PAYLOAD_LEN] == 4
     cut = core.decode_frame(ip.replace(b"\x00\x20", b"\x00\x40", 1) + struct.pack(">HHHH", 1, 2, 40, 0),
                             101)
     assert cut[18] & S_TRUNC and not cut[18] & S_MALFORMED  # a short capture, not a bad length
@@ -128,23 +129,23 @@ def test_udp_length_longer_than_ip_payload_is_malformed(core):
 
 def test_simple_packet_block_is_cut_to_the_snaplen(core):
     recs = records(core, "04_pcapng_spb_snaplen", "output_le_basic_test012.pcapng")
-    assert [r[3] for r in recs] == [314, 342, 314, 342]  # tshark: frame lengths
-    snap = max(r[2] for r in recs)
-    assert all(r[2] == min(r[3], snap) for r in recs) and snap < 342
+    assert [r[F.WIRELEN] for r in recs] == [314, 342, 314, 342]  # tshark: frame lengths
+    snap = max(r[F.CAPLEN] for r in recs)
+    assert all(r[F.CAPLEN] == min(r[F.WIRELEN], snap) for r in recs) and snap < 342
 
 
 def test_if_tsoffset_is_added(core):
     (rec,) = records(core, "05_pcapng_if_tsoffset", "ng_idb_tsoffset.pcapng")
-    assert rec[1] == 1000 * 10**9 + 1_000_000  # tcpdump: 00:16:40.001000
+    assert rec[F.TS_NS] == 1000 * 10**9 + 1_000_000  # tcpdump: 00:16:40.001000
 
 
 def test_timestamps_never_wrap(core):
     recs = records(core, "06_timestamp_64bit", "Tests_Pcap++Test_PcapExamples_pcapng-example.pcapng")
-    assert recs[1][1] == 2894531997938836488  # tshark's epoch time, to the nanosecond
+    assert recs[1][F.TS_NS] == 2894531997938836488  # tshark's epoch time, to the nanosecond
     # 2**64 - 1 microseconds is more nanoseconds than 64 bits hold: exact, not wrapped
     path_buf = _pcapng_one(tsresol=6, units=2**64 - 1)
-    assert [r[1] for r in core.iter_records(path_buf)] == [(2**64 - 1) * 1000]
-    assert [r[1] for r in core.iter_records(_pcapng_one(6, 5, tsoffset=-10))] == [5000 - 10**10]
+    assert [r[F.TS_NS] for r in core.iter_records(path_buf)] == [(2**64 - 1) * 1000]
+    assert [r[F.TS_NS] for r in core.iter_records(_pcapng_one(6, 5, tsoffset=-10))] == [5000 - 10**10]
 
 
 def _pcapng_one(tsresol, units, tsoffset=None, interfaces=1):
@@ -166,23 +167,23 @@ def _pcapng_one(tsresol, units, tsoffset=None, interfaces=1):
 
 def test_any_number_of_interfaces(both_cores):
     (rec,) = records(both_cores[0], "08_pcapng_many_interfaces", "ng_many_idb_300.pcapng")
-    assert rec[7] == "127.0.0.1"
+    assert rec[F.SRC] == "127.0.0.1"
     buf = _pcapng_one(9, 7, interfaces=3000)
     results = [list(core.iter_records(buf)) for core in both_cores]
     assert results[0] == results[1]
-    assert [(r[1], r[4], r[5]) for r in results[0]] == [(7, 2999, 101)]
+    assert [(r[F.TS_NS], r[F.IFID], r[F.LINKTYPE]) for r in results[0]] == [(7, 2999, 101)]
 
 
 def test_more_than_8_extension_headers(core):
     (rec,) = records(core, "07_ipv6_many_extension_headers", "tests_filter_ipv6_ext_headers.pcap")
-    assert (rec[9], rec[10], rec[11], rec[17]) == (17, 12345, 54321, 10)  # tshark: Len=10
+    assert (rec[F.PROTO], rec[F.SPORT], rec[F.DPORT], rec[F.PAYLOAD_LEN]) == (17, 12345, 54321, 10)  # tshark: Len=10
 
 
 def test_ports_of_a_cut_transport_header(core):
     for name in ("tests_tcp_header_heapoverflow.pcap", "tests_udp-length-heapoverflow.pcap"):
         (rec,) = records(core, "09_partial_transport_header", name)
-        assert (rec[10], rec[11]) == (12336, 12336)
-        assert rec[18] & S_L4_PART and rec[18] & S_TRUNC and not rec[18] & S_L4
+        assert (rec[F.SPORT], rec[F.DPORT]) == (12336, 12336)
+        assert rec[F.STATUS] & S_L4_PART and rec[F.STATUS] & S_TRUNC and not rec[F.STATUS] & S_L4
 
 
 @pytest.mark.parametrize("name, expect", [
@@ -194,7 +195,7 @@ def test_ports_of_a_cut_transport_header(core):
 ])
 def test_ethernet_encapsulations(core, name, expect):
     recs = records(core, "10_ethernet_encapsulations", name)
-    assert [r[6] for r in recs[:len(expect)]] == expect
+    assert [r[F.ETHERTYPE] for r in recs[:len(expect)]] == expect
 
 
 @pytest.mark.parametrize("name, linktype, first_ip", [
@@ -214,7 +215,7 @@ def test_ethernet_encapsulations(core, name, expect):
 def test_link_types(core, name, linktype, first_ip):
     recs = records(core, "11_link_types", name)
     assert recs[0][5] == linktype
-    assert next((r[7], r[8]) for r in recs if r[7]) == first_ip
+    assert next((r[F.SRC], r[F.DST]) for r in recs if r[F.SRC]) == first_ip
 
 
 def test_null_header_holding_an_ethertype(core):
@@ -276,7 +277,7 @@ _SNAP_IP = b"\xaa\xaa\x03\0\0\0\x08\x00" + _IP
 def test_link_headers_without_a_shipped_capture(both_cores, linktype, head):
     for core in both_cores:
         rec = core.decode_frame(head + _IP, linktype)
-        assert (rec[6], rec[7], rec[8], rec[10], rec[11]) == (0x0800, "10.0.0.1", "10.0.0.2", 1234, 53)
+        assert (rec[F.ETHERTYPE], rec[F.SRC], rec[F.DST], rec[F.SPORT], rec[F.DPORT]) == (0x0800, "10.0.0.1", "10.0.0.2", 1234, 53)
     c, py = both_cores
     for n in range(len(head) + len(_IP) + 1):  # every cut: same record from both cores
         assert c.decode_frame((head + _IP)[:n], linktype) == py.decode_frame((head + _IP)[:n], linktype)

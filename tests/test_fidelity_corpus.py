@@ -13,8 +13,9 @@ import shutil
 import pytest
 
 from netlab import packet
-from netlab._pycore.status import S_FRAG
-from netlab.pcap import open_capture
+from netlab.packet import fields as F
+from netlab.packet.fields import S_FRAG
+from netlab.packet.pcap import open_capture
 from tests.conftest import ROOT
 
 TOOLS = os.path.join(ROOT, "tools")
@@ -45,6 +46,6 @@ def test_own_corpus_decodes_like_tshark(tmp_path):
     assert total["diffs"] == {}, [(r["file"], r["diffs"]) for r in reports if r["diffs"]]
     with open_capture(os.path.join(tmp_path, "corpus", "veth-vlan-bigtcp.pcap")) as buf:
         recs = list(packet.iter_records(buf))
-    assert any(r[18] & S_FRAG for r in recs)  # the large datagrams were fragmented
+    assert any(r[F.STATUS] & S_FRAG for r in recs)  # the large datagrams were fragmented
     if corpus.BIG_TCP:  # IPv6 packets over 64 KB: a hop-by-hop jumbo option gives their length
-        assert any(r[6] == 0x86DD and r[9] == 6 and r[17] > 65535 for r in recs)
+        assert any(r[F.ETHERTYPE] == 0x86DD and r[F.PROTO] == 6 and r[F.PAYLOAD_LEN] > 65535 for r in recs)

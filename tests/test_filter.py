@@ -1,7 +1,7 @@
 """The filter language over records: tcpdump's small subset, and its errors."""
 import pytest
 
-from netlab.pfilter import FilterError, compile_filter
+from netlab.packet.pfilter import FilterError, compile_filter
 
 # (ethertype, src, dst, proto, sport, dport, status) placed in a record tuple
 def rec(proto=6, sport=40000, dport=7007, src="127.0.0.1", dst="127.0.0.2", et=0x0800, l4=True):

@@ -8,7 +8,8 @@ import subprocess
 import dpkt
 import pytest
 
-from netlab.pcap import PcapngWriter, PcapWriter, convert_to_pcapng, open_capture
+from netlab.packet import fields as F
+from netlab.packet.pcap import PcapngWriter, PcapWriter, convert_to_pcapng, open_capture
 
 DATA = os.path.join(os.path.dirname(__file__), "data")
 FRAME = bytes(dpkt.ethernet.Ethernet(
@@ -33,9 +34,9 @@ def test_pcap_byte_orders_and_units(core, order, ns):
     assert info == {"format": "pcap", "byte_order": "little" if order == "<" else "big",
                     "ts_unit": "ns" if ns else "us", "snaplen": 262144, "linktype": 1}
     recs = list(core.iter_records(data))
-    assert [r[1] for r in recs] == [1_700_000_000_123_456_789 if ns else 1_700_000_000_123_456_000,
+    assert [r[F.TS_NS] for r in recs] == [1_700_000_000_123_456_789 if ns else 1_700_000_000_123_456_000,
                                     1_700_000_001_000_000_000]
-    assert [(r[2], r[3]) for r in recs] == [(len(FRAME), len(FRAME)), (20, len(FRAME))]
+    assert [(r[F.CAPLEN], r[F.WIRELEN]) for r in recs] == [(len(FRAME), len(FRAME)), (20, len(FRAME))]
     assert recs[0][11] == 7 and recs[0][0] == 24 + 16
 
 
@@ -50,11 +51,11 @@ def test_pcapng_interfaces_and_resolutions(core):
     w.write(FRAME[14:], raw_if, ts)
     w.write(FRAME, bin_if, ts)
     recs = list(core.iter_records(out.getvalue()))
-    assert [r[4] for r in recs] == [0, 1, 2]
-    assert [r[5] for r in recs] == [1, 101, 1]
-    assert recs[0][1] == 1_700_000_000_123_456_000 and recs[1][1] == ts
+    assert [r[F.IFID] for r in recs] == [0, 1, 2]
+    assert [r[F.LINKTYPE] for r in recs] == [1, 101, 1]
+    assert recs[0][1] == 1_700_000_000_123_456_000 and recs[1][F.TS_NS] == ts
     assert abs(recs[2][1] - ts) < 1000  # 2**-20 s is about 954 ns
-    assert all(r[11] == 7 for r in recs)
+    assert all(r[F.DPORT] == 7 for r in recs)
     assert core.capture_info(out.getvalue())["format"] == "pcapng"
 
 
@@ -64,7 +65,7 @@ def test_pcapng_matches_dpkt():
         theirs = [(round(ts * 1e6), buf) for ts, buf in dpkt.pcapng.Reader(f)]
     with open_capture(path) as buf:
         from netlab.packet import iter_records
-        ours = [(r[1] // 1000, bytes(buf[r[0]:r[0] + r[2]])) for r in iter_records(buf)]
+        ours = [(r[F.TS_NS] // 1000, bytes(buf[r[F.OFFSET]:r[F.OFFSET] + r[F.CAPLEN]])) for r in iter_records(buf)]
     assert ours == theirs and len(ours) == 15
 
 
@@ -75,7 +76,7 @@ def test_pcapng_several_sections(core):
         w.add_interface(link)
         w.write(FRAME if link == 1 else FRAME[14:], 0, 10**15)
     recs = list(core.iter_records(a.getvalue() + b.getvalue()))
-    assert [r[5] for r in recs] == [1, 101] and recs[1][11] == 7
+    assert [r[F.LINKTYPE] for r in recs] == [1, 101] and recs[1][F.DPORT] == 7
 
 
 @pytest.mark.skipif(not shutil.which("tcpdump"), reason="needs tcpdump (apt-get install tcpdump)")
@@ -181,8 +182,8 @@ def test_pcapng_other_block_types(core):
                       + struct.pack("<HH", 0, 0))
     recs = list(core.iter_records(shb + idb + nrb + spb + opb + isb + epb_opts))
     assert len(recs) == 3
-    assert [r[1] for r in recs] == [0, 5, 7]  # nanosecond interface (if_tsresol 9)
-    assert all(r[11] == 7 and r[2] == len(FRAME) for r in recs)
+    assert [r[F.TS_NS] for r in recs] == [0, 5, 7]  # nanosecond interface (if_tsresol 9)
+    assert all(r[F.DPORT] == 7 and r[F.CAPLEN] == len(FRAME) for r in recs)
 
 
 @pytest.mark.parametrize("mutate, words", [

@@ -27,7 +27,8 @@ LIMIT_KB = 64 * 1024
 WALK = r"""
 import sys
 from netlab import packet
-from netlab.pcap import open_capture
+from netlab.packet import fields as F
+from netlab.packet.pcap import open_capture
 
 def rss(key):
     with open("/proc/self/status") as f:
@@ -43,7 +44,7 @@ with open_capture(path) as buf:
         touched = stats["captured_bytes"]
     else:
         for rec in packet.iter_records(buf):
-            touched += len(buf[rec[0]:rec[0] + rec[2]])
+            touched += len(buf[rec[F.OFFSET]:rec[F.OFFSET] + rec[F.CAPLEN]])
 print(packet.BACKEND, touched, before, rss("VmHWM:"))
 """
 

@@ -32,8 +32,9 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from netlab.packet import backends  # noqa: E402
-from netlab.pcap import open_capture  # noqa: E402
-from netlab._pycore.status import S_L4, S_L4_PART, S_MALFORMED, S_TRUNC  # noqa: E402
+from netlab.packet import fields as F  # noqa: E402
+from netlab.packet.fields import S_L4, S_L4_PART, S_MALFORMED, S_TRUNC  # noqa: E402
+from netlab.packet.pcap import open_capture  # noqa: E402
 
 FIELDS = ("frame.time_epoch", "frame.cap_len", "frame.len", "frame.protocols",
           "ip.src", "ip.dst", "ipv6.src", "ipv6.dst", "tcp.srcport", "tcp.dstport",
@@ -102,38 +103,39 @@ def compare_file(path: str) -> dict:
             d["examples"].append({"frame": n, "tshark": tshark_value, "netlab": netlab_value})
 
     for n, (t, r) in enumerate(zip(theirs, recs), 1):
-        status = r[18]
-        for field, mine, their in (("ts_ns", r[1], _ns(t["frame.time_epoch"])),
-                                   ("caplen", r[2], int(t["frame.cap_len"] or 0)),
-                                   ("wirelen", r[3], int(t["frame.len"] or 0))):
+        status = r[F.STATUS]
+        for field, mine, their in (("ts_ns", r[F.TS_NS], _ns(t["frame.time_epoch"])),
+                                   ("caplen", r[F.CAPLEN], int(t["frame.cap_len"] or 0)),
+                                   ("wirelen", r[F.WIRELEN], int(t["frame.len"] or 0))):
             if mine != their:
                 differ(field, n, their, mine)
         layer, transport = _first_ip(t["frame.protocols"])
         if layer is None:
-            if r[7] is not None:
+            if r[F.SRC] is not None:
                 report["extra"] += 1
             continue
         report["ip_packets"] += 1
-        if r[7] is None:
+        if r[F.SRC] is None:
             report["missed"] += 1
             differ("ip", n, layer, None)
             continue
         prefix = "ip." if layer == "ip" else "ipv6."
-        if r[7] != t[prefix + "src"]:
-            differ("src", n, t[prefix + "src"], r[7])
-        if r[8] != t[prefix + "dst"]:
-            differ("dst", n, t[prefix + "dst"], r[8])
+        if r[F.SRC] != t[prefix + "src"]:
+            differ("src", n, t[prefix + "src"], r[F.SRC])
+        if r[F.DST] != t[prefix + "dst"]:
+            differ("dst", n, t[prefix + "dst"], r[F.DST])
         if transport not in TRANSPORTS:
             continue
-        if r[9] != TRANSPORTS[transport]:
-            differ("proto", n, transport, r[9])
+        if r[F.PROTO] != TRANSPORTS[transport]:
+            differ("proto", n, transport, r[F.PROTO])
             continue
         if transport not in ("tcp", "udp"):
             continue
         if not status & (S_L4 | S_L4_PART):
             differ("ports_missed", n, t[transport + ".srcport"], None)
             continue
-        for field, mine, key in (("sport", r[10], ".srcport"), ("dport", r[11], ".dstport")):
+        for field, mine, key in (("sport", r[F.SPORT], ".srcport"),
+                                 ("dport", r[F.DPORT], ".dstport")):
             if str(mine) != t[transport + key]:
                 differ(field, n, t[transport + key], mine)
         if status & (S_TRUNC | S_MALFORMED) or not status & S_L4:
@@ -144,8 +146,8 @@ def compare_file(path: str) -> dict:
             expected = int(t["udp.length"]) - 8
         else:
             continue
-        if r[17] != expected:
-            differ("payload_len", n, expected, r[17])
+        if r[F.PAYLOAD_LEN] != expected:
+            differ("payload_len", n, expected, r[F.PAYLOAD_LEN])
     return report
 
 

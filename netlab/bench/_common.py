@@ -60,7 +60,7 @@ def netio(backend: Optional[str] = None) -> ModuleType:
     names the rebuild command.
     """
     if backend is None:
-        from netlab.packet import pure_python_requested
+        from netlab._twins import pure_python_requested
 
         backend = "python" if pure_python_requested() else "cython"
     if backend == "python":

@@ -31,7 +31,8 @@ from netlab import packet
 from netlab._cliutil import checked_number, print_table
 from netlab.bench.parse import DEFAULT_PACKETS, check_capture_arg, packet_count, stderr_progress
 from netlab.errors import NetlabError
-from netlab.pcap import PcapWriter, open_capture
+from netlab.packet import fields as F
+from netlab.packet.pcap import PcapWriter, open_capture
 
 __all__ = ["DEFAULT_PACKETS", "cpu_seconds", "dissect_bench", "register", "run"]
 
@@ -76,10 +77,10 @@ def _one_packet_file(src: str, dst: str) -> None:
         rec = next(iter(packet.iter_records(buf)), None)
         if rec is None:
             raise NetlabError(f"{src} holds no packets")
-        linktype = rec[5]
-        frame = bytes(buf[rec[0]:rec[0] + rec[2]])
+        linktype = rec[F.LINKTYPE]
+        frame = bytes(buf[rec[F.OFFSET]:rec[F.OFFSET] + rec[F.CAPLEN]])
     with PcapWriter(dst, linktype=linktype) as w:
-        w.write(frame, rec[1])
+        w.write(frame, rec[F.TS_NS])
 
 
 def dissect_bench(path: Optional[str] = None, packets: int = DEFAULT_PACKETS, repeats: int = 3,

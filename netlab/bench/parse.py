@@ -9,11 +9,11 @@ same file in one run:
 * **records path** - one decoded record (a tuple) per packet handed to a
   Python ``for`` loop, what ``netlab dissect`` iterates.
 
-Backends: ``cython`` (netlab._core), ``python`` (the pure-Python twin over
+Backends: ``cython`` (netlab.packet._core), ``python`` (the pure-Python twin over
 an mmap), ``dpkt`` (the classic pure-Python library, doing the same walk and
 the same counting with its objects) and ``c``: the very walk of the stats
 path (``src_c/walk.h``) alone, plain C from start to end, called in this same
-process on the same mapped file (``netlab._core.walk_baseline``) - the
+process on the same mapped file (``netlab.packet._core.walk_baseline``) - the
 ceiling the stats path is measured against, with every table it returns
 shaped in C too. The two take turns, so a busy machine slows both alike; the
 first call and the best call of each are reported. ``cython-batch`` is the
@@ -45,7 +45,8 @@ from typing import Callable, Dict, Optional
 from netlab import packet
 from netlab._cliutil import checked_number
 from netlab.errors import NetlabError
-from netlab.pcap import open_capture
+from netlab.packet import fields as F
+from netlab.packet.pcap import open_capture
 
 __all__ = ["DEFAULT_PACKETS", "c_baseline", "make_bench_file", "parse_bench", "register", "run"]
 
@@ -62,7 +63,8 @@ def make_bench_file(path: str, packets: int = DEFAULT_PACKETS, sample: str = SAM
         if info["format"] != "pcap":
             raise NetlabError(f"{sample}: the bench sample must be a pcap file")
         for rec in packet.iter_records(buf):
-            frames.append((bytes(buf[rec[0]:rec[0] + rec[2]]), rec[3]))
+            start = rec[F.OFFSET]
+            frames.append((bytes(buf[start:start + rec[F.CAPLEN]]), rec[F.WIRELEN]))
     if not frames:
         raise NetlabError(f"{sample} holds no packets")
     rec_head = struct.Struct("<IIII")

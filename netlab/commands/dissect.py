@@ -8,8 +8,8 @@ from netlab import dissect as lib
 from netlab._cliutil import add_json_flag, checked_number, port_number, print_json, print_table
 from netlab.errors import NetlabError, UsageError
 from netlab.packet import CaptureError
-from netlab.pcap import PcapWriter, open_capture
-from netlab.pfilter import FilterError, compile_filter
+from netlab.packet.pcap import PcapWriter, open_capture
+from netlab.packet.pfilter import FilterError, compile_filter
 
 __all__ = ["register", "run_dissect", "run_sniff"]
 

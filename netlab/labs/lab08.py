@@ -15,7 +15,7 @@ import tempfile
 from typing import List
 
 from netlab import packet
-from netlab.pcap import LINKTYPE_RAW, PcapWriter
+from netlab.packet.pcap import LINKTYPE_RAW, PcapWriter
 from netlab.labs._probes import student_value
 from netlab.labs._registry import CheckFailed, course_dir
 from netlab.labs.probes.lab08 import ip_of, read_pcap

@@ -16,7 +16,7 @@ from __future__ import annotations
 from types import ModuleType
 from typing import Dict, Optional, Tuple
 
-from netlab import sysinfo
+from netlab import _twins
 from netlab.errors import NetlabError
 from netlab.servers._common import Stats
 
@@ -30,16 +30,12 @@ _SUMMED = ("connections", "bytes_in", "bytes_out", "active", "rejected", "timeou
 
 def core_module() -> Tuple[Optional[ModuleType], str]:
     """``(netlab._fastserve, reason)``, or ``(None, why not)``."""
-    if sysinfo.pure_python_requested():
-        return None, f"{sysinfo.OPT_OUT} is set"
-    try:
-        from netlab import _fastserve
-    except ImportError as exc:
-        return None, (f"netlab._fastserve is not built ({exc}); rebuild with: "
-                      "python setup.py build_ext --inplace")
-    if not _fastserve.HAVE_EPOLL:
+    fastserve, _backend, reason = _twins.choose("servers")
+    if fastserve is None:
+        return None, reason
+    if not fastserve.HAVE_EPOLL:
         return None, "no epoll on this OS"
-    return _fastserve, "compiled core loaded"
+    return fastserve, reason
 
 
 def use_compiled(service: str, protocols, compiled: Optional[bool]) -> Optional[ModuleType]:

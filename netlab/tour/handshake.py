@@ -4,8 +4,9 @@ from __future__ import annotations
 import os
 from typing import Dict, List, Optional
 
-from netlab import clients, dissect, pcap, servers, sysinfo
+from netlab import clients, dissect, servers, sysinfo
 from netlab.errors import NetlabError
+from netlab.packet import pcap
 from netlab.tour._step import SAMPLE_CAPTURE, Step, TourContext
 
 

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 from typing import Dict, Optional
 
-from netlab import packet, pcap
+from netlab import packet
+from netlab.packet import pcap
 from netlab.bench import parse as bench
 from netlab.tour._step import SAMPLE_CAPTURE, Step, TourContext
 

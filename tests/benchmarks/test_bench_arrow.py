@@ -31,7 +31,8 @@ pa = pytest.importorskip("pyarrow", reason="pyarrow not installed: pip install '
 import pyarrow.csv  # noqa: E402
 
 from netlab import arrow, packet  # noqa: E402
-from netlab.pcap import open_capture  # noqa: E402
+from netlab.packet.pcap import open_capture  # noqa: E402
+from netlab.packet import fields as F  # noqa: E402
 from tests.conftest import ROOT, free_port, netlab_env  # noqa: E402
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]  # a timed run takes minutes
@@ -69,7 +70,7 @@ def _cut(path, out, packets):
         end = len(buf)
         for i, rec in enumerate(packet.iter_records(buf)):
             if i == packets:
-                end = rec[0] - 16  # the record header before the frame
+                end = rec[F.OFFSET] - 16  # the record header before the frame
                 break
         with open(out, "wb") as f:
             f.write(buf[:end])

@@ -10,7 +10,7 @@ import shutil
 import pytest
 
 from netlab.bench.parse import make_bench_file
-from netlab.pcap import open_capture
+from netlab.packet.pcap import open_capture
 
 PACKETS = 3000
 

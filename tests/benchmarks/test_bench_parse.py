@@ -11,7 +11,7 @@ import shutil
 import pytest
 
 from netlab.bench.parse import _dpkt_walk, c_baseline, make_bench_file
-from netlab.pcap import open_capture
+from netlab.packet.pcap import open_capture
 
 PACKETS = 3000
 

@@ -10,7 +10,7 @@
                        refused connection (SYN answered by RST).
 * mixed_sll.pcap     - the same traffic, tcpdump -i any -y LINUX_SLL (cooked v1).
 * mixed_lo_ns.pcap   - the same traffic, tcpdump -i lo --time-stamp-precision=nano.
-* *.pcapng           - the pcap files rewritten by netlab.pcap.convert_to_pcapng
+* *.pcapng           - the pcap files rewritten by netlab.packet.pcap.convert_to_pcapng
                        (Debian's tcpdump cannot write pcapng); dpkt and tcpdump
                        read them back in the tests.
 """
@@ -23,7 +23,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
-from netlab.pcap import convert_to_pcapng  # noqa: E402
+from netlab.packet.pcap import convert_to_pcapng  # noqa: E402
 
 
 def capture(path, iface, extra, expr, traffic):

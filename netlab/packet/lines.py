@@ -1,15 +1,13 @@
-"""``netlab dissect`` output, the readable twin of ``src_c/format.h``.
+"""One packet as ``netlab dissect`` shows it: a line of text or a JSON object.
 
-One packet becomes one line of text (:func:`packet_line`) or one JSON object
-(:func:`packet_json`, printed by :func:`json_line`); :class:`Annotator`
-names the steps of TCP handshakes and teardowns as packets go by.
-:func:`format_capture` runs the whole ``dissect`` loop over a capture and
-gives its output as bytes, a chunk of whole lines at a time; the compiled
-core's ``format_capture`` builds the very same bytes in C (the tests compare
-them on every shipped and test capture).
-
-Packets keep their numbers in the capture and the notes see every packet,
-also when a ``--filter`` program keeps only some of them.
+:func:`packet_line` gives the one-line text form, :func:`packet_json` the
+JSON object (:func:`json_line` prints it), and :class:`Annotator` names the
+steps of TCP handshakes and teardowns as packets go by. ``sniff`` uses them
+one record at a time, and the pure twin's ``format_capture``
+(:mod:`netlab.packet.pure.format`) over a whole capture; the compiled core's
+``format_capture`` builds the very same bytes in C (``src_c/format.h``; the
+tests compare them on every shipped and test capture). These need no twin of
+their own: they read records, whichever core made them.
 
 JSON payload encoding: ``payload`` is the transport payload as a **hex
 string** (exact, byte for byte: ``bytes.fromhex(obj["payload"])`` gives the
@@ -18,21 +16,18 @@ undecodable bytes written as ``\\xNN``, for reading.
 """
 from __future__ import annotations
 
-import json
 import socket
 import struct
 import time
-from typing import Iterator, Optional
+from typing import Optional
 
-from netlab._pycore.aggregate import proto_name
-from netlab._pycore.capture import CaptureError, walk
-from netlab._pycore.decode import (S_FRAG, S_IPCSUM_BAD, S_L4, S_L4CSUM_BAD, S_L4CSUM_OK,
-                                   S_MALFORMED, S_TRUNC, tcp_options)
-from netlab._pycore.headers import TCP_FLAG_NAMES
-from netlab.pfilter import predicate
+from netlab.packet import fields as F
+from netlab.packet.fields import (S_FRAG, S_IPCSUM_BAD, S_L4, S_L4CSUM_BAD, S_L4CSUM_OK,
+                                  S_MALFORMED, S_TRUNC, TCP_FLAG_NAMES)
+from netlab.packet.options import tcp_options
+from netlab.packet.stats import proto_name
 
-__all__ = ["Annotator", "flag_names", "format_capture", "json_line", "packet_json",
-           "packet_line", "proto_label"]
+__all__ = ["Annotator", "flag_names", "json_line", "packet_json", "packet_line", "proto_label"]
 
 _FLAG_NAMES = TCP_FLAG_NAMES + ("NS",)  # records keep the 9th bit (NS)
 _ICMP = {0: "echo reply", 3: "destination unreachable", 5: "redirect", 8: "echo request",
@@ -41,7 +36,11 @@ _ICMP6 = {1: "destination unreachable", 2: "packet too big", 3: "time exceeded",
           128: "echo request", 129: "echo reply", 133: "router solicitation",
           134: "router advertisement", 135: "neighbor solicitation", 136: "neighbor advertisement"}
 # (protocol, type, code) of "port unreachable": ICMP (RFC 792) and ICMPv6 (RFC 4443)
-_PORT_UNREACHABLE = ((1, 3, 3), (58, 1, 4))
+_PORT_UNREACHABLE = ((F.IPPROTO_ICMP, 3, 3), (F.IPPROTO_ICMPV6, 1, 4))
+# Transport protocols whose header the record holds: ports (TCP, UDP), or type and code (ICMP).
+_WITH_PORTS = (F.IPPROTO_TCP, F.IPPROTO_UDP)
+_ICMPS = (F.IPPROTO_ICMP, F.IPPROTO_ICMPV6)
+_WITH_PORTS_OR_TYPES = _WITH_PORTS + _ICMPS
 
 
 def flag_names(flags: int) -> list:
@@ -51,15 +50,15 @@ def flag_names(flags: int) -> list:
 
 def proto_label(rec: tuple) -> str:
     """``"tcp"``, ``"udp"``, ``"icmp"``, ``"icmp6"``, ``"arp"``, ``"ip-47"``, ``"ether-0x88cc"``..."""
-    if rec[9] >= 0:
-        return proto_name(rec[9])
-    if rec[6] == 0x0806:
+    if rec[F.PROTO] >= 0:
+        return proto_name(rec[F.PROTO])
+    if rec[F.ETHERTYPE] == F.ETH_ARP:
         return "arp"
-    if rec[7] is not None:
+    if rec[F.SRC] is not None:
         return "ip"
-    if rec[6] < 0:
-        return f"link-{rec[5]}"
-    return f"ether-0x{rec[6]:04x}"
+    if rec[F.ETHERTYPE] < 0:
+        return f"link-{rec[F.LINKTYPE]}"
+    return f"ether-0x{rec[F.ETHERTYPE]:04x}"
 
 
 def _status_words(status: int) -> list:
@@ -78,41 +77,41 @@ def _status_words(status: int) -> list:
 
 
 def _payload(rec, frame: bytes) -> bytes:
-    if rec[9] in (6, 17, 1, 58) and not rec[18] & S_L4:
+    if rec[F.PROTO] in _WITH_PORTS_OR_TYPES and not rec[F.STATUS] & S_L4:
         return b""  # the transport header itself is cut or broken: no payload to speak of
-    return bytes(frame[rec[16]:rec[16] + rec[17]])
+    return bytes(frame[rec[F.PAYLOAD_OFF]:rec[F.PAYLOAD_OFF] + rec[F.PAYLOAD_LEN]])
 
 
 def packet_json(n: int, rec: tuple, frame: bytes, note: Optional[str] = None) -> dict:
     """The JSON object of one packet (``n`` counts from 1); ``frame`` is its captured bytes."""
     payload = _payload(rec, frame)
-    l4 = rec[9] in (6, 17, 1, 58) and rec[18] & S_L4
-    ports = rec[9] in (6, 17) and rec[18] & S_L4
-    status = rec[18]
+    l4 = rec[F.PROTO] in _WITH_PORTS_OR_TYPES and rec[F.STATUS] & S_L4
+    ports = rec[F.PROTO] in _WITH_PORTS and rec[F.STATUS] & S_L4
+    status = rec[F.STATUS]
     out = {
         "n": n,
-        "ts": rec[1] / 1e9,
-        "ts_ns": rec[1],
-        "src": rec[7],
-        "dst": rec[8],
+        "ts": rec[F.TS_NS] / 1e9,
+        "ts_ns": rec[F.TS_NS],
+        "src": rec[F.SRC],
+        "dst": rec[F.DST],
         "proto": proto_label(rec),
-        "sport": rec[10] if ports else None,
-        "dport": rec[11] if ports else None,
-        "flags": flag_names(rec[12]) if rec[9] == 6 and l4 else [],
-        "length": rec[2],
-        "wirelen": rec[3],
+        "sport": rec[F.SPORT] if ports else None,
+        "dport": rec[F.DPORT] if ports else None,
+        "flags": flag_names(rec[F.FLAGS]) if rec[F.PROTO] == F.IPPROTO_TCP and l4 else [],
+        "length": rec[F.CAPLEN],
+        "wirelen": rec[F.WIRELEN],
         "payload": payload.hex(),
         "payload_len": len(payload),
         "payload_text": payload.decode("utf-8", "backslashreplace"),
     }
-    if rec[9] == 6 and l4:
-        out["seq"], out["ack"] = rec[13], rec[14]
-    if rec[9] in (1, 58) and l4:
-        out["icmp_type"], out["icmp_code"] = rec[10], rec[11]
+    if rec[F.PROTO] == F.IPPROTO_TCP and l4:
+        out["seq"], out["ack"] = rec[F.SEQ], rec[F.ACK]
+    if rec[F.PROTO] in _ICMPS and l4:
+        out["icmp_type"], out["icmp_code"] = rec[F.SPORT], rec[F.DPORT]
     out["checksum"] = ("ok" if status & S_L4CSUM_OK else "bad" if status & S_L4CSUM_BAD
                        else None)
     out["status"] = _status_words(status)
-    out["interface"] = rec[4]  # pcapng interface number (0 in pcap files)
+    out["interface"] = rec[F.IFID]  # pcapng interface number (0 in pcap files)
     out["note"] = note
     return out
 
@@ -126,13 +125,13 @@ def _endpoint(addr: Optional[str], port) -> str:
 
 
 def _tcp_detail(rec, frame: bytes) -> str:
-    l4, poff = rec[15], rec[16]
-    parts = [f"seq={rec[13]}"]
-    if rec[12] & 0x10:
-        parts.append(f"ack={rec[14]}")
+    l4, poff = rec[F.L4_OFF], rec[F.PAYLOAD_OFF]
+    parts = [f"seq={rec[F.SEQ]}"]
+    if rec[F.FLAGS] & F.TCP_ACK:
+        parts.append(f"ack={rec[F.ACK]}")
     if l4 + 16 <= len(frame):
         parts.append("win=%d" % struct.unpack_from(">H", frame, l4 + 14))
-    parts.append(f"len={rec[17]}")
+    parts.append(f"len={rec[F.PAYLOAD_LEN]}")
     opts = []
     for name, value in tcp_options(frame[l4 + 20:poff]):
         if name in ("nop", "eol"):
@@ -170,10 +169,10 @@ def _show(data: bytes) -> str:
 def _unreachable_port(rec, frame: bytes) -> Optional[str]:
     """``"127.0.0.1 udp port 9999 unreachable"`` (as tcpdump says it) for an ICMP port
     unreachable whose quoted packet shows its IP header and ports; else None."""
-    if (rec[9], rec[10], rec[11]) not in _PORT_UNREACHABLE:
+    if (rec[F.PROTO], rec[F.SPORT], rec[F.DPORT]) not in _PORT_UNREACHABLE:
         return None
     quoted = _payload(rec, frame)  # the start of the packet that was refused
-    if ":" in rec[7]:
+    if ":" in rec[F.SRC]:
         if len(quoted) < 40 or quoted[0] >> 4 != 6:
             return None
         hl, proto, dst = 40, quoted[6], socket.inet_ntop(socket.AF_INET6, quoted[24:40])
@@ -181,35 +180,37 @@ def _unreachable_port(rec, frame: bytes) -> Optional[str]:
         if len(quoted) < 20 or quoted[0] >> 4 != 4 or quoted[0] & 15 < 5:
             return None
         hl, proto, dst = (quoted[0] & 15) * 4, quoted[9], socket.inet_ntop(socket.AF_INET, quoted[16:20])
-    if proto not in (6, 17) or len(quoted) < hl + 4:
+    if proto not in _WITH_PORTS or len(quoted) < hl + 4:
         return None
     port = quoted[hl + 2] << 8 | quoted[hl + 3]
-    return f"{dst} {'tcp' if proto == 6 else 'udp'} port {port} unreachable"
+    return f"{dst} {'tcp' if proto == F.IPPROTO_TCP else 'udp'} port {port} unreachable"
 
 
 def packet_line(n: int, rec: tuple, frame: bytes, note: Optional[str] = None) -> str:
     """One packet as one line of text, like tcpdump's but with names spelled out."""
     proto = proto_label(rec)
-    ports = rec[9] in (6, 17) and rec[18] & S_L4
-    sport, dport = (rec[10], rec[11]) if ports else (None, None)
-    head = f"{n:>5}  {_clock(rec[1])}  "
+    ports = rec[F.PROTO] in _WITH_PORTS and rec[F.STATUS] & S_L4
+    sport, dport = (rec[F.SPORT], rec[F.DPORT]) if ports else (None, None)
+    head = f"{n:>5}  {_clock(rec[F.TS_NS])}  "
     quoted = None
-    if rec[7] is None:
-        body = f"{proto.upper()} {rec[2]} bytes"
+    if rec[F.SRC] is None:
+        body = f"{proto.upper()} {rec[F.CAPLEN]} bytes"
     else:
-        body = f"{_endpoint(rec[7], sport)} > {_endpoint(rec[8], dport)}  {proto.upper()}"
-        if rec[9] == 6 and rec[18] & S_L4:
-            body += " [" + ", ".join(flag_names(rec[12])) + "] " + _tcp_detail(rec, frame)
-        elif rec[9] in (1, 58) and rec[18] & S_L4:
-            names = _ICMP if rec[9] == 1 else _ICMP6
+        body = f"{_endpoint(rec[F.SRC], sport)} > {_endpoint(rec[F.DST], dport)}  {proto.upper()}"
+        if rec[F.PROTO] == F.IPPROTO_TCP and rec[F.STATUS] & S_L4:
+            body += " [" + ", ".join(flag_names(rec[F.FLAGS])) + "] " + _tcp_detail(rec, frame)
+        elif rec[F.PROTO] in _ICMPS and rec[F.STATUS] & S_L4:
+            names = _ICMP if rec[F.PROTO] == F.IPPROTO_ICMP else _ICMP6
             quoted = _unreachable_port(rec, frame)
-            what = quoted or names.get(rec[10], "type " + str(rec[10]))
-            body += f" {what} (code {rec[11]}) len={rec[17]}"
-        elif rec[9] not in (6, 17, 1, 58) or rec[18] & S_L4:
-            body += f" len={rec[17]}"
-        if rec[17] and (rec[9] not in (6, 17, 1, 58) or rec[18] & S_L4) and not quoted:
-            body += "  '" + _show(_payload(rec, frame)[:40]) + "'" + ("..." if rec[17] > 40 else "")
-    words = _status_words(rec[18])
+            what = quoted or names.get(rec[F.SPORT], "type " + str(rec[F.SPORT]))
+            body += f" {what} (code {rec[F.DPORT]}) len={rec[F.PAYLOAD_LEN]}"
+        elif rec[F.PROTO] not in _WITH_PORTS_OR_TYPES or rec[F.STATUS] & S_L4:
+            body += f" len={rec[F.PAYLOAD_LEN]}"
+        plen = rec[F.PAYLOAD_LEN]
+        if plen and (rec[F.PROTO] not in _WITH_PORTS_OR_TYPES or rec[F.STATUS] & S_L4) \
+                and not quoted:
+            body += "  '" + _show(_payload(rec, frame)[:40]) + "'" + ("..." if plen > 40 else "")
+    words = _status_words(rec[F.STATUS])
     if words:
         body += "  {" + ", ".join(words) + "}"
     if note:
@@ -228,13 +229,15 @@ class Annotator:
         self._flows: dict = {}
 
     def note(self, rec: tuple) -> Optional[str]:
-        if rec[9] != 6 or not rec[18] & S_L4:
+        if rec[F.PROTO] != F.IPPROTO_TCP or not rec[F.STATUS] & S_L4:
             return None
-        src, dst, sport, dport, flags = rec[7], rec[8], rec[10], rec[11], rec[12]
+        src, dst, sport, dport = rec[F.SRC], rec[F.DST], rec[F.SPORT], rec[F.DPORT]
+        flags = rec[F.FLAGS]
         key = (src, sport, dst, dport) if (src, sport) <= (dst, dport) else (dst, dport, src, sport)
         flow = self._flows.setdefault(key, {"client": None, "phase": 0, "fins": set()})
         me = (src, sport)
-        syn, ack, fin, rst = flags & 0x02, flags & 0x10, flags & 0x01, flags & 0x04
+        syn, ack = flags & F.TCP_SYN, flags & F.TCP_ACK
+        fin, rst = flags & F.TCP_FIN, flags & F.TCP_RST
         if rst:
             refused = flow["phase"] == 1  # the answer to a SYN is a RST
             flow["phase"] = 9
@@ -263,40 +266,6 @@ class Annotator:
 
 def json_line(n: int, rec: tuple, frame: bytes, note: Optional[str] = None) -> str:
     """The JSON text of :func:`packet_json` (one line, as ``dissect --json`` prints it)."""
-    return json.dumps(packet_json(n, rec, frame, note))
+    from json import dumps  # here, not at the top: text output starts faster without it
 
-
-def format_capture(buf, as_json: bool = False, checks: bool = False,
-                   program=None) -> Iterator[bytes]:
-    """Iterate ``netlab dissect`` output (bytes, whole lines) over a capture buffer.
-
-    ``program`` is a :mod:`netlab.pfilter` program: only matching packets are
-    shown, with their numbers in the capture, and the handshake notes still
-    follow every packet. A damaged record raises :class:`CaptureError` after
-    the output of every good record before it.
-    """
-    records = walk(buf, bool(checks))  # not a capture: CaptureError now
-    return _lines(buf, records, json_line if as_json else packet_line,
-                  None if program is None else predicate(program))
-
-
-def _lines(buf, records, shape, keep) -> Iterator[bytes]:
-    annotator = Annotator()
-    out: list = []
-    n = 0
-    try:
-        for rec in records:
-            n += 1
-            note = annotator.note(rec)  # every packet, kept or not
-            if keep is not None and not keep(rec):
-                continue
-            out.append(shape(n, rec, bytes(buf[rec[0]:rec[0] + rec[2]]), note))
-            if len(out) == 1000:
-                yield ("\n".join(out) + "\n").encode("ascii")
-                out = []
-    except CaptureError:
-        if out:
-            yield ("\n".join(out) + "\n").encode("ascii")
-        raise
-    if out:
-        yield ("\n".join(out) + "\n").encode("ascii")
+    return dumps(packet_json(n, rec, frame, note))

@@ -4,7 +4,7 @@ Arrow keeps a table column by column: a column of numbers is one flat
 buffer of fixed-width values, a column of text is two buffers, the bytes of
 every value one after the other and the ``n + 1`` offsets where each value
 starts. :func:`iter_columns` turns the records of a capture (one tuple per
-frame, :data:`netlab._pycore.decode.RECORD_FIELDS`) into exactly those
+frame, :data:`netlab.packet.fields.RECORD_FIELDS`) into exactly those
 buffers, a batch of frames at a time: a batch is a dict
 
 * ``name -> array.array`` for every fixed-width column of :data:`COLUMNS`
@@ -24,35 +24,17 @@ import array
 import itertools
 from typing import Iterator, Tuple
 
-from netlab._pycore.aggregate import iter_records
-from netlab._pycore.capture import CaptureError
-from netlab._pycore.decode import RECORD_FIELDS
+from netlab.packet.columns import COLUMNS, MAX_BATCH, TS_RANGE_MESSAGE
+from netlab.packet import fields as F
+from netlab.packet.pcap import CaptureError
+from netlab.packet.pure.aggregate import iter_records
 
 __all__ = ["BACKEND", "COLUMNS", "MAX_BATCH", "iter_columns"]
 
 BACKEND = "python"
 
-# The fixed-width columns of a batch: (record field, array typecode), in the
-# order the compiled twin keeps them. Widths: Q 8 bytes, I and i 4, H and h 2, B 1.
-COLUMNS = (
-    ("offset", "Q"), ("ts_ns", "Q"), ("caplen", "I"), ("wirelen", "I"), ("ifid", "I"),
-    ("linktype", "i"), ("ethertype", "i"), ("family", "B"), ("proto", "h"),
-    ("sport", "H"), ("dport", "H"), ("flags", "H"), ("seq", "I"), ("ack", "I"),
-    ("payload_len", "I"), ("status", "I"),
-)
+_TS_LIMIT = 1 << 63  # Arrow's int64 nanoseconds (see TS_RANGE_MESSAGE)
 
-# Arrow's ts is timestamp[ns] (int64): a capture time outside 1970..2262 cannot
-# be held. Rather than wrap it silently, the batch before it, then this error.
-TS_RANGE_MESSAGE = ("a packet's time lies outside 1970-2262, which Arrow's nanosecond "
-                    "timestamps cannot hold (netlab dissect shows it)")
-_TS_LIMIT = 1 << 63
-
-# At most this many frames a batch: the address offsets are int32, and 46
-# bytes of text (the widest IPv6 address) times this stays below 2**31.
-MAX_BATCH = 1 << 24
-
-_AT = {name: i for i, name in enumerate(RECORD_FIELDS)}
-_TS = _AT["ts_ns"]
 
 
 def _family(src) -> int:
@@ -67,19 +49,19 @@ def _text(values) -> Tuple[array.array, bytes]:
 
 
 def _columns(batch: list, buf, payload: bool) -> dict:
-    fields = list(zip(*batch))
-    src, dst = fields[_AT["src"]], fields[_AT["dst"]]
+    fields = list(zip(*batch))  # one tuple per record field
+    src, dst = fields[F.SRC], fields[F.DST]
     out = {}
     for name, code in COLUMNS:
         if name == "family":  # the records say it in the address text
             out[name] = array.array(code, map(_family, src))
         else:
-            out[name] = array.array(code, fields[_AT[name]])
+            out[name] = array.array(code, fields[getattr(F, name.upper())])
     out["src"] = _text([s or "" for s in src])
     out["dst"] = _text([d or "" for d in dst])
     if payload:
-        chunks = [bytes(buf[r[0] + r[_AT["payload_off"]]:r[0] + r[_AT["payload_off"]]
-                            + r[_AT["payload_len"]]]) for r in batch]
+        starts = [r[F.OFFSET] + r[F.PAYLOAD_OFF] for r in batch]
+        chunks = [bytes(buf[start:start + r[F.PAYLOAD_LEN]]) for start, r in zip(starts, batch)]
         offsets = array.array("q", [0])
         offsets.extend(itertools.accumulate(map(len, chunks)))
         out["payload"] = (offsets, b"".join(chunks))
@@ -106,8 +88,8 @@ def _batches(records, buf, batch_size, payload):
         error = None
         try:
             for rec in itertools.islice(records, batch_size):
-                if not 0 <= rec[_TS] < _TS_LIMIT:
-                    error = CaptureError(TS_RANGE_MESSAGE, rec[0])
+                if not 0 <= rec[F.TS_NS] < _TS_LIMIT:
+                    error = CaptureError(TS_RANGE_MESSAGE, rec[F.OFFSET])
                     break
                 batch.append(rec)
         except CaptureError as exc:  # the frames before the damage are in batch

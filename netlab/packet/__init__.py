@@ -1,18 +1,30 @@
-"""The public packet API: one import, the fastest backend available.
+"""The packet core: one import, the fastest backend available.
 
-The backend is chosen once, at import:
+The backend is chosen once, at import (by :mod:`netlab._twins`, the switch of
+every compiled/pure pair):
 
-* ``netlab._core``, compiled from ``src_c/`` by Cython, when it is built;
-* ``netlab._pycore``, the pure-Python twin, when ``NETLAB_PURE_PYTHON=1`` is
-  set or the compiled core is missing.
+* ``netlab.packet._core``, compiled from ``src_c/`` by Cython, when it is built;
+* ``netlab.packet.pure``, the pure-Python twin, when ``NETLAB_PURE_PYTHON=1``
+  is set or the compiled core is missing.
 
 Both expose the same names with the same results, so code written against
 ``netlab.packet`` runs unchanged on either. ``BACKEND`` says which is live
 (``"cython"`` or ``"python"``) and ``BACKEND_REASON`` why.
+
+The package shows the architecture:
+
+* :mod:`~netlab.packet.fields` - the record layout and every number in it
+  (status bits, TCP flags, protocol / ethertype / link-type numbers), named once;
+* :mod:`~netlab.packet.pcap` - capture files: open (mapped), write, and the
+  buffer and error both cores share;
+* :mod:`~netlab.packet.pfilter` - the ``--filter`` language;
+* :mod:`~netlab.packet.stats`, :mod:`~netlab.packet.options`,
+  :mod:`~netlab.packet.columns` - shared pieces that need no twin;
+* :mod:`~netlab.packet.pure` - the readable twin; ``_core`` and ``_arrow``
+  its compiled counterparts.
 """
 from __future__ import annotations
 
-import os
 from types import ModuleType
 
 from netlab.errors import DecodeError
@@ -48,19 +60,20 @@ __all__ = [
     "to_arrow",
 ]
 
-from netlab.sysinfo import OPT_OUT, note_twin_fallback, pure_python_requested  # noqa: E402
+from netlab._twins import choose, in_checkout, note_twin_fallback  # noqa: E402
+from netlab._twins import OPT_OUT, pure_python_requested  # noqa: E402,F401 - public here too
 
 
 def load_backend(name: str) -> ModuleType:
     """Import one backend by name: ``"cython"`` or ``"python"``."""
     if name == "cython":
-        from netlab import _core
+        from netlab.packet import _core
 
         return _core
     if name == "python":
-        from netlab import _pycore
+        from netlab.packet import pure
 
-        return _pycore
+        return pure
     raise ValueError(f"unknown backend {name!r}: choose 'cython' or 'python'")
 
 
@@ -76,36 +89,12 @@ def backends() -> dict:
 
 
 def _choose() -> tuple:
-    if pure_python_requested():
-        return load_backend("python"), f"{OPT_OUT} is set"
-    try:
-        return load_backend("cython"), "compiled core loaded"
-    except ImportError as exc:
-        reason = _why_no_core(exc)
-        if _in_checkout():
-            # Not an install made with the opt-out: a source folder shadowing the
-            # installed copy, or an unbuilt checkout. Say so where it is used.
-            note_twin_fallback(reason)
-        return load_backend("python"), reason
-
-
-def _in_checkout() -> bool:
-    parent = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    return os.path.isfile(os.path.join(parent, "setup.py"))
-
-
-def _why_no_core(exc: ImportError) -> str:
-    """Why the compiled core did not load, and the way to get it (checkout or install)."""
-    parent = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    if _in_checkout():
-        # Usually `pip install .` then a command run inside the checkout: Python
-        # imports the source folder, which holds no compiled core.
-        return (f"compiled core not built in the source folder {parent} ({exc}); "
-                f"run netlab from another folder to use the installed copy, "
-                f"or build here with: python setup.py build_ext --inplace")
-    # An installed copy: the usual cause is an install with the opt-out set.
-    return (f"compiled core not part of this install (installed with {OPT_OUT}=1?); "
-            f"reinstall without {OPT_OUT} and with a C compiler to get it")
+    impl, backend, reason = choose("packet")
+    if backend == "python" and not pure_python_requested() and in_checkout():
+        # Not an install made with the opt-out: a source folder shadowing the
+        # installed copy, or an unbuilt checkout. Say so where it is used.
+        note_twin_fallback(reason)
+    return impl, reason
 
 
 _impl, BACKEND_REASON = _choose()

@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import struct
 
-from netlab._pycore.status import S_MALFORMED, S_TRUNC, S_VLAN
+from netlab.packet.fields import (ETH_ARP, ETH_IPV4, ETH_IPV6, ETH_MPLS, ETH_PPPOE, ETH_QINQ,
+                                  ETH_VLAN, S_MALFORMED, S_TRUNC, S_VLAN)
 
 __all__ = ["link", "ether_chain"]
 
@@ -26,18 +27,18 @@ _HLE = struct.Struct("<H").unpack_from
 _I = struct.Struct("<I").unpack_from
 _IBE = struct.Struct(">I").unpack_from
 
-_VLAN_TPIDS = (0x8100, 0x88A8, 0x9100)
+_VLAN_TPIDS = (ETH_VLAN, ETH_QINQ, 0x9100)
 _IP6_AF = (10, 24, 28, 30)  # AF_INET6 on Linux, the BSDs and macOS
 _SNAP_OUIS = (b"\0\0\0", b"\0\0\xf8")  # RFC 1042 and 802.1H: the type is an ethertype
-_PPP_TYPES = {0x0021: 0x0800, 0x0057: 0x86DD, 0x0281: 0x8847}  # PPP protocol -> ethertype
-_ARCNET_TYPES = {0xF0: 0x0800, 0xD4: 0x0800, 0xF1: 0x0806, 0xD5: 0x0806,
-                 0xD6: 0x8035, 0xC4: 0x86DD}  # RFC 1051 and RFC 1201 protocol ids
+_PPP_TYPES = {0x0021: ETH_IPV4, 0x0057: ETH_IPV6, 0x0281: ETH_MPLS}  # PPP protocol -> ethertype
+_ARCNET_TYPES = {0xF0: ETH_IPV4, 0xD4: ETH_IPV4, 0xF1: ETH_ARP, 0xD5: ETH_ARP,
+                 0xD6: 0x8035, 0xC4: ETH_IPV6}  # RFC 1051 and RFC 1201 protocol ids
 _CUT = (-1, 0, S_TRUNC)
 
 
 def _af_type(af: int) -> int:
     """A BSD address family (loopback, enc, pflog): IPv4, IPv6, or 0 (not IP)."""
-    return 0x0800 if af == 2 else 0x86DD if af in _IP6_AF else 0
+    return ETH_IPV4 if af == 2 else ETH_IPV6 if af in _IP6_AF else 0
 
 
 def ether_chain(buf, base: int, n: int, off: int, et: int):
@@ -46,7 +47,7 @@ def ether_chain(buf, base: int, n: int, off: int, et: int):
     Returns ``(ethertype, offset, status)``; every step moves ``offset`` on, so
     the walk ends with the frame.
     """
-    if et == 0x0800 or et == 0x86DD:  # the common case: IP right away
+    if et == ETH_IPV4 or et == ETH_IPV6:  # the common case: IP right away
         return et, off, 0
     status = 0
     while True:
@@ -57,7 +58,7 @@ def ether_chain(buf, base: int, n: int, off: int, et: int):
             status |= S_VLAN
             (et,) = _H(buf, base + off + 2)
             off += 4
-        elif et in (0x8847, 0x8848):  # MPLS (RFC 3032): 4-byte labels until bottom of stack
+        elif et in (ETH_MPLS, 0x8848):  # MPLS (RFC 3032): 4-byte labels until bottom of stack
             o = off
             while True:
                 if n - o < 4:
@@ -69,16 +70,16 @@ def ether_chain(buf, base: int, n: int, off: int, et: int):
                 return -1, 0, status | S_TRUNC
             version = buf[base + o] >> 4
             if version == 4:
-                et = 0x0800
+                et = ETH_IPV4
             elif version == 6:
-                et = 0x86DD
+                et = ETH_IPV6
             elif version == 0 and n - o >= 18:  # pseudowire control word, then Ethernet
                 (et,) = _H(buf, base + o + 16)
                 o += 18
             else:
                 break  # another payload: the record keeps the MPLS type
             off = o
-        elif et == 0x8864:  # PPPoE session (RFC 2516): 6-byte header, PPP protocol
+        elif et == ETH_PPPOE:  # PPPoE session (RFC 2516): 6-byte header, PPP protocol
             if left < 8:
                 return -1, 0, status | S_TRUNC
             (ppp,) = _H(buf, base + off + 6)
@@ -235,7 +236,7 @@ def link(buf, base: int, n: int, linktype: int, nested: bool = False):
     if linktype == 11:  # RFC 1483 LLC-encapsulated ATM: LLC/SNAP right away
         return _llc(buf, base, n, 0)
     if linktype == 219:  # an MPLS label stack right away
-        return ether_chain(buf, base, n, 0, 0x8847)
+        return ether_chain(buf, base, n, 0, ETH_MPLS)
     if linktype in (204, 205):  # a direction byte, then PPP or Cisco HDLC
         if n < 1:
             return _CUT
@@ -244,11 +245,11 @@ def link(buf, base: int, n: int, linktype: int, nested: bool = False):
         if n < 1:
             return _CUT
         version = buf[base] >> 4
-        return (0x0800 if version == 4 else 0x86DD if version == 6 else 0), 0, 0
+        return (ETH_IPV4 if version == 4 else ETH_IPV6 if version == 6 else 0), 0, 0
     if linktype == 228:
-        return 0x0800, 0, 0
+        return ETH_IPV4, 0, 0
     if linktype == 229:
-        return 0x86DD, 0, 0
+        return ETH_IPV6, 0, 0
     if linktype in (9, 50):  # PPP (RFC 1661), PPP in HDLC-like framing (RFC 1662)
         if n >= 4 and buf[base] in (0x0F, 0x8F) and buf[base + 1] == 0:  # Cisco HDLC framing
             return ether_chain(buf, base, n, 4, _H(buf, base + 2)[0])
@@ -327,7 +328,7 @@ def link(buf, base: int, n: int, linktype: int, nested: bool = False):
         if n < 24:
             return _CUT
         family = buf[base + 1]
-        return (0x0800 if family == 2 else 0x86DD if family == 26 else -1), 24, 0
+        return (ETH_IPV4 if family == 2 else ETH_IPV6 if family == 26 else -1), 24, 0
     return -1, 0, 0
 
 
@@ -354,9 +355,9 @@ def _frame_relay(buf, base, n):
     nlpid = buf[base + off]
     off += 1
     if nlpid == 0xCC:
-        return 0x0800, off, 0
+        return ETH_IPV4, off, 0
     if nlpid == 0x8E:
-        return 0x86DD, off, 0
+        return ETH_IPV6, off, 0
     if nlpid == 0x80:  # SNAP: OUI, then the type
         if n < off + 5:
             return _CUT
@@ -378,7 +379,7 @@ def _nflog(buf, base, n):
         if tlen < 4:
             return -1, 0, 0
         if kind == 9:  # NFULA_PAYLOAD: the packet from its network header on
-            return (0x0800 if family == 2 else 0x86DD if family == 10 else -1), off + 4, 0
+            return (ETH_IPV4 if family == 2 else ETH_IPV6 if family == 10 else -1), off + 4, 0
         off += (tlen + 3) & ~3
         if off > n:
             break

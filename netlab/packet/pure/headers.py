@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import struct
 
-from netlab._pycore.checksum import internet_checksum, pseudo_header_sum
+from netlab.packet.fields import TCP_FLAG_NAMES
+from netlab.packet.pure.checksum import internet_checksum, pseudo_header_sum
 from netlab.errors import DecodeError
 
 __all__ = [
@@ -30,9 +31,6 @@ __all__ = [
     "decode_udp",
     "tcp_flag_names",
 ]
-
-# Bit 0 (0x01) first: FIN, SYN, RST, PSH, ACK, URG, ECE, CWR.
-TCP_FLAG_NAMES = ("FIN", "SYN", "RST", "PSH", "ACK", "URG", "ECE", "CWR")
 
 _IPV4 = struct.Struct(">BBHHHBBH4s4s")
 _TCP = struct.Struct(">HHIIBBHHH")

@@ -23,16 +23,17 @@ import re
 import socket
 from typing import Callable, List
 
-from netlab._pycore.decode import S_L4
+# Record fields read by name (netlab.packet.fields): rec[SPORT], not rec[10].
+from netlab.packet.fields import (DPORT, DST, ETH_ARP, ETH_IPV4, ETH_IPV6, ETHERTYPE,
+                                  IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP, PROTO,
+                                  S_L4, SPORT, SRC, STATUS)
 
 __all__ = ["Filter", "FilterError", "compile_filter", "predicate"]
 
 _TOKEN = re.compile(r"\s*(\(|\)|&&|\|\||!|[^\s()!]+)")
-_PROTOS = {"tcp": 6, "udp": 17, "icmp": 1, "icmp6": 58}
+_PROTOS = {"tcp": IPPROTO_TCP, "udp": IPPROTO_UDP, "icmp": IPPROTO_ICMP, "icmp6": IPPROTO_ICMPV6}
 _HELP = "use tcp, udp, icmp, icmp6, ip, ip6, arp, port N, host ADDR, and, or, not, parentheses"
 
-# Record field positions (netlab._pycore.decode.RECORD_FIELDS).
-_ET, _SRC, _DST, _PROTO, _SPORT, _DPORT, _STATUS = 6, 7, 8, 9, 10, 11, 18
 
 
 class FilterError(ValueError):
@@ -154,27 +155,27 @@ def _test(step: tuple) -> Callable[[tuple], bool]:
     op = step[0]
     if op == "proto":
         number = step[1]
-        return lambda r: r[_PROTO] == number
+        return lambda r: r[PROTO] == number
     if op == "ip":
-        return lambda r: r[_ET] == 0x0800 and r[_SRC] is not None
+        return lambda r: r[ETHERTYPE] == ETH_IPV4 and r[SRC] is not None
     if op == "ip6":
-        return lambda r: r[_ET] == 0x86DD and r[_SRC] is not None
+        return lambda r: r[ETHERTYPE] == ETH_IPV6 and r[SRC] is not None
     if op == "arp":
-        return lambda r: r[_ET] == 0x0806
+        return lambda r: r[ETHERTYPE] == ETH_ARP
     direction, value = step[1], step[2]
     if op == "port":
         def port_ok(r):
-            return bool(r[_STATUS] & S_L4) and r[_PROTO] in (6, 17)
+            return bool(r[STATUS] & S_L4) and r[PROTO] in (IPPROTO_TCP, IPPROTO_UDP)
         if direction == "src":
-            return lambda r: port_ok(r) and r[_SPORT] == value
+            return lambda r: port_ok(r) and r[SPORT] == value
         if direction == "dst":
-            return lambda r: port_ok(r) and r[_DPORT] == value
-        return lambda r: port_ok(r) and (r[_SPORT] == value or r[_DPORT] == value)
+            return lambda r: port_ok(r) and r[DPORT] == value
+        return lambda r: port_ok(r) and (r[SPORT] == value or r[DPORT] == value)
     if direction == "src":  # host
-        return lambda r: r[_SRC] == value
+        return lambda r: r[SRC] == value
     if direction == "dst":
-        return lambda r: r[_DST] == value
-    return lambda r: r[_SRC] == value or r[_DST] == value
+        return lambda r: r[DST] == value
+    return lambda r: r[SRC] == value or r[DST] == value
 
 
 def predicate(program) -> Callable[[tuple], bool]:

@@ -3,12 +3,14 @@
 Reading maps the file into memory (``mmap``): the kernel pages bytes in as the
 walk reaches them, and both packet backends read it in place, zero-copy. The
 walk gives the pages it has passed back every few megabytes (see
-:class:`netlab._pycore.capture.CaptureMap`), so a multi-gigabyte capture costs
+:class:`CaptureMap`), so a multi-gigabyte capture costs
 a few megabytes of memory, not its size. A gzip-compressed capture (``.gz``,
 recognised by its magic bytes, as Wireshark does) is unpacked into an unnamed
 temporary file first and read the same way. The walk itself (pcap and pcapng,
 both byte orders, micro- and nanoseconds) lives in the packet core, see
-:mod:`netlab._pycore.capture`.
+:mod:`netlab.packet.pure.capture`
+(its compiled twin: ``src_c/walk.h``). :class:`CaptureMap` and
+:class:`CaptureError` are shared by both cores, so they live here.
 
 Writing is not a hot path, so both writers are plain Python:
 
@@ -21,31 +23,51 @@ Writing is not a hot path, so both writers are plain Python:
 from __future__ import annotations
 
 import contextlib
-import gzip
 import mmap
 import os
-import shutil
 import struct
-import tempfile
 import time
-import zlib
 from typing import BinaryIO, Iterator, Optional, TypeVar, Union
+
+from netlab.errors import DecodeError
+from netlab.packet.fields import (LINKTYPE_ETHERNET, LINKTYPE_LINUX_SLL, LINKTYPE_LINUX_SLL2,
+                                  LINKTYPE_RAW)
 
 __all__ = [
     "LINKTYPE_ETHERNET", "LINKTYPE_LINUX_SLL", "LINKTYPE_LINUX_SLL2", "LINKTYPE_RAW",
-    "PcapWriter", "PcapngWriter", "convert_to_pcapng", "open_capture",
+    "CaptureError", "CaptureMap", "PcapWriter", "PcapngWriter", "convert_to_pcapng",
+    "open_capture",
 ]
-
-LINKTYPE_ETHERNET = 1
-LINKTYPE_RAW = 101
-LINKTYPE_LINUX_SLL = 113
-LINKTYPE_LINUX_SLL2 = 276
 
 PathLike = Union[str, "os.PathLike[str]"]
 _W = TypeVar("_W", bound="_CaptureWriter")
 
 
 _GZIP_MAGIC = b"\x1f\x8b"
+
+
+class CaptureError(DecodeError):
+    """A damaged capture file; ``offset`` is the byte offset of the bad record."""
+
+    def __init__(self, message: str, offset: int) -> None:
+        super().__init__(f"{message} at byte offset {offset}")
+        self.reason = message
+        self.offset = offset
+
+    def __reduce__(self):  # picklable (multiprocessing, pytest-xdist)
+        return (type(self), (self.reason, self.offset))
+
+
+class CaptureMap(mmap.mmap):
+    """A capture file mapped read-only and shared (what :func:`open_capture` makes).
+
+    A mapped file's pages stay in the process's memory (RSS) once touched, so
+    a walk over a ``CaptureMap`` gives the pages it has passed back to the
+    kernel every :data:`netlab.packet.fields.RELEASE_STEP` bytes
+    (``madvise(MADV_DONTNEED)``); they stay readable, the kernel pages them in
+    again from the file. Both cores do this only for this class: on any other
+    buffer the advice could drop data that exists nowhere else.
+    """
 
 
 @contextlib.contextmanager
@@ -70,8 +92,6 @@ def open_capture(path: PathLike) -> Iterator[Union[mmap.mmap, bytes]]:
 
 @contextlib.contextmanager
 def _mapped(f: BinaryIO) -> Iterator[Union[mmap.mmap, bytes]]:
-    from netlab._pycore.capture import CaptureMap  # the walk gives its pages back
-
     if os.fstat(f.fileno()).st_size == 0:
         yield b""
         return
@@ -87,7 +107,10 @@ def _mapped(f: BinaryIO) -> Iterator[Union[mmap.mmap, bytes]]:
 
 @contextlib.contextmanager
 def _gunzip(f: BinaryIO) -> Iterator[BinaryIO]:
-    from netlab._pycore.capture import CaptureError
+    import gzip  # only a compressed capture needs these: dissect starts faster without
+    import shutil
+    import tempfile
+    import zlib
 
     f.seek(0)
     with tempfile.TemporaryFile(prefix="netlab-gunzip-") as plain:

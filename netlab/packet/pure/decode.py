@@ -1,10 +1,10 @@
 """Decode captured frames into compact records: the readable twin of ``walk.h``.
 
-One frame becomes one tuple (a *record*, fields in :data:`RECORD_FIELDS`), the
+One frame becomes one tuple (a *record*, fields in :data:`netlab.packet.fields.RECORD_FIELDS`), the
 same on both backends, so that ``dissect``, ``sniff`` and the tests can handle
 millions of them cheaply. The walk goes link layer -> network -> transport:
 
-* link (:mod:`netlab._pycore.links`): Ethernet (RFC 894) with VLAN tags, MPLS,
+* link (:mod:`netlab.packet.pure.links`): Ethernet (RFC 894) with VLAN tags, MPLS,
   PPPoE, PBB, FabricPath and LLC/SNAP walked; Linux cooked capture v1 and v2,
   BSD/OpenBSD loopback, raw IP, PPP, Cisco HDLC, Frame Relay, 802.11 (plain,
   radiotap, PPI), NFLOG, FDDI, IP over InfiniBand, ARCnet, PKTAP, ipnet;
@@ -29,41 +29,17 @@ from __future__ import annotations
 import socket
 import struct
 
-from netlab._pycore.checksum import internet_checksum, pseudo_header_sum
-from netlab._pycore.links import link
-# The status bits are named once, in netlab._pycore.status (walk.h mirrors them).
-from netlab._pycore.status import (S_CHECKED, S_EXTHDR, S_FRAG, S_IPCSUM_BAD, S_IPOPT, S_L4,
-                                   S_L4_PART, S_L4CSUM_BAD, S_L4CSUM_OK, S_MALFORMED, S_TRUNC,
-                                   S_VLAN)
+from netlab.packet.fields import (ETH_IPV4, ETH_IPV6, IPPROTO_AH, IPPROTO_DSTOPTS,
+                                  IPPROTO_FRAGMENT, IPPROTO_HOPOPTS, IPPROTO_ICMP, IPPROTO_ICMPV6,
+                                  IPPROTO_ROUTING, IPPROTO_TCP, IPPROTO_UDP, RECORD_FIELDS,
+                                  S_CHECKED, S_EXTHDR, S_FRAG, S_IPCSUM_BAD, S_IPOPT, S_L4,
+                                  S_L4_PART, S_L4CSUM_BAD, S_L4CSUM_OK, S_MALFORMED, S_TRUNC)
+from netlab.packet.options import tcp_options
+from netlab.packet.pure.checksum import internet_checksum, pseudo_header_sum
+from netlab.packet.pure.links import link
 
-__all__ = [
-    "RECORD_FIELDS",
-    "S_CHECKED", "S_EXTHDR", "S_FRAG", "S_IPCSUM_BAD", "S_IPOPT", "S_L4",
-    "S_L4CSUM_BAD", "S_L4CSUM_OK", "S_L4_PART", "S_MALFORMED", "S_TRUNC", "S_VLAN",
-    "decode_frame", "tcp_options",
-]
-
-RECORD_FIELDS = (
-    "offset",       # where the frame starts in the file (0 for a lone frame)
-    "ts_ns",        # capture time, nanoseconds since 1970
-    "caplen",       # bytes captured
-    "wirelen",      # bytes on the wire
-    "ifid",         # pcapng interface number (0 in pcap)
-    "linktype",     # LINKTYPE_* of the frame (1 Ethernet, 113 SLL, 276 SLL2, 101 raw...)
-    "ethertype",    # 0x0800, 0x86dd, 0x0806... after VLAN/MPLS/PPPoE...; -1: the link names none
-    "src",          # source address as text, None when not IP
-    "dst",          # destination address as text
-    "proto",        # IP protocol number (6 TCP, 17 UDP, 1 ICMP, 58 ICMPv6); -1 none
-    "sport",        # source port (ICMP: type); also read from a cut header (S_L4_PART)
-    "dport",        # destination port (ICMP: code)
-    "flags",        # TCP flags, 9 bits (FIN=0x01 ... CWR=0x80, NS=0x100)
-    "seq",          # TCP sequence number
-    "ack",          # TCP acknowledgment number
-    "l4_off",       # transport header offset in the frame (0 when none)
-    "payload_off",  # transport payload offset in the frame
-    "payload_len",  # transport payload length (captured bytes)
-    "status",       # S_* bits (netlab._pycore.status)
-)
+# The fields of a record, and an index for each, are named in netlab.packet.fields.
+__all__ = ["RECORD_FIELDS", "decode_at", "decode_frame", "decoded", "tcp_options"]
 
 _H = struct.Struct(">H").unpack_from
 _IBE = struct.Struct(">I").unpack_from
@@ -97,32 +73,47 @@ def _name6(raw: bytes) -> str:
     return name
 
 
-def _decode(buf, base: int, n: int, linktype: int, checks: bool) -> tuple:
+def decoded(ethertype: int, status: int, src=None, dst=None, proto: int = -1, sport: int = 0,
+            dport: int = 0, flags: int = 0, seq: int = 0, ack: int = 0, l4_off: int = 0,
+            payload_off: int = 0, payload_len: int = 0) -> tuple:
+    """What a frame's bytes say, by name: the record's fields from ``ethertype`` to ``status``.
+
+    The walk stops at the first header it cannot read; every field it did not
+    reach keeps its "nothing here" value: no address (None), no protocol
+    (-1), zero ports, numbers and offsets. (The first six fields, where the
+    frame lies in the file and when it was captured, come from the capture
+    walk in :mod:`netlab.packet.pure.capture`.)
+    """
+    return (ethertype, src, dst, proto, sport, dport, flags, seq, ack, l4_off, payload_off,
+            payload_len, status)
+
+
+def decode_at(buf, base: int, n: int, linktype: int, checks: bool) -> tuple:
     """Decode the frame ``buf[base:base + n]``; returns the record fields from ethertype on."""
-    # Link layer (netlab._pycore.links): the ethertype and where the network header starts.
+    # Link layer (netlab.packet.pure.links): the ethertype and where the network header starts.
     et, off, status = link(buf, base, n, linktype)
-    if et == 0x0800:
+    if et == ETH_IPV4:
         return _ipv4(buf, base, n, off, et, status, checks)
-    if et == 0x86DD:
+    if et == ETH_IPV6:
         return _ipv6(buf, base, n, off, et, status, checks)
-    return (et, None, None, -1, 0, 0, 0, 0, 0, 0, 0, 0, status)
+    return decoded(et, status)
 
 
 def _ipv4(buf, base, n, o, et, status, checks):
     # RFC 791: version/IHL, TOS, total length, id, flags+offset, TTL, protocol, checksum, src, dst
     if n - o < 20:
-        return (et, None, None, -1, 0, 0, 0, 0, 0, 0, 0, 0, status | S_TRUNC)
+        return decoded(et, status | S_TRUNC)
     vihl, _tos, tl, _id, frag, _ttl, proto, _csum, s, d = _IP4(buf, base + o)
     if vihl >> 4 != 4:
-        return (et, None, None, -1, 0, 0, 0, 0, 0, 0, 0, 0, status | S_MALFORMED)
+        return decoded(et, status | S_MALFORMED)
     ihl = (vihl & 15) * 4
     if ihl < 20:
-        return (et, None, None, -1, 0, 0, 0, 0, 0, 0, 0, 0, status | S_MALFORMED)
+        return decoded(et, status | S_MALFORMED)
     # Cached text first (one dict lookup each); format only a new address.
     src = _names4.get(s) or _name4(s)
     dst = _names4.get(d) or _name4(d)
     if n - o < ihl:  # options cut short: the fixed header still names both ends
-        return (et, src, dst, proto, 0, 0, 0, 0, 0, 0, 0, 0, status | S_TRUNC)
+        return decoded(et, status | S_TRUNC, src=src, dst=dst, proto=proto)
     if tl == 0:
         # Total length 0: a TSO / large-send or BIG TCP packet captured before
         # the NIC cut it up; its length is what was captured (as Wireshark and
@@ -130,7 +121,7 @@ def _ipv4(buf, base, n, o, et, status, checks):
         end = n
     else:
         if tl < ihl:
-            return (et, src, dst, proto, 0, 0, 0, 0, 0, 0, 0, 0, status | S_MALFORMED)
+            return decoded(et, status | S_MALFORMED, src=src, dst=dst, proto=proto)
         end = o + tl
         if end > n:
             end = n
@@ -144,12 +135,14 @@ def _ipv4(buf, base, n, o, et, status, checks):
         if internet_checksum(buf[base + o:base + o + ihl]) != 0:
             status |= S_IPCSUM_BAD
     if frag & 0x1FFF:  # a later fragment: the transport header was in the first one
-        return (et, src, dst, proto, 0, 0, 0, 0, 0, 0, o + ihl, end - o - ihl, status)
+        return decoded(et, status,
+                       src=src, dst=dst, proto=proto, payload_off=o + ihl,
+                       payload_len=end - o - ihl)
     return _transport(buf, base, o + ihl, end, et, src, dst, proto, status, checks,
                       (s, d) if checks else None)
 
 
-_EXT_LEN8 = (0, 43, 60)  # hop-by-hop, routing, destination options: (len + 1) * 8 bytes
+_EXT_LEN8 = (IPPROTO_HOPOPTS, IPPROTO_ROUTING, IPPROTO_DSTOPTS)  # (len + 1) * 8 bytes each
 
 
 def _jumbo(buf, base, n, h) -> int:
@@ -179,14 +172,14 @@ def _jumbo(buf, base, n, h) -> int:
 
 def _ipv6(buf, base, n, o, et, status, checks):
     if n - o < 40:
-        return (et, None, None, -1, 0, 0, 0, 0, 0, 0, 0, 0, status | S_TRUNC)
+        return decoded(et, status | S_TRUNC)
     vtc, _tc, _fl, plen, nh, _hlim = _IP6(buf, base + o)
     if vtc >> 4 != 6:
-        return (et, None, None, -1, 0, 0, 0, 0, 0, 0, 0, 0, status | S_MALFORMED)
+        return decoded(et, status | S_MALFORMED)
     raw_src = bytes(buf[base + o + 8:base + o + 24])
     raw_dst = bytes(buf[base + o + 24:base + o + 40])
     src, dst = _name6(raw_src), _name6(raw_dst)
-    if plen == 0 and nh == 0:
+    if plen == 0 and nh == IPPROTO_HOPOPTS:
         plen = _jumbo(buf, base, n, o + 40)
     if plen == 0:  # 0 and no jumbo option: TSO, read like IPv4's total length 0
         plen = n - o - 40
@@ -201,24 +194,26 @@ def _ipv6(buf, base, n, o, et, status, checks):
     # Walk every extension header (RFC 8200 section 4): each is 8 bytes or
     # more, so the walk ends with the packet.
     while True:
-        if nh in _EXT_LEN8 or nh == 51:
+        if nh in _EXT_LEN8 or nh == IPPROTO_AH:
             if end - cur < 8:
-                return (et, src, dst, nh, 0, 0, 0, 0, 0, 0, 0, 0, status | S_TRUNC)
-            hl = (buf[base + cur + 1] + 2) * 4 if nh == 51 else (buf[base + cur + 1] + 1) * 8
+                return decoded(et, status | S_TRUNC, src=src, dst=dst, proto=nh)
+            size = buf[base + cur + 1]  # in 4-byte units beyond 2 (AH), 8-byte beyond 1 (others)
+            hl = (size + 2) * 4 if nh == IPPROTO_AH else (size + 1) * 8
             if end - cur < hl:
-                return (et, src, dst, nh, 0, 0, 0, 0, 0, 0, 0, 0, status | S_TRUNC)
+                return decoded(et, status | S_TRUNC, src=src, dst=dst, proto=nh)
             status |= S_EXTHDR
             nh = buf[base + cur]
             cur += hl
-        elif nh == 44:  # fragment header: next header, reserved, offset+M, id
+        elif nh == IPPROTO_FRAGMENT:  # fragment header: next header, reserved, offset+M, id
             if end - cur < 8:
-                return (et, src, dst, nh, 0, 0, 0, 0, 0, 0, 0, 0, status | S_TRUNC)
+                return decoded(et, status | S_TRUNC, src=src, dst=dst, proto=nh)
             status |= S_EXTHDR | S_FRAG
             (fo,) = _H(buf, base + cur + 2)
             nh = buf[base + cur]
             cur += 8
             if fo & 0xFFF8:
-                return (et, src, dst, nh, 0, 0, 0, 0, 0, 0, cur, end - cur, status)
+                return decoded(et, status,
+                               src=src, dst=dst, proto=nh, payload_off=cur, payload_len=end - cur)
         else:
             break
     return _transport(buf, base, cur, end, et, src, dst, nh, status, checks,
@@ -229,19 +224,23 @@ def _transport(buf, base, o, end, et, src, dst, proto, status, checks, addrs):
     seg = end - o
     covered = seg  # what the checksum covers: the segment, or the UDP length
     sport = dport = flags = seq = ack = 0
-    if (proto == 6 or proto == 17) and 4 <= seg < (20 if proto == 6 else 8):
+    if (proto == IPPROTO_TCP or proto == IPPROTO_UDP) and \
+            4 <= seg < (20 if proto == IPPROTO_TCP else 8):
         # Cut inside the header: its first four bytes still name the ports,
         # as tshark and tcpdump show them.
         sport, dport = _PORTS(buf, base + o)
-        return (et, src, dst, proto, sport, dport, 0, 0, 0, o, o, seg,
-                status | S_TRUNC | S_L4_PART)
-    if proto == 6:
+        return decoded(et, status | S_TRUNC | S_L4_PART,
+                       src=src, dst=dst, proto=proto, sport=sport, dport=dport, l4_off=o,
+                       payload_off=o, payload_len=seg)
+    if proto == IPPROTO_TCP:
         if seg < 20:
-            return (et, src, dst, proto, 0, 0, 0, 0, 0, o, o, seg, status | S_TRUNC)
+            return decoded(et, status | S_TRUNC,
+                           src=src, dst=dst, proto=proto, l4_off=o, payload_off=o, payload_len=seg)
         sport, dport, seq, ack, offb, fl = _TCP(buf, base + o)
         doff = (offb >> 4) * 4
         if doff < 20:
-            return (et, src, dst, proto, 0, 0, 0, 0, 0, o, o, seg, status | S_MALFORMED)
+            return decoded(et, status | S_MALFORMED,
+                           src=src, dst=dst, proto=proto, l4_off=o, payload_off=o, payload_len=seg)
         flags = fl | (offb & 1) << 8
         if seg < doff:
             # Options cut short (a small snaplen): the fixed header still gives
@@ -250,9 +249,10 @@ def _transport(buf, base, o, end, et, src, dst, proto, status, checks, addrs):
             status |= S_TRUNC
         else:
             poff, plen = o + doff, seg - doff
-    elif proto == 17:
+    elif proto == IPPROTO_UDP:
         if seg < 8:
-            return (et, src, dst, proto, 0, 0, 0, 0, 0, o, o, seg, status | S_TRUNC)
+            return decoded(et, status | S_TRUNC,
+                           src=src, dst=dst, proto=proto, l4_off=o, payload_off=o, payload_len=seg)
         sport, dport, ulen = _UDP(buf, base + o)
         # RFC 768: the UDP length ends the datagram, bytes after it are not
         # payload. 0 belongs to a jumbogram (RFC 2675) or a GSO super-packet
@@ -268,17 +268,22 @@ def _transport(buf, base, o, end, et, src, dst, proto, status, checks, addrs):
             ulen = seg
         covered = ulen
         poff, plen = o + 8, ulen - 8
-    elif proto == 1 or proto == 58:
+    elif proto == IPPROTO_ICMP or proto == IPPROTO_ICMPV6:
         if seg < 4:
-            return (et, src, dst, proto, 0, 0, 0, 0, 0, o, o, seg, status | S_TRUNC)
+            return decoded(et, status | S_TRUNC,
+                           src=src, dst=dst, proto=proto, l4_off=o, payload_off=o, payload_len=seg)
         sport, dport = buf[base + o], buf[base + o + 1]  # ICMP type and code
         poff, plen = (o + 8, seg - 8) if seg >= 8 else (end, 0)
     else:
-        return (et, src, dst, proto, 0, 0, 0, 0, 0, o, o, seg, status)
+        return decoded(et, status,
+                       src=src, dst=dst, proto=proto, l4_off=o, payload_off=o, payload_len=seg)
     status |= S_L4
     if checks and not status & (S_TRUNC | S_FRAG | S_MALFORMED):
         status |= _verify(buf, base, o, covered, proto, addrs)
-    return (et, src, dst, proto, sport, dport, flags, seq, ack, o, poff, plen, status)
+    # The common case, once per TCP/UDP/ICMP packet: the names that match a
+    # field go by position (their order is the record's), the rest by name.
+    return decoded(et, status, src, dst, proto, sport, dport, flags, seq, ack,
+                   l4_off=o, payload_off=poff, payload_len=plen)
 
 
 def _verify(buf, base, o, seg, proto, addrs) -> int:
@@ -286,10 +291,10 @@ def _verify(buf, base, o, seg, proto, addrs) -> int:
     segment = buf[base + o:base + o + seg]
     s, d = addrs
     if isinstance(s, int):  # IPv4 addresses came as integers
-        if proto == 17 and _H(buf, base + o + 6)[0] == 0:
+        if proto == IPPROTO_UDP and _H(buf, base + o + 6)[0] == 0:
             return S_L4CSUM_OK  # RFC 768: zero means "no checksum computed"
         s, d = s.to_bytes(4, "big"), d.to_bytes(4, "big")
-    initial = 0 if proto == 1 else pseudo_header_sum(s, d, proto, seg)
+    initial = 0 if proto == IPPROTO_ICMP else pseudo_header_sum(s, d, proto, seg)
     return S_L4CSUM_OK if internet_checksum(segment, initial) == 0 else S_L4CSUM_BAD
 
 
@@ -303,51 +308,5 @@ def decode_frame(data, linktype: int = 1, checks: bool = False, ts_ns: int = 0,
     if not isinstance(data, bytes):
         data = bytes(data)
     n = len(data)
-    return (0, ts_ns, n, n if wirelen < 0 else wirelen, 0, linktype) + _decode(
+    return (0, ts_ns, n, n if wirelen < 0 else wirelen, 0, linktype) + decode_at(
         data, 0, n, linktype, checks)
-
-
-# --- TCP options (RFC 9293 section 3.1, RFC 7323, RFC 2018) -------------------
-
-_OPT_NAMES = {0: "eol", 1: "nop", 2: "mss", 3: "wscale", 4: "sackOK", 5: "sack", 8: "ts"}
-
-
-def tcp_options(data) -> list:
-    """Parse TCP option bytes into ``[(name, value), ...]``.
-
-    ``mss`` -> int, ``wscale`` -> shift count, ``sackOK`` -> None, ``sack`` ->
-    list of (left, right) edges, ``ts`` -> (value, echo reply); ``nop`` -> None;
-    unknown kinds -> (``"opt-KIND"``, raw bytes). A damaged list ends with
-    ``("bad", remaining bytes)``; parsing stops at ``eol``.
-    """
-    raw = bytes(data)
-    out = []
-    i, n = 0, len(raw)
-    while i < n:
-        kind = raw[i]
-        if kind == 0:
-            out.append(("eol", None))
-            break
-        if kind == 1:
-            out.append(("nop", None))
-            i += 1
-            continue
-        if i + 1 >= n or raw[i + 1] < 2 or i + raw[i + 1] > n:
-            out.append(("bad", raw[i:]))
-            break
-        length = raw[i + 1]
-        body = raw[i + 2:i + length]
-        if kind == 2 and length == 4:
-            out.append(("mss", (body[0] << 8) | body[1]))
-        elif kind == 3 and length == 3:
-            out.append(("wscale", body[0]))
-        elif kind == 4 and length == 2:
-            out.append(("sackOK", None))
-        elif kind == 5 and length >= 2 and (length - 2) % 8 == 0:
-            out.append(("sack", [struct.unpack_from(">II", body, j) for j in range(0, length - 2, 8)]))
-        elif kind == 8 and length == 10:
-            out.append(("ts", struct.unpack(">II", body)))
-        else:
-            out.append((f"opt-{kind}", body))
-        i += length
-    return out

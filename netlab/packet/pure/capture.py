@@ -29,26 +29,12 @@ import mmap
 import struct
 from typing import Iterator, Tuple
 
-from netlab._pycore.decode import _decode
-from netlab.errors import DecodeError
+from netlab.packet import fields as F
+from netlab.packet.fields import MAX_CAPLEN, RELEASE_STEP
+from netlab.packet.pcap import CaptureError, CaptureMap
+from netlab.packet.pure.decode import decode_at
 
-__all__ = ["MAX_CAPLEN", "RELEASE_STEP", "CaptureError", "CaptureMap", "capture_info",
-           "iter_frames"]
-
-MAX_CAPLEN = 262144   # what libpcap accepts for one record
-RELEASE_STEP = 8 << 20  # a walk over a CaptureMap gives back the pages behind it this often
-
-
-class CaptureError(DecodeError):
-    """A damaged capture file; ``offset`` is the byte offset of the bad record."""
-
-    def __init__(self, message: str, offset: int) -> None:
-        super().__init__(f"{message} at byte offset {offset}")
-        self.reason = message
-        self.offset = offset
-
-    def __reduce__(self):  # picklable (multiprocessing, pytest-xdist)
-        return (type(self), (self.reason, self.offset))
+__all__ = ["CaptureError", "CaptureMap", "capture_info", "iter_frames"]
 
 
 _BE32 = struct.Struct(">I")
@@ -67,18 +53,6 @@ _MAGIC = {  # first four bytes read big-endian -> (byte order, fraction multipli
 }
 _SHB = 0x0A0D0D0A
 _I64 = {"<": struct.Struct("<q"), ">": struct.Struct(">q")}
-
-
-class CaptureMap(mmap.mmap):
-    """A capture file mapped read-only and shared (what :func:`netlab.pcap.open_capture` makes).
-
-    A mapped file's pages stay in the process's memory (RSS) once touched, so
-    a walk over a ``CaptureMap`` gives the pages it has passed back to the
-    kernel every :data:`RELEASE_STEP` bytes (``madvise(MADV_DONTNEED)``); they
-    stay readable, the kernel pages them in again from the file. Both cores
-    do this only for this class: on any other buffer the advice could drop
-    data that exists nowhere else.
-    """
 
 
 def _release(buf, done: int, upto: int) -> int:
@@ -148,7 +122,7 @@ def walk(buf, checks):
     """Frames (``checks=None``) or whole records (``checks`` True/False) of ``buf``.
 
     Decoding inside the framing loop saves the records path one generator
-    level per packet; :func:`netlab._pycore.aggregate.iter_records` uses it.
+    level per packet; :func:`netlab.packet.pure.aggregate.iter_records` uses it.
     """
     fmt, order, mult, _snaplen, linktype = _open(buf)  # a bad file header raises now
     release = isinstance(buf, CaptureMap)
@@ -158,7 +132,7 @@ def walk(buf, checks):
 
 
 def _pcap_frames(buf, order, mult, linktype, checks, release):
-    decode = _decode
+    decode = decode_at
     rec = _PCAP_REC[order].unpack_from
     n = len(buf)
     pos = 24
@@ -240,9 +214,9 @@ def _pcapng_frames(buf, checks, release):
             frame = (pos + 28, _ts_to_ns((hi << 32) | lo, res, tsoffset), caplen, wirelen, ifid,
                      linktype)
             pos += total
-            if release and frame[0] - done >= RELEASE_STEP:
-                done = _release(buf, done, frame[0])
-            yield frame if checks is None else frame + _decode(buf, frame[0], caplen, linktype, checks)
+            if release and frame[F.OFFSET] - done >= RELEASE_STEP:
+                done = _release(buf, done, frame[F.OFFSET])
+            yield frame if checks is None else frame + decode_at(buf, frame[F.OFFSET], caplen, linktype, checks)
             continue
         elif btype == 3:
             # Simple packet block: interface 0, no timestamp, caplen implied:
@@ -258,9 +232,9 @@ def _pcapng_frames(buf, checks, release):
                 caplen = min(caplen, snaplen)
             frame = (pos + 12, 0, caplen, wirelen, 0, links[0][0])
             pos += total
-            if release and frame[0] - done >= RELEASE_STEP:
-                done = _release(buf, done, frame[0])
-            yield frame if checks is None else frame + _decode(buf, frame[0], caplen, frame[5], checks)
+            if release and frame[F.OFFSET] - done >= RELEASE_STEP:
+                done = _release(buf, done, frame[F.OFFSET])
+            yield frame if checks is None else frame + decode_at(buf, frame[F.OFFSET], caplen, frame[F.LINKTYPE], checks)
             continue
         # other blocks (statistics, name resolution, custom): skipped
         pos += total
