@@ -10,7 +10,8 @@ import sys
 import textwrap
 from typing import Any, Callable, Iterable, Optional, Sequence, TypeVar
 
-__all__ = ["add_json_flag", "checked_number", "port_number", "print_json", "print_table"]
+__all__ = ["add_json_flag", "checked_number", "port_number", "print_json", "print_table",
+           "print_wrapped", "terminal_width"]
 
 N = TypeVar("N", int, float)
 
@@ -80,6 +81,7 @@ def print_wrapped(text: str, file=None, hang: int = 0) -> None:
             line, width, subsequent_indent=" " * hang, break_on_hyphens=False) or [""]
         for piece in pieces:
             print(piece, file=file)
+    file.flush()
 
 
 def print_table(rows: Iterable[Sequence[Any]], headers: Sequence[str], file=None,
@@ -88,7 +90,9 @@ def print_table(rows: Iterable[Sequence[Any]], headers: Sequence[str], file=None
 
     A table wider than ``width`` (default: the terminal's, see
     :func:`terminal_width`; none into a pipe) wraps its last column onto
-    continuation lines that start under the column, so every line fits.
+    continuation lines that start under the column; when even that cannot
+    fit, the columns are split into tables printed one below the other, each
+    starting with the first column (the row's name), so every line fits.
     """
     file = file or sys.stdout
     if width is None:
@@ -98,6 +102,35 @@ def print_table(rows: Iterable[Sequence[Any]], headers: Sequence[str], file=None
     for row in text:
         for i, cell in enumerate(row):
             widths[i] = max(widths[i], len(cell))
+    for n, columns in enumerate(_column_groups(widths, width)):
+        if n:
+            print(file=file)
+        _print_columns([[row[i] for i in columns] for row in text], [headers[i] for i in columns],
+                       [widths[i] for i in columns], width, file)
+    file.flush()
+
+
+def _column_groups(widths: Sequence[int], width: Optional[int]) -> list:
+    """Indexes of the columns of each table to print: all in one when the
+    table fits ``width`` (its last column may wrap to 12 or more), else the
+    first column followed by as many of the others as fit, group by group."""
+    def fits(group):
+        return sum(widths[i] + 2 for i in group[:-1]) + min(widths[group[-1]], 12) <= width
+
+    everything = list(range(len(widths)))
+    if width is None or len(widths) < 3 or fits(everything):
+        return [everything]
+    groups = [[0, 1]]
+    for i in everything[2:]:
+        if fits(groups[-1] + [i]):
+            groups[-1].append(i)
+        else:
+            groups.append([0, i])
+    return groups
+
+
+def _print_columns(text: list, headers: Sequence[str], widths: list, width: Optional[int],
+                   file) -> None:
     indent = sum(widths[:-1]) + 2 * (len(widths) - 1)
     last = widths[-1]
     if width is not None and indent + last > width and width - indent >= 12:
@@ -111,4 +144,3 @@ def print_table(rows: Iterable[Sequence[Any]], headers: Sequence[str], file=None
         for n, piece in enumerate(pieces or [""]):
             lead = head if n == 0 else " " * len(head)
             print(f"{lead}  {piece}".rstrip() if row[:-1] else piece.rstrip(), file=file)
-    file.flush()

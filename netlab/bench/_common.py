@@ -24,7 +24,7 @@ import time
 from types import ModuleType
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-from netlab._cliutil import add_json_flag, checked_number, print_json, print_table
+from netlab._cliutil import add_json_flag, checked_number, print_json, print_table, print_wrapped
 from netlab.errors import NetlabError, UsageError
 
 __all__ = [
@@ -270,7 +270,7 @@ def emit(args: argparse.Namespace, results: List[Dict[str, Any]], columns: Seque
     print_table([[_cell(r.get(key), key) for key, _ in columns] for r in results],
                 [title for _, title in columns])
     for note in notes:
-        print(note)
+        print_wrapped(note, hang=2)
     sys.stdout.flush()
 
 

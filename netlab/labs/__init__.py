@@ -56,17 +56,27 @@ def get_lab(number: int) -> Lab:
 
 
 def list_labs(cwd: Optional[str] = None) -> List[dict]:
-    """One dict per lab: number, slug, title, lessons, max_score and the last result if any."""
+    """One dict per lab: number, slug, title, lessons, max_score, folder and the last result.
+
+    ``folder`` is the folder ``netlab lab check N`` grades from ``cwd`` (None
+    when there is none yet); ``last_result["path"]`` the folder that was
+    checked last from ``cwd`` (it may be another one, given by --path).
+    """
     results = load_results(cwd)
     rows = []
     for number in sorted(LABS):
         lab = LABS[number]
+        try:
+            folder: Optional[str] = locate_lab_dir(lab, None, cwd)
+        except NetlabError:
+            folder = None
         rows.append({
             "number": number,
             "slug": lab.slug,
             "title": lab.title,
             "lessons": [f"docs/lessons/{page}" for page in lab.lessons],
             "max_score": lab.max_score,
+            "folder": folder,
             "last_result": results.get(str(number)),
         })
     return rows
