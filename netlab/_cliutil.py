@@ -60,9 +60,15 @@ def print_json(value: Any) -> None:
 
 def terminal_width() -> Optional[int]:
     """Columns to fit output into: $COLUMNS, else the terminal's; None when
-    output goes to a pipe or file (no terminal to fit: lines stay whole for grep)."""
+    output goes to a pipe or file (no terminal to fit: lines stay whole for grep).
+
+    $COLUMNS beside a $LINES counts only on a terminal: GNU readline, which
+    many programs load (Python's pdb and pytest among them), exports both
+    into the environment of every child, so a child writing into a pipe with
+    both set was not asked for a width by anyone.
+    """
     columns = os.environ.get("COLUMNS", "")
-    if columns.isdigit() and int(columns) > 0:
+    if columns.isdigit() and int(columns) > 0 and not os.environ.get("LINES"):
         return max(40, int(columns))
     try:
         if sys.stdout.isatty():

@@ -35,7 +35,8 @@ from tests.conftest import ROOT, netlab_env, run_netlab
 
 EXERCISES = os.path.join(ROOT, "exercises")
 SAMPLES = os.path.join(ROOT, "netlab", "data", "samples")
-COLUMNS = {"COLUMNS": "80"}
+# LINES cleared: a $LINES from the environment would make netlab ignore COLUMNS in a pipe.
+COLUMNS = {"COLUMNS": "80", "LINES": ""}
 ISOLATED, WHY = sandbox.isolation_status()
 
 
@@ -98,6 +99,7 @@ def test_every_help_fits_80_columns(monkeypatch):
     from netlab.cli import ALL, build_parser
 
     monkeypatch.setenv("COLUMNS", "80")
+    monkeypatch.delenv("LINES", raising=False)
     seen = set()
     for prog, parser in _parsers(build_parser(ALL)):
         assert not too_wide(parser.format_help()), prog
@@ -128,6 +130,7 @@ def test_every_hint_and_check_name_of_every_lab_fits(monkeypatch, capsys):
     from netlab.commands.lab import _print_result
 
     monkeypatch.setenv("COLUMNS", "80")
+    monkeypatch.delenv("LINES", raising=False)
     for lab in LABS.values():
         levels = max(len(c.hints) for c in lab.checks)
         for level in range(levels):
@@ -207,14 +210,17 @@ class Background:
 
     def stop(self):
         self.proc.send_signal(signal.SIGINT)
-        out, err = self.proc.communicate(timeout=30)
+        self.proc.wait(timeout=30)  # the outputs are a few lines: no pipe fills up
+        out, err = self.proc.stdout.read(), self.proc.stderr.read()  # also what readline buffered
         assert self.proc.returncode == 0, err
         return "".join(self.head) + out, err
 
     def close(self):
         if self.proc.poll() is None:
             self.proc.kill()
-            self.proc.communicate()
+            self.proc.wait()
+        self.proc.stdout.close()
+        self.proc.stderr.close()
 
 
 @pytest.fixture
@@ -274,7 +280,16 @@ def test_redirect_start_and_summary_fit(background, link):
 
 
 def test_a_pipe_without_columns_keeps_lines_whole(netlab_cli):
-    """Scripts that grep the output see each note on one line, as before."""
+    """Scripts that grep the output see each note on one line, as before,
+    also when COLUMNS and LINES come from GNU readline in a parent process."""
+    inherited = subprocess.run(
+        [sys.executable, "-c", "import readline, subprocess, sys; "
+         "sys.exit(subprocess.run([sys.executable, '-m', 'netlab', 'ports', '7']).returncode)"],
+        capture_output=True, text=True, env=netlab_env({"COLUMNS": ""}), cwd=ROOT, timeout=60,
+        stdin=subprocess.DEVNULL)
+    assert inherited.returncode == 0, inherited.stderr
+    assert any(line.startswith("7/udp [amplification]") and "CERT CA-1996-01" in line
+               for line in inherited.stdout.splitlines()), inherited.stdout
     out = netlab_cli("ports", "7", env={"COLUMNS": ""})
     assert out.returncode == 0, out.stderr
     assert any(line.startswith("7/udp [amplification]") and "CERT CA-1996-01" in line
