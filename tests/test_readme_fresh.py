@@ -64,11 +64,28 @@ def _local_sources():
     return list(dict.fromkeys(indexes)), [p for p in dict.fromkeys(links) if os.path.isdir(p)]
 
 
-def _carried(name: str, indexes, links) -> bool:
+def _local_versions(name: str, indexes, links) -> set:
+    """The versions of ``name`` that the local indexes and find-links folders carry."""
     key = _canonical(name)
-    if any(os.path.isdir(os.path.join(u[len("file://"):], key)) for u in indexes):
-        return True
-    return any(_canonical(f.split("-")[0]) == key for d in links for f in os.listdir(d))
+    files = [f for d in links for f in os.listdir(d)]
+    for url in indexes:
+        page = os.path.join(url[len("file://"):], key, "index.html")
+        if os.path.isfile(page):
+            with open(page, encoding="utf-8", errors="replace") as f:
+                files += [h.split("#")[0].rsplit("/", 1)[-1]
+                          for h in re.findall(r'href="([^"]+)"', f.read())]
+    versions = set()
+    for filename in files:
+        if filename.endswith(".whl"):
+            project, version = filename.split("-")[:2]
+        elif filename.endswith((".tar.gz", ".zip")):
+            project, _, version = filename.rsplit(".tar.gz" if filename.endswith(".tar.gz")
+                                                  else ".zip", 1)[0].rpartition("-")
+        else:
+            continue
+        if _canonical(project) == key:
+            versions.add(version)
+    return versions
 
 
 def _needed():
@@ -102,14 +119,14 @@ def _needed():
     return found
 
 
-def _repack(dist, folder: Path) -> None:
-    """A wheel of an installed pure-Python distribution, from the files its RECORD lists."""
+def _repack(dist, folder: Path) -> bool:
+    """A wheel of an installed pure-Python distribution, from the files its RECORD lists
+    (False, and no wheel, for a compiled one)."""
     wheel_meta = dist.read_text("WHEEL") or ""
     tag = re.search(r"^Tag: (\S+)", wheel_meta, re.M)
     name = dist.metadata["Name"]
     if "Root-Is-Purelib: true" not in wheel_meta or not tag or not tag.group(1).endswith("none-any"):
-        pytest.skip(f"{name} is compiled and no package source on this machine carries it: "
-                    f"this test installs offline only")
+        return False  # compiled: no wheel to make from what is installed
     stem = f"{re.sub(r'[-_.]+', '_', name)}-{dist.version}"
     info = f"{stem}.dist-info"
     record = io.StringIO()
@@ -130,18 +147,25 @@ def _repack(dist, folder: Path) -> None:
             rows.writerow([arcname, "sha256=" + digest.decode(), len(data)])
         rows.writerow([f"{info}/RECORD", "", ""])
         whl.writestr(f"{info}/RECORD", record.getvalue())
+    return True
 
 
 def _offline_pip_env(tmp: Path) -> dict:
     indexes, links = _local_sources()
     lent = tmp / "lent-wheels"
     lent.mkdir()
+    # This interpreter's version of each package is known to fit the others: lend it
+    # where no local source has it (a local index may carry only older releases).
     for key, dist in sorted(_needed().items()):
-        if not _carried(key, indexes, links):
-            if dist is None:
-                pytest.skip(f"{key} is neither installed here nor in a package source on this "
-                            f"machine: this test installs offline only")
-            _repack(dist, lent)
+        carried = _local_versions(key, indexes, links)
+        if dist is None or dist.version in carried:
+            if not carried:
+                pytest.skip(f"{key} is neither installed here nor in a package source on "
+                            f"this machine: this test installs offline only")
+            continue
+        if not _repack(dist, lent) and not carried:
+            pytest.skip(f"{key} is compiled and no package source on this machine carries "
+                        f"it: this test installs offline only")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PIP_", "NETLAB_"))
            and k not in ("PYTHONPATH", "VIRTUAL_ENV", "PYTHONHOME")}
     # Only the sources on this disk: no configuration file (it may name a registry).
