@@ -42,8 +42,8 @@ def pure_python_requested() -> bool:
     return os.environ.get(OPT_OUT, "").strip() not in ("", "0")
 
 
-#: Set by the command line (netlab.cli.main): only a running command speaks on
-#: stderr about a fallback; a library import stays quiet (BACKEND_REASON tells).
+#: Set by the command line (netlab.cli.main), so that only a running command speaks
+#: on stderr about a fallback; a library import stays quiet (BACKEND_REASON tells).
 CLI_ACTIVE = False
 _twin_noted = False
 

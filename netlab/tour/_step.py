@@ -53,7 +53,7 @@ class TourContext:
         self.out = out
         self.host = HOST
         self.seed = seed
-        #: False: decode the shipped sample capture even when a live capture is possible.
+        #: False to decode the shipped sample capture even when a live capture is possible.
         self.live = live
         self.stack = contextlib.ExitStack()
         #: Room for a line after the step's indent ($COLUMNS or the terminal's
