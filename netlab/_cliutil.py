@@ -8,10 +8,11 @@ import os
 import shutil
 import sys
 import textwrap
+import unicodedata
 from typing import Any, Callable, Iterable, Optional, Sequence, TypeVar
 
-__all__ = ["add_json_flag", "checked_number", "port_number", "print_json", "print_table",
-           "print_wrapped", "terminal_width"]
+__all__ = ["add_json_flag", "checked_number", "display_width", "port_number", "print_json",
+           "print_table", "print_wrapped", "terminal_width", "wrap"]
 
 N = TypeVar("N", int, float)
 
@@ -78,13 +79,38 @@ def terminal_width() -> Optional[int]:
     return None
 
 
+def display_width(text: str) -> int:
+    """Terminal columns ``text`` takes: a wide (Chinese) character takes two."""
+    return len(text) if text.isascii() else sum(
+        2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
+
+
+def wrap(line: str, width: int, hang: int = 0) -> list:
+    """``line`` cut into pieces of at most ``width`` columns, continuation pieces
+    indented by ``hang``: at spaces, and between the characters of Chinese text,
+    which has no spaces to break at."""
+    if line.isascii():
+        return textwrap.wrap(line, width, subsequent_indent=" " * hang,
+                             break_on_hyphens=False) or [""]
+    pieces, current = [], ""
+    for char in line:
+        if display_width(current + char) <= width:
+            current += char
+            continue
+        cut = current.rfind(" ")
+        if cut <= hang or not current[cut + 1:].isascii():
+            cut = len(current)  # no space, or wide text after it: break right here
+        pieces.append(current[:cut].rstrip())
+        current = " " * hang + current[cut:].lstrip() + char
+    return pieces + [current.rstrip()]
+
+
 def print_wrapped(text: str, file=None, hang: int = 0) -> None:
     """Print prose wrapped to the terminal's width (whole lines into a pipe)."""
     file = file or sys.stdout
     width = terminal_width()
     for line in text.splitlines() or [""]:
-        pieces = [line] if width is None else textwrap.wrap(
-            line, width, subsequent_indent=" " * hang, break_on_hyphens=False) or [""]
+        pieces = [line] if width is None else wrap(line, width, hang)
         for piece in pieces:
             print(piece, file=file)
     file.flush()
@@ -104,10 +130,10 @@ def print_table(rows: Iterable[Sequence[Any]], headers: Sequence[str], file=None
     if width is None:
         width = terminal_width()
     text = [[("-" if c is None else str(c)) for c in row] for row in rows]
-    widths = [len(h) for h in headers]
+    widths = [display_width(h) for h in headers]
     for row in text:
         for i, cell in enumerate(row):
-            widths[i] = max(widths[i], len(cell))
+            widths[i] = max(widths[i], display_width(cell))
     for n, columns in enumerate(_column_groups(widths, width)):
         if n:
             print(file=file)
@@ -141,12 +167,16 @@ def _print_columns(text: list, headers: Sequence[str], widths: list, width: Opti
     last = widths[-1]
     if width is not None and indent + last > width and width - indent >= 12:
         last = width - indent
-    line = "  ".join(h.ljust(w) for h, w in zip(headers, widths[:-1] + [last]))
+    line = "  ".join(_pad(h, w) for h, w in zip(headers, widths[:-1] + [last]))
     print(line.rstrip(), file=file)
     print("  ".join("-" * w for w in widths[:-1] + [last]), file=file)
     for row in text:
-        head = "  ".join(c.ljust(w) for c, w in zip(row[:-1], widths[:-1]))
-        pieces = textwrap.wrap(row[-1], last) if len(row[-1]) > last else [row[-1]]
+        head = "  ".join(_pad(c, w) for c, w in zip(row[:-1], widths[:-1]))
+        pieces = wrap(row[-1], last) if display_width(row[-1]) > last else [row[-1]]
         for n, piece in enumerate(pieces or [""]):
-            lead = head if n == 0 else " " * len(head)
+            lead = head if n == 0 else " " * display_width(head)
             print(f"{lead}  {piece}".rstrip() if row[:-1] else piece.rstrip(), file=file)
+
+
+def _pad(cell: str, width: int) -> str:
+    return cell + " " * (width - display_width(cell))

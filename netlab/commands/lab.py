@@ -7,6 +7,7 @@ import sys
 from typing import Tuple
 
 from netlab._cliutil import add_json_flag, print_json, print_table, print_wrapped, terminal_width
+from netlab._i18n import _
 from netlab.errors import UsageError
 
 __all__ = ["register", "run"]
@@ -147,27 +148,29 @@ def _status(row: dict) -> Tuple[str, str]:
     last = row["last_result"]
     if not last:
         return "", ""
-    status = f"checked: {last['score']}/{last['max_score']}"
-    status += " passed" if last["score"] == last["max_score"] else ""
+    status = _("checked: {score}/{max_score}").format(**last)
+    status += _(" passed") if last["score"] == last["max_score"] else ""
     path = last.get("path")
-    return status, (f"in {os.path.relpath(path)}" if path and path != row["folder"] else "")
+    where = path and path != row["folder"]
+    return status, (_("in {path}").format(path=os.path.relpath(path)) if where else "")
 
 
 def _print_result(lab, labdir: str, result: dict) -> None:
-    print_wrapped(f"lab {lab.number}: {lab.title} ({labdir})", hang=2)
-    rows = [(t["name"], "PASS" if t["passed"] else "FAIL",
+    print_wrapped(_("lab {number}: {title} ({path})").format(
+        number=lab.number, title=lab.title, path=labdir), hang=2)
+    rows = [(t["name"], _("PASS") if t["passed"] else _("FAIL"),
              f"{t['points'] if t['passed'] else 0}/{t['points']}", t["message"])
             for t in result["tests"]]
-    print_table(rows, ("check", "result", "points", "message"))
+    print_table(rows, (_("check"), _("result"), _("points"), _("message")))
     failed = [t for t in result["tests"] if not t["passed"] and t["hint"]]
     if failed:
-        print("\nhints:")
+        print("\n" + _("hints:"))
         for t in failed:
             print_wrapped(f"  {t['name']}: {t['hint']}", hang=4)
     if result["status"] != "graded":
         print()
         print_wrapped(f"{result['status']}: {result.get('message', '')}", hang=2)
-    print(f"\nscore: {result['score']}/{result['max_score']}")
+    print("\n" + _("score: {score}/{max_score}").format(**result))
     sys.stdout.flush()
 
 
@@ -179,8 +182,8 @@ def _check(args: argparse.Namespace) -> int:
     labdir = labs.locate_lab_dir(lab, args.path)  # for the header line below
     isolated, why = sandbox.isolation_status()
     if not isolated:
-        print_wrapped(f"netlab: note: practice mode, not isolated ({why}); grades need the "
-                      "sandbox", file=sys.stderr, hang=2)
+        print_wrapped(_("netlab: note: practice mode, not isolated ({why}); grades need the "
+                        "sandbox").format(why=why), file=sys.stderr, hang=2)
     result = labs.check_lab(lab.number, labdir, checks_dir=args.checks, isolated=isolated)
     if args.json:
         print_json(result)
