@@ -12,7 +12,7 @@ import unicodedata
 from typing import Any, Callable, Iterable, Optional, Sequence, TypeVar
 
 __all__ = ["add_json_flag", "checked_number", "display_width", "port_number", "print_json",
-           "print_table", "print_wrapped", "terminal_width", "wrap"]
+           "print_table", "print_wrapped", "status_width", "terminal_width", "wrap"]
 
 N = TypeVar("N", int, float)
 
@@ -103,6 +103,12 @@ def wrap(line: str, width: int, hang: int = 0) -> list:
         pieces.append(current[:cut].rstrip())
         current = " " * hang + current[cut:].lstrip() + char
     return pieces + [current.rstrip()]
+
+
+def status_width() -> int:
+    """Room for a progress line rewritten in place with \\r: one column less than
+    the terminal's, so it never wraps (a wrapped line cannot be rewritten)."""
+    return max(20, shutil.get_terminal_size().columns - 1)
 
 
 def print_wrapped(text: str, file=None, hang: int = 0) -> None:

@@ -299,3 +299,19 @@ def test_a_pipe_without_columns_keeps_lines_whole(netlab_cli):
     assert out.stdout.splitlines()[0].split() == [
         "server", "proto", "size", "round", "trips", "lost", "p50", "us", "p99", "us",
         "p99.9", "us", "max", "us", "client"], out.stdout  # one table, every column
+
+
+def test_a_progress_line_never_wraps(monkeypatch):
+    """A line rewritten with \\r must fit the terminal: a wrapped one cannot be rewritten."""
+    import io
+
+    from netlab.bench._common import Progress
+
+    monkeypatch.setenv("COLUMNS", "50")
+    stream = io.StringIO()
+    progress = Progress(enabled=True, stream=stream)
+    progress.update("echo: 12 clients, 1,234,567 round trips, 98,765 round trips/s, p99 "
+                    "123 us", force=True)
+    progress.done()
+    drawn = stream.getvalue().split("\r")
+    assert drawn[1].startswith("echo: 12 clients") and max(len(d) for d in drawn) == 49

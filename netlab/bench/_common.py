@@ -24,7 +24,8 @@ import time
 from types import ModuleType
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-from netlab._cliutil import add_json_flag, checked_number, print_json, print_table, print_wrapped
+from netlab._cliutil import (add_json_flag, checked_number, print_json, print_table, print_wrapped,
+                             status_width)
 from netlab.errors import NetlabError, UsageError
 
 __all__ = [
@@ -231,6 +232,7 @@ class Progress:
         if not force and now - self._last < 0.2:
             return
         self._last = now
+        text = text[:status_width()]
         pad = max(self._width - len(text), 0)
         self._width = len(text)
         self.stream.write("\r" + text + " " * pad)

@@ -6,7 +6,8 @@ import os
 import sys
 from typing import Tuple
 
-from netlab._cliutil import add_json_flag, print_json, print_table, print_wrapped, terminal_width
+from netlab._cliutil import (add_json_flag, print_json, print_table, print_wrapped, status_width,
+                             terminal_width)
 from netlab._i18n import _
 from netlab.errors import UsageError
 
@@ -208,18 +209,19 @@ def _grade(args: argparse.Namespace) -> int:
                           f"named by student")
     extra = labs.load_hidden_checks(lab.number, args.checks) if args.checks else []
     tty = sys.stderr.isatty() and not args.json
+    room = status_width()
 
     def progress(done: int, total: int, result: dict) -> None:
         if tty:
             line = (f"graded {done}/{total}: {result['submission']} {result['score']}/"
                     f"{result['max_score']} {result['status']}")
-            sys.stderr.write("\r" + line[:100].ljust(100))
+            sys.stderr.write("\r" + line[:room].ljust(room))
             sys.stderr.flush()
     hidden = [args.dir] + ([args.checks] if args.checks else [])
     results = batch.grade_many(lab, paths, jobs=args.jobs, timeout=args.timeout, extra=extra,
                                hidden=hidden, progress=progress)
     if tty:
-        sys.stderr.write("\r" + " " * 100 + "\r")
+        sys.stderr.write("\r" + " " * room + "\r")
     if args.csv:
         try:
             batch.write_csv(results, args.csv)
