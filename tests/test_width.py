@@ -315,3 +315,11 @@ def test_a_progress_line_never_wraps(monkeypatch):
     progress.done()
     drawn = stream.getvalue().split("\r")
     assert drawn[1].startswith("echo: 12 clients") and max(len(d) for d in drawn) == 49
+
+
+@pytest.mark.parametrize("number", sorted(LABS))
+def test_every_handout_fits(number):
+    """`lab show N` prints the handout as written: its lines are kept within 80."""
+    out = run80("lab", "show", number)
+    assert out.returncode == 0 and out.stdout.startswith(f"# Lab {number}")
+    assert not too_wide(out.stdout)
