@@ -279,6 +279,23 @@ def test_redirect_start_and_summary_fit(background, link):
     target.stop()
 
 
+@pytest.mark.parametrize("test", ["udp", "tcp"])
+def test_bench_two_hosts_server_and_client_fit(background, test):
+    from tests.conftest import free_port
+
+    port = free_port()
+    server = background("bench", test, "--server", "--port", str(port), "--once")
+    line = server.proc.stdout.readline()
+    server.head.append(line)
+    assert line.startswith("listening on tcp://")
+    client = run80("bench", test, "--client", "127.0.0.1", "--port", port, "--seconds", "0.3")
+    assert client.returncode == 0, client.stderr
+    server.proc.wait(timeout=30)
+    rest = server.proc.stdout.read()
+    assert "two hosts" in rest and "two hosts" in client.stdout
+    assert not too_wide(line, rest, server.proc.stderr.read(), client.stdout, client.stderr)
+
+
 def test_a_pipe_without_columns_keeps_lines_whole(netlab_cli):
     """Scripts that grep the output see each note on one line, as before,
     also when COLUMNS and LINES come from GNU readline in a parent process."""

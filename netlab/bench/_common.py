@@ -352,6 +352,6 @@ def listening_printer(args: argparse.Namespace):
     stream = sys.stderr if getattr(args, "json", False) else sys.stdout
 
     def show(line: str) -> None:
-        print(line, file=stream, flush=True)
+        print_wrapped(line, file=stream, hang=2)
 
     return show
