@@ -71,6 +71,10 @@ def test_lab_check_in_chinese_and_unchanged_in_the_default_locale(tmp_path):
     assert chinese.stdout.startswith("实验 1：") and "未通过" in chinese.stdout
     # The lab's own words (check names, hints) are the same in both.
     assert "classify ranges" in chinese.stdout and "RFC 6335" in chinese.stdout
+    narrow = run_netlab("lab", "check", 1, "--path", LAB1, env=dict(CHINESE, COLUMNS="80"),
+                        cwd=tmp_path)
+    assert "未通过" in narrow.stdout
+    assert not [line for line in narrow.stdout.splitlines() if display_width(line) > 80]
     listing = run_netlab("lab", "list", env=CHINESE, cwd=tmp_path).stdout.splitlines()[0]
     assert "已检查：0/16" in listing and f"位于 {os.path.relpath(LAB1, tmp_path)}" in listing
 

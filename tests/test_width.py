@@ -340,3 +340,28 @@ def test_every_handout_fits(number):
     out = run80("lab", "show", number)
     assert out.returncode == 0 and out.stdout.startswith(f"# Lab {number}")
     assert not too_wide(out.stdout)
+
+
+def test_a_table_too_wide_splits_into_tables_that_keep_the_first_column():
+    import io
+
+    from netlab._cliutil import display_width, print_table, wrap
+
+    rows = [("netlab selectors", 2, "30,213", "30,208", 53.2, 177, 0, 0, "通过")]
+    headers = ["server", "clients", "round trips", "round trips/s", "p50 us", "p99 us",
+               "stalled", "errors", "结果"]
+    out = io.StringIO()
+    print_table(rows, headers, file=out, width=50)
+    tables = out.getvalue().split("\n\n")
+    assert len(tables) >= 2 and all(t.startswith("server") for t in tables)
+    assert all(display_width(line) <= 50 for line in out.getvalue().splitlines())
+    cells = " ".join(out.getvalue().split())
+    assert all(str(c) in cells for c in rows[0]) and all(h in out.getvalue() for h in headers)
+    whole = io.StringIO()
+    print_table(rows, headers, file=whole, width=None)  # into a pipe: one table as before
+    assert len(whole.getvalue().splitlines()) == 3
+    pieces = wrap("端口选出主机上的程序；IANA 的知名、注册和动态范围；内核在本机分配的临时端口",
+                  30, hang=4)
+    assert len(pieces) > 2 and all(display_width(p) <= 30 for p in pieces)
+    assert "".join(p.strip() for p in pieces).replace(" ", "") == \
+        "端口选出主机上的程序；IANA的知名、注册和动态范围；内核在本机分配的临时端口"
