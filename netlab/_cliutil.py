@@ -11,6 +11,8 @@ import textwrap
 import unicodedata
 from typing import Any, Callable, Iterable, Optional, Sequence, TypeVar
 
+from netlab._i18n import _
+
 __all__ = ["add_json_flag", "checked_number", "display_width", "port_number", "print_json",
            "print_table", "print_wrapped", "status_width", "terminal_width", "wrap"]
 
@@ -23,12 +25,11 @@ def port_number(text: str) -> int:
         value = int(text, 10)
     except ValueError:
         raise argparse.ArgumentTypeError(
-            f"invalid port {text!r}: a port is a whole number from 0 to 65535"
+            _("invalid port {text!r}: a port is a whole number from 0 to 65535").format(text=text)
         ) from None
     if not 0 <= value <= 65535:
         raise argparse.ArgumentTypeError(
-            f"invalid port {value}: ports run from 0 to 65535 (16 bits)"
-        )
+            _("invalid port {value}: ports run from 0 to 65535 (16 bits)").format(value=value))
     return value
 
 

@@ -12,7 +12,6 @@ is filled in: ``_("score: {score}/{max_score}").format(...)``.
 """
 from __future__ import annotations
 
-import ast
 import os
 from typing import Dict, Optional
 
@@ -37,6 +36,7 @@ def chinese(environ=os.environ) -> bool:
 
 def read_po(path: str) -> Dict[str, str]:
     """msgid -> msgstr of a .po file, leaving out fuzzy and untranslated entries."""
+    import ast  # only here: a command in the default locale never reads a catalog
     entries: Dict[str, str] = {}
     msgid = msgstr = None
     fuzzy = False

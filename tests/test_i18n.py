@@ -92,3 +92,20 @@ def test_tour_in_chinese_fits_80_columns():
     english = run_netlab("tour", "--list", env=ENGLISH)
     assert english.stdout.startswith("1. Port numbers and their three ranges")
     assert not CJK.search(english.stdout)
+
+
+@pytest.mark.parametrize("argv,chinese", [
+    (["echo", "--client", "70000"], "无效的端口 70000"),
+    (["lab", "check", "42"], "没有实验 42"),
+    (["lab", "check", "x"], "无效的实验编号 'x'"),
+    (["tour", "--step", "9"], "无效的步骤 9"),
+])
+def test_errors_in_chinese_stay_one_line_with_one_way_out(tmp_path, argv, chinese):
+    english = run_netlab(*argv, env=ENGLISH, cwd=tmp_path)
+    zh = run_netlab(*argv, env=CHINESE, cwd=tmp_path)
+    assert english.returncode == zh.returncode == 2
+    for out in (english, zh):
+        lines = out.stderr.strip().splitlines()
+        assert len(lines) == 1 and "Traceback" not in out.stderr, out.stderr
+    assert not CJK.search(english.stderr) and "(see '" in english.stderr
+    assert chinese in zh.stderr and "see '" not in zh.stderr and zh.stderr.count("（见 '") == 1

@@ -19,7 +19,8 @@ def _lab_number(text: str) -> int:
         return int(text, 10)
     except ValueError:
         raise argparse.ArgumentTypeError(
-            f"invalid lab number {text!r}: use a number such as 1 (see 'netlab lab list')") from None
+            _("invalid lab number {text!r}: use a number such as 1 (see 'netlab lab list')")
+            .format(text=text)) from None
 
 
 def _positive_int(text: str) -> int:

@@ -17,11 +17,12 @@ def _step_number(text: str) -> int:
         value = int(text, 10)
     except ValueError:
         raise argparse.ArgumentTypeError(
-            f"invalid step {text!r}: give a step number (see 'netlab tour --list')") from None
+            _("invalid step {text!r}: give a step number (see 'netlab tour --list')")
+            .format(text=text)) from None
     if not 1 <= value <= len(tour.STEPS):
         raise argparse.ArgumentTypeError(
-            f"invalid step {value}: steps run from 1 to {len(tour.STEPS)} "
-            "(see 'netlab tour --list')")
+            _("invalid step {value}: steps run from 1 to {last} (see 'netlab tour --list')")
+            .format(value=value, last=len(tour.STEPS)))
     return value
 
 

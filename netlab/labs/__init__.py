@@ -16,6 +16,7 @@ import os
 import shutil
 from typing import Dict, List, Optional
 
+from netlab._i18n import _
 from netlab.errors import NetlabError, UsageError
 from netlab.labs._grade import (RESULTS_FILE, grade, hint_levels, load_results, locate_lab_dir,
                                 save_result)
@@ -51,8 +52,8 @@ def get_lab(number: int) -> Lab:
         return LABS[int(number)]
     except (KeyError, ValueError, TypeError):
         valid = ", ".join(str(n) for n in sorted(LABS))
-        raise UsageError(f"there is no lab {number}: choose one of {valid} "
-                         f"(see 'netlab lab list')") from None
+        raise UsageError(_("there is no lab {number}: choose one of {valid} "
+                           "(see 'netlab lab list')").format(number=number, valid=valid)) from None
 
 
 def list_labs(cwd: Optional[str] = None) -> List[dict]:

@@ -55,8 +55,8 @@ def get_step(number: int) -> Step:
     for step in STEPS:
         if step.number == number:
             return step
-    raise UsageError(f"no tour step {number}: choose 1-{len(STEPS)} "
-                     "(see 'netlab tour --list')")
+    raise UsageError(_("no tour step {number}: choose 1-{last} (see 'netlab tour --list')")
+                     .format(number=number, last=len(STEPS)))
 
 
 def _header(step: Step, ctx: TourContext) -> None:
