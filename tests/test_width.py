@@ -255,6 +255,18 @@ def test_server_and_clients_fit(background, service):
     assert not too_wide(stdout, stderr, *outputs)
 
 
+def test_scan_table_of_open_ports_fits(background):
+    server = background("echo", "0")
+    port = server.port("tcp")
+    server.port("udp")
+    for proto in ([], ["--udp"]):
+        out = run80("scan", "127.0.0.1", f"{port - 2}-{port + 2}", "--all", *proto)
+        assert out.returncode == 0, out.stderr
+        assert f"{port}/{'udp' if proto else 'tcp'}" in out.stdout and "open" in out.stdout
+        assert not too_wide(out.stdout, out.stderr)
+    server.stop()
+
+
 def test_server_warning_fits(background):
     server = background("echo", "0", "--udp", "--udp-rate", "0")
     server.port("udp")
