@@ -153,7 +153,7 @@ def check_lab(number: int, path: Optional[str] = None, cwd: Optional[str] = None
     extra = load_hidden_checks(number, checks_dir) if checks_dir else []
     hidden = [checks_dir] if checks_dir else []
     result = batch.grade_many(lab, [labdir], extra=extra, isolated=isolated, hidden=hidden,
-                              hint_levels=hint_levels(number, cwd))[0]
+                              hint_levels=hint_levels(number, cwd, labdir))[0]
     result["isolated"] = isolated
     if remember:
         save_result(result, labdir, cwd)

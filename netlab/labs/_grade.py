@@ -139,9 +139,12 @@ def load_results(cwd: Optional[str] = None) -> Dict[str, dict]:
         return {}
 
 
-def hint_levels(number: int, cwd: Optional[str] = None) -> Dict[str, int]:
-    """Per check, how many times in a row it failed here before (which hint to show now)."""
-    failures = load_results(cwd).get(str(number), {}).get("failures", {})
+def hint_levels(number: int, cwd: Optional[str] = None,
+                labdir: Optional[str] = None) -> Dict[str, int]:
+    """Per check, how many times in a row it failed here before (which hint to show now):
+    in the folder ``labdir`` only, when given (another folder's failures are not its own)."""
+    last = load_results(cwd).get(str(number), {})
+    failures = last.get("failures", {}) if labdir in (None, last.get("path")) else {}
     return {str(k): int(v) for k, v in failures.items() if isinstance(v, int)} if isinstance(failures, dict) else {}
 
 
@@ -149,7 +152,8 @@ def save_result(result: dict, labdir: str, cwd: Optional[str] = None) -> bool:
     """Remember ``result`` for ``netlab lab list``; False when the folder is not writable."""
     cwd = cwd or os.getcwd()
     data = load_results(cwd)
-    before = data.get(str(result["lab"]), {}).get("failures", {})
+    last = data.get(str(result["lab"]), {})
+    before = last.get("failures", {}) if last.get("path") == labdir else {}
     data[str(result["lab"])] = {
         "score": result["score"],
         "max_score": result["max_score"],
