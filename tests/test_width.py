@@ -378,21 +378,3 @@ def test_a_table_too_wide_splits_into_tables_that_keep_the_first_column():
     assert "".join(p.strip() for p in pieces).replace(" ", "") == \
         "端口选出主机上的程序；IANA的知名、注册和动态范围；内核在本机分配的临时端口"
 
-
-def test_hints_follow_the_folder_checked(tmp_path):
-    """A folder's failures make its next hint more specific; another folder starts afresh."""
-    import shutil
-
-    lab = LABS[8]
-    hints = next(c.hints for c in lab.checks if c.name == "IPv4 header")
-    starter = os.path.join(EXERCISES, lab.slug)
-    other = tmp_path / "mine"
-    shutil.copytree(starter, other)
-
-    def hint(path):
-        out = run_netlab("lab", "check", 8, "--path", path, "--json", cwd=tmp_path)
-        return next(t["hint"] for t in json.loads(out.stdout)["tests"]
-                    if t["name"] == "IPv4 header")
-    assert [hint(starter), hint(starter)] == [hints[0], hints[1]]
-    assert hint(other) == hints[0]  # not the starter's second failure
-    assert hint(other) == hints[1]
