@@ -377,4 +377,3 @@ def test_a_table_too_wide_splits_into_tables_that_keep_the_first_column():
     assert len(pieces) > 2 and all(display_width(p) <= 30 for p in pieces)
     assert "".join(p.strip() for p in pieces).replace(" ", "") == \
         "端口选出主机上的程序；IANA的知名、注册和动态范围；内核在本机分配的临时端口"
-
