@@ -8,10 +8,13 @@ import os
 import shutil
 import sys
 import textwrap
+import unicodedata
 from typing import Any, Callable, Iterable, Optional, Sequence, TypeVar
 
-__all__ = ["add_json_flag", "checked_number", "counted", "port_number", "print_json",
-           "print_table"]
+from netlab._i18n import _
+
+__all__ = ["add_json_flag", "checked_number", "counted", "display_width", "port_number",
+           "print_json", "print_table", "print_wrapped", "status_width", "terminal_width", "wrap"]
 
 N = TypeVar("N", int, float)
 
@@ -30,12 +33,11 @@ def port_number(text: str) -> int:
         value = int(text, 10)
     except ValueError:
         raise argparse.ArgumentTypeError(
-            f"invalid port {text!r}: a port is a whole number from 0 to 65535"
+            _("invalid port {text!r}: a port is a whole number from 0 to 65535").format(text=text)
         ) from None
     if not 0 <= value <= 65535:
         raise argparse.ArgumentTypeError(
-            f"invalid port {value}: ports run from 0 to 65535 (16 bits)"
-        )
+            _("invalid port {value}: ports run from 0 to 65535 (16 bits)").format(value=value))
     return value
 
 
@@ -68,9 +70,15 @@ def print_json(value: Any) -> None:
 
 def terminal_width() -> Optional[int]:
     """Columns to fit output into: $COLUMNS, else the terminal's; None when
-    output goes to a pipe or file (no terminal to fit: lines stay whole for grep)."""
+    output goes to a pipe or file (no terminal to fit: lines stay whole for grep).
+
+    $COLUMNS beside a $LINES counts only on a terminal: GNU readline, which
+    many programs load (Python's pdb and pytest among them), exports both
+    into the environment of every child, so a child writing into a pipe with
+    both set was not asked for a width by anyone.
+    """
     columns = os.environ.get("COLUMNS", "")
-    if columns.isdigit() and int(columns) > 0:
+    if columns.isdigit() and int(columns) > 0 and not os.environ.get("LINES"):
         return max(40, int(columns))
     try:
         if sys.stdout.isatty():
@@ -80,15 +88,47 @@ def terminal_width() -> Optional[int]:
     return None
 
 
+def display_width(text: str) -> int:
+    """Terminal columns ``text`` takes: a wide (Chinese) character takes two."""
+    return len(text) if text.isascii() else sum(
+        2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
+
+
+def wrap(line: str, width: int, hang: int = 0) -> list:
+    """``line`` cut into pieces of at most ``width`` columns, continuation pieces
+    indented by ``hang``: at spaces, and between the characters of Chinese text,
+    which has no spaces to break at."""
+    if line.isascii():
+        return textwrap.wrap(line, width, subsequent_indent=" " * hang,
+                             break_on_hyphens=False) or [""]
+    pieces, current = [], ""
+    for char in line:
+        if display_width(current + char) <= width:
+            current += char
+            continue
+        cut = current.rfind(" ")
+        if cut <= hang or not current[cut + 1:].isascii():
+            cut = len(current)  # no space, or wide text after it: break right here
+        pieces.append(current[:cut].rstrip())
+        current = " " * hang + current[cut:].lstrip() + char
+    return pieces + [current.rstrip()]
+
+
+def status_width() -> int:
+    """Room for a progress line rewritten in place with \\r: one column less than
+    the terminal's, so it never wraps (a wrapped line cannot be rewritten)."""
+    return max(20, shutil.get_terminal_size().columns - 1)
+
+
 def print_wrapped(text: str, file=None, hang: int = 0) -> None:
     """Print prose wrapped to the terminal's width (whole lines into a pipe)."""
     file = file or sys.stdout
     width = terminal_width()
     for line in text.splitlines() or [""]:
-        pieces = [line] if width is None else textwrap.wrap(
-            line, width, subsequent_indent=" " * hang, break_on_hyphens=False) or [""]
+        pieces = [line] if width is None else wrap(line, width, hang)
         for piece in pieces:
             print(piece, file=file)
+    file.flush()
 
 
 def print_table(rows: Iterable[Sequence[Any]], headers: Sequence[str], file=None,
@@ -97,27 +137,61 @@ def print_table(rows: Iterable[Sequence[Any]], headers: Sequence[str], file=None
 
     A table wider than ``width`` (default: the terminal's, see
     :func:`terminal_width`; none into a pipe) wraps its last column onto
-    continuation lines that start under the column, so every line fits.
+    continuation lines that start under the column; when even that cannot
+    fit, the columns are split into tables printed one below the other, each
+    starting with the first column (the row's name), so every line fits.
     """
     file = file or sys.stdout
     if width is None:
         width = terminal_width()
     text = [[("-" if c is None else str(c)) for c in row] for row in rows]
-    widths = [len(h) for h in headers]
+    widths = [display_width(h) for h in headers]
     for row in text:
         for i, cell in enumerate(row):
-            widths[i] = max(widths[i], len(cell))
+            widths[i] = max(widths[i], display_width(cell))
+    for n, columns in enumerate(_column_groups(widths, width)):
+        if n:
+            print(file=file)
+        _print_columns([[row[i] for i in columns] for row in text], [headers[i] for i in columns],
+                       [widths[i] for i in columns], width, file)
+    file.flush()
+
+
+def _column_groups(widths: Sequence[int], width: Optional[int]) -> list:
+    """Indexes of the columns of each table to print: all in one when the
+    table fits ``width`` (its last column may wrap to 12 or more), else the
+    first column followed by as many of the others as fit, group by group."""
+    def fits(group):
+        return sum(widths[i] + 2 for i in group[:-1]) + min(widths[group[-1]], 12) <= width
+
+    everything = list(range(len(widths)))
+    if width is None or len(widths) < 3 or fits(everything):
+        return [everything]
+    groups = [[0, 1]]
+    for i in everything[2:]:
+        if fits(groups[-1] + [i]):
+            groups[-1].append(i)
+        else:
+            groups.append([0, i])
+    return groups
+
+
+def _print_columns(text: list, headers: Sequence[str], widths: list, width: Optional[int],
+                   file) -> None:
     indent = sum(widths[:-1]) + 2 * (len(widths) - 1)
     last = widths[-1]
     if width is not None and indent + last > width and width - indent >= 12:
         last = width - indent
-    line = "  ".join(h.ljust(w) for h, w in zip(headers, widths[:-1] + [last]))
+    line = "  ".join(_pad(h, w) for h, w in zip(headers, widths[:-1] + [last]))
     print(line.rstrip(), file=file)
     print("  ".join("-" * w for w in widths[:-1] + [last]), file=file)
     for row in text:
-        head = "  ".join(c.ljust(w) for c, w in zip(row[:-1], widths[:-1]))
-        pieces = textwrap.wrap(row[-1], last) if len(row[-1]) > last else [row[-1]]
+        head = "  ".join(_pad(c, w) for c, w in zip(row[:-1], widths[:-1]))
+        pieces = wrap(row[-1], last) if display_width(row[-1]) > last else [row[-1]]
         for n, piece in enumerate(pieces or [""]):
-            lead = head if n == 0 else " " * len(head)
+            lead = head if n == 0 else " " * display_width(head)
             print(f"{lead}  {piece}".rstrip() if row[:-1] else piece.rstrip(), file=file)
-    file.flush()
+
+
+def _pad(cell: str, width: int) -> str:
+    return cell + " " * (width - display_width(cell))

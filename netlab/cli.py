@@ -19,6 +19,7 @@ import sys
 from typing import Optional, Sequence
 
 import netlab
+from netlab._i18n import _
 from netlab.errors import NetlabError
 
 __all__ = ["ALL", "COMMANDS", "COMMAND_MODULES", "build_parser", "console_main", "main"]
@@ -80,8 +81,8 @@ class NetlabArgumentParser(argparse.ArgumentParser):
 
     def error(self, message: str) -> "NoReturn":  # type: ignore[name-defined]  # noqa: F821
         message = " ".join(message.split())
-        if "(see '" not in message:  # a type check may already name the way out
-            message += f" (see '{self.prog} --help')"
+        if "(see '" not in message and "（见 '" not in message:  # a type check may name the way out
+            message += _(" (see '{prog} --help')").format(prog=self.prog)
         self.exit(2, f"{self.prog}: error: {message}\n")
 
 

@@ -39,7 +39,7 @@ _DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data")
 REGISTRY_FILE = os.path.join(_DATA, "port-registry.csv")
 NOTES_FILE = os.path.join(_DATA, "port-notes.csv")
 
-#: The three ranges of RFC 6335 section 6: (name, first, last).
+#: The three ranges of RFC 6335 section 6, each as (name, first, last).
 RANGES: Tuple[Tuple[str, int, int], ...] = (
     ("well-known", 0, 1023),
     ("registered", 1024, 49151),

@@ -57,6 +57,8 @@ def test_default_build_compiles_the_core(tmp_path):
     assert any(n.endswith("data/share/netlab/exercises/lab01-ports/README.md") for n in names)
     # ... but not the reference solutions: an installed netlab is what students have.
     assert not any("/solutions/" in n for n in names)
+    # The CLI's Chinese messages (netlab/_i18n.py reads the .po as it is).
+    assert "netlab/locale/zh_CN/LC_MESSAGES/netlab.po" in names
 
 
 def test_an_installed_copy_runs_the_course_outside_the_checkout(tmp_path):

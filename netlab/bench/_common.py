@@ -24,7 +24,8 @@ import time
 from types import ModuleType
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-from netlab._cliutil import add_json_flag, checked_number, print_json, print_table
+from netlab._cliutil import (add_json_flag, checked_number, print_json, print_table, print_wrapped,
+                             status_width)
 from netlab.errors import NetlabError, UsageError
 from netlab.services.table import facts as service_facts
 
@@ -248,6 +249,7 @@ class Progress:
         if not force and now - self._last < 0.2:
             return
         self._last = now
+        text = text[:status_width()]
         pad = max(self._width - len(text), 0)
         self._width = len(text)
         self.stream.write("\r" + text + " " * pad)
@@ -287,7 +289,7 @@ def emit(args: argparse.Namespace, results: List[Dict[str, Any]], columns: Seque
     print_table([[_cell(r.get(key), key) for key, _ in columns] for r in results],
                 [title for _, title in columns])
     for note in notes:
-        print(note)
+        print_wrapped(note, hang=2)
     sys.stdout.flush()
 
 
@@ -367,6 +369,6 @@ def listening_printer(args: argparse.Namespace):
     stream = sys.stderr if getattr(args, "json", False) else sys.stdout
 
     def show(line: str) -> None:
-        print(line, file=stream, flush=True)
+        print_wrapped(line, file=stream, hang=2)
 
     return show

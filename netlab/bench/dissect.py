@@ -28,7 +28,7 @@ import time
 from typing import Dict, List, Optional
 
 from netlab import packet
-from netlab._cliutil import checked_number, print_table
+from netlab._cliutil import checked_number, print_table, print_wrapped
 from netlab.bench.parse import DEFAULT_PACKETS, check_capture_arg, packet_count, stderr_progress
 from netlab.errors import NetlabError
 from netlab.packet import fields as F
@@ -204,5 +204,5 @@ def run(args: argparse.Namespace) -> int:
     print(f"start-up: {result['cpu_s']['startup']:.3f} s CPU (python -c pass alone: "
           f"{result['cpu_s']['python_startup']:.3f} s; goal < 0.1 s)")
     for note in result["notes"]:
-        print(f"note: {note}")
+        print_wrapped(f"note: {note}", hang=2)
     return 0

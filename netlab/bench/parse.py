@@ -438,15 +438,15 @@ def run(args: argparse.Namespace) -> int:
             continue
         rows.append((name, f"{s:,}" if s else "-", f"{s / dpkt_stats:.1f}x" if s and dpkt_stats else "-",
                      f"{r:,}" if r else "-", f"{r / dpkt_records:.1f}x" if r and dpkt_records else "-"))
-    from netlab._cliutil import print_table
+    from netlab._cliutil import print_table, print_wrapped
 
     print_table(rows, ["backend", "stats pkt/s", "vs dpkt", "records pkt/s", "vs dpkt"])
     ratio = result["ratios"]["stats_cython_vs_c"]
     if ratio:
         first = result["stats_first_call_s"]
-        print(f"cython stats path at {ratio:.0%} of the plain C walk in this process "
+        print_wrapped(f"cython stats path at {ratio:.0%} of the plain C walk in this process "
               f"(best calls; first calls {first['cython'] * 1e3:.1f} ms vs "
               f"{first['c'] * 1e3:.1f} ms)")
     for note in result["notes"]:
-        print(f"note: {note}")
+        print_wrapped(f"note: {note}", hang=2)
     return 0

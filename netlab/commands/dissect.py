@@ -5,7 +5,8 @@ import argparse
 import sys
 
 from netlab import dissect as lib
-from netlab._cliutil import add_json_flag, checked_number, port_number, print_json, print_table
+from netlab._cliutil import (add_json_flag, checked_number, port_number, print_json, print_table,
+                             print_wrapped)
 from netlab.errors import NetlabError, UsageError
 from netlab.packet import CaptureError
 from netlab.packet.pcap import PcapWriter, open_capture
@@ -142,9 +143,10 @@ def _print_stats(args, stats: dict) -> int:
         tcp = stats["tcp"]
         if tcp["flows"]:
             print()
-            print(f"TCP: {_n(tcp['flows'], 'flow')}, {_n(tcp['handshakes'], 'handshake')} completed, "
-                  f"{tcp['syn_without_synack']} SYN without SYN-ACK, {tcp['fin']} with FIN "
-                  f"({tcp['closed']} closed both ways), {tcp['rst']} reset")
+            print_wrapped(f"TCP: {_n(tcp['flows'], 'flow')}, {_n(tcp['handshakes'], 'handshake')} "
+                          f"completed, {tcp['syn_without_synack']} SYN without SYN-ACK, "
+                          f"{tcp['fin']} with FIN ({tcp['closed']} closed both ways), "
+                          f"{tcp['rst']} reset", hang=5)
     sys.stdout.flush()
     if stats["error"]:
         raise NetlabError(f"{args.file}: {stats['error']['message']} (the counts cover the "

@@ -4,8 +4,11 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from typing import Tuple
 
-from netlab._cliutil import add_json_flag, print_json, print_table
+from netlab._cliutil import (add_json_flag, print_json, print_table, print_wrapped, status_width,
+                             terminal_width)
+from netlab._i18n import _
 from netlab.errors import UsageError
 
 __all__ = ["register", "run"]
@@ -16,7 +19,8 @@ def _lab_number(text: str) -> int:
         return int(text, 10)
     except ValueError:
         raise argparse.ArgumentTypeError(
-            f"invalid lab number {text!r}: use a number such as 1 (see 'netlab lab list')") from None
+            _("invalid lab number {text!r}: use a number such as 1 (see 'netlab lab list')")
+            .format(text=text)) from None
 
 
 def _positive_int(text: str) -> int:
@@ -119,34 +123,56 @@ def _list(args: argparse.Namespace) -> int:
         print_json(rows)
         return 0
     # Exactly one line per lab (no header), so the list is easy to read and to grep:
-    # number, title, folder, and the last score where this folder was checked.
+    # number, title, folder name, and the last score checked from here. A score
+    # of another folder than the one 'lab check N' grades here says which.
+    # On a narrow terminal the folder name column goes, and "in FOLDER" moves
+    # to a line of its own.
+    width = terminal_width()
     title_w = max(len(r["title"]) for r in rows)
     slug_w = max(len(r["slug"]) for r in rows)
-    for row in rows:
-        last = row["last_result"]
-        status = ""
-        if last:
-            status = f"checked: {last['score']}/{last['max_score']}"
-            status += " passed" if last["score"] == last["max_score"] else ""
-        line = f"{row['number']:>2}  {row['title']:<{title_w}}  {row['slug']:<{slug_w}}  {status}"
-        print(line.rstrip())
+    lines = [(f"{r['number']:>2}  {r['title']:<{title_w}}", r["slug"], *_status(r)) for r in rows]
+    if width and any(len(f"{h}  {s:<{slug_w}}  {st} {where}".rstrip()) > width
+                     for h, s, st, where in lines):
+        for head, _, status, where in lines:
+            print(f"{head}  {status}".rstrip())
+            if where:
+                where = where if len(where) <= width - 6 else "..." + where[9 - width:]
+                print(f"      {where}")
+        return 0
+    for head, slug, status, where in lines:
+        print(f"{head}  {slug:<{slug_w}}  {status} {where}".rstrip())
     return 0
 
 
+def _status(row: dict) -> Tuple[str, str]:
+    """('checked: 12/16' or 'checked: 16/16 passed', 'in FOLDER' when the
+    score is of another folder than the one 'lab check N' grades here, else '')."""
+    last = row["last_result"]
+    if not last:
+        return "", ""
+    status = _("checked: {score}/{max_score}").format(**last)
+    status += _(" passed") if last["score"] == last["max_score"] else ""
+    path = last.get("path")
+    where = path and path != row["folder"]
+    return status, (_("in {path}").format(path=os.path.relpath(path)) if where else "")
+
+
 def _print_result(lab, labdir: str, result: dict) -> None:
-    print(f"lab {lab.number}: {lab.title} ({labdir})")
-    rows = [(t["name"], "PASS" if t["passed"] else "FAIL",
+    print_wrapped(_("lab {number}: {title} ({path})").format(
+        number=lab.number, title=lab.title, path=labdir), hang=2)
+    rows = [(t["name"], _("PASS") if t["passed"] else _("FAIL"),
              f"{t['points'] if t['passed'] else 0}/{t['points']}", t["message"])
             for t in result["tests"]]
-    print_table(rows, ("check", "result", "points", "message"))
+    print_table(rows, (_("check"), _("result"), _("points"), _("message")))
     failed = [t for t in result["tests"] if not t["passed"] and t["hint"]]
     if failed:
-        print("\nhints:")
+        print("\n" + _("hints:"))
         for t in failed:
-            print(f"  {t['name']}: {t['hint']}")
+            print_wrapped(f"  {t['name']}: {t['hint']}", hang=4)
     if result["status"] != "graded":
-        print(f"\n{result['status']}: {result.get('message', '')}")
-    print(f"\nscore: {result['score']}/{result['max_score']}")
+        print()
+        print_wrapped(f"{result['status']}: {result.get('message', '')}", hang=2)
+    print("\n" + _("score: {score}/{max_score}").format(**result))
     sys.stdout.flush()
 
 
@@ -158,8 +184,8 @@ def _check(args: argparse.Namespace) -> int:
     labdir = labs.locate_lab_dir(lab, args.path)  # for the header line below
     isolated, why = sandbox.isolation_status()
     if not isolated:
-        print(f"netlab: note: practice mode, not isolated ({why}); grades need the sandbox",
-              file=sys.stderr, flush=True)
+        print_wrapped(_("netlab: note: practice mode, not isolated ({why}); grades need the "
+                        "sandbox").format(why=why), file=sys.stderr, hang=2)
     result = labs.check_lab(lab.number, labdir, checks_dir=args.checks, isolated=isolated)
     if args.json:
         print_json(result)
@@ -184,18 +210,19 @@ def _grade(args: argparse.Namespace) -> int:
                           f"named by student")
     extra = labs.load_hidden_checks(lab.number, args.checks) if args.checks else []
     tty = sys.stderr.isatty() and not args.json
+    room = status_width()
 
     def progress(done: int, total: int, result: dict) -> None:
         if tty:
             line = (f"graded {done}/{total}: {result['submission']} {result['score']}/"
                     f"{result['max_score']} {result['status']}")
-            sys.stderr.write("\r" + line[:100].ljust(100))
+            sys.stderr.write("\r" + line[:room].ljust(room))
             sys.stderr.flush()
     hidden = [args.dir] + ([args.checks] if args.checks else [])
     results = batch.grade_many(lab, paths, jobs=args.jobs, timeout=args.timeout, extra=extra,
                                hidden=hidden, progress=progress)
     if tty:
-        sys.stderr.write("\r" + " " * 100 + "\r")
+        sys.stderr.write("\r" + " " * room + "\r")
     if args.csv:
         try:
             batch.write_csv(results, args.csv)
@@ -208,8 +235,9 @@ def _grade(args: argparse.Namespace) -> int:
                      for r in results], ("submission", "score", "status", "seconds"))
         graded = [r for r in results if r["status"] == "graded"]
         full = sum(1 for r in results if r["score"] == r["max_score"])
-        print(f"\nlab {lab.number}: {len(results)} submissions, {len(graded)} graded, "
-              f"{full} with full marks, {len(results) - len(graded)} timeout or error")
+        print()
+        print_wrapped(f"lab {lab.number}: {len(results)} submissions, {len(graded)} graded, "
+                      f"{full} with full marks, {len(results) - len(graded)} timeout or error")
         sys.stdout.flush()
     return 0 if all(r["status"] == "graded" for r in results) else 1
 
@@ -220,8 +248,9 @@ def _gradescope(args: argparse.Namespace) -> int:
 
     path = gradescope.build_bundle(args.number, args.output, args.checks)
     lab = labs.get_lab(args.number)
-    print(f"wrote the Gradescope autograder for lab {lab.number} ({lab.title}) to {path}")
-    print("upload it as the assignment's autograder (zip with setup.sh and run_autograder)")
+    print_wrapped(f"wrote the Gradescope autograder for lab {lab.number} ({lab.title}) "
+                  f"to {path}", hang=2)
+    print_wrapped("upload it as the assignment's autograder (zip with setup.sh and run_autograder)")
     return 0
 
 
@@ -244,8 +273,9 @@ def run(args: argparse.Namespace) -> int:
         target = labs.init_lab(args.number, args.dest, args.solution)
         lab = labs.get_lab(args.number)
         what = "reference solution" if args.solution else "starter"
-        print(f"copied the {what} of lab {lab.number} ({lab.title}) to {target}")
-        print(f"read the handout: {target}/README.md   check your work: "
-              f"netlab lab check {lab.number} --path {target}")
+        print_wrapped(f"copied the {what} of lab {lab.number} ({lab.title}) to {target}",
+                      hang=2)
+        print_wrapped(f"read the handout: {target}/README.md   check your work: "
+                      f"netlab lab check {lab.number} --path {target}", hang=2)
         return 0
     return _check(args)

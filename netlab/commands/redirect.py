@@ -7,7 +7,7 @@ import signal
 import sys
 
 from netlab import redirect
-from netlab._cliutil import add_json_flag, checked_number, port_number
+from netlab._cliutil import add_json_flag, checked_number, port_number, print_wrapped
 from netlab.binding import parse_host
 
 
@@ -115,8 +115,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         for url in relay.listen_urls():
             print(f"listening on {url}", flush=True)
-        print(f"forwarding to {relay.stats()['target']}{_link(args, protocols)}; Ctrl-C stops",
-              flush=True)
+        print_wrapped(f"forwarding to {relay.stats()['target']}{_link(args, protocols)}; "
+                      "Ctrl-C stops", hang=2)
         relay.run(args.seconds)
     finally:
         relay.close()
@@ -125,6 +125,6 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(relay.stats()), flush=True)
     else:
-        print(relay.summary(), flush=True)
+        print_wrapped(relay.summary(), hang=2)
     sys.stdout.flush()
     return 0

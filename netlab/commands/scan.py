@@ -6,7 +6,7 @@ import re
 import sys
 
 from netlab import scan
-from netlab._cliutil import add_json_flag, checked_number, print_json, print_table
+from netlab._cliutil import add_json_flag, checked_number, print_json, print_table, print_wrapped
 
 # A lone argument made only of digits, commas and dashes is a port list, not a
 # host: 'netlab scan 7,13,19' scans this machine (a bare number such as 7007
@@ -80,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
     # the name is not looked up (and checked) a second time.
     ip = scan.check_target(args.host, args.authorized)
     if not args.json:
-        print(f"note: {scan.ETHICS_NOTE}", file=sys.stderr, flush=True)
+        print_wrapped(f"note: {scan.ETHICS_NOTE}", file=sys.stderr, hang=2)
     results = scan.scan(ip, ports, proto, concurrency=args.concurrency, rate=args.rate,
                         timeout=args.timeout, retries=args.retries, allow_remote=args.authorized,
                         payload=args.payload.encode())

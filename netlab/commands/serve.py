@@ -15,7 +15,7 @@ import time as _time
 from typing import List, Optional
 
 from netlab import clients, servers, services
-from netlab._cliutil import checked_number, counted, port_number, print_json
+from netlab._cliutil import checked_number, counted, port_number, print_json, print_wrapped
 from netlab.binding import parse_host
 from netlab.errors import UsageError
 from netlab.servers import DEFAULT_MODEL, DEFAULT_PORTS, MODELS, Limits
@@ -126,9 +126,9 @@ def _run_server(args: argparse.Namespace) -> int:
     protocols = ("tcp",) if args.tcp else ("udp",) if args.udp else ("tcp", "udp")
     port = DEFAULT_PORTS[args.service] if args.port is None else args.port
     if args.udp_rate == 0 and "udp" in protocols:
-        print("netlab: warning: --udp-rate 0 switches off the UDP rate limits: a loop with "
-              "another UDP server (started by one forged datagram) can then run for ever",
-              file=sys.stderr, flush=True)
+        print_wrapped("netlab: warning: --udp-rate 0 switches off the UDP rate limits: a loop "
+                      "with another UDP server (started by one forged datagram) can then run "
+                      "for ever", file=sys.stderr, hang=2)
     stop = _StopFlag()
     previous = _install_signal_handlers(stop)
     try:
@@ -152,11 +152,11 @@ def _run_server(args: argparse.Namespace) -> int:
     finally:
         _restore_signal_handlers(previous)
     seconds = _time.monotonic() - started
-    print(f"stopped {args.service} ({handle.model}) after {seconds:.1f} s: "
-          f"{counted(totals['connections'], 'connection')}, "
-          f"{counted(totals['datagrams'], 'datagram')}, "
-          f"{counted(totals['bytes_in'], 'byte')} in, {counted(totals['bytes_out'], 'byte')} out"
-          + _withheld(totals), flush=True)
+    print_wrapped(f"stopped {args.service} ({handle.model}) after {seconds:.1f} s: "
+                  f"{counted(totals['connections'], 'connection')}, "
+                  f"{counted(totals['datagrams'], 'datagram')}, "
+                  f"{counted(totals['bytes_in'], 'byte')} in, "
+                  f"{counted(totals['bytes_out'], 'byte')} out" + _withheld(totals), hang=2)
     if handle.error is not None:
         print(f"netlab: error: the server stopped on an internal error: "
               f"{type(handle.error).__name__}: {handle.error}", file=sys.stderr, flush=True)
@@ -244,8 +244,8 @@ def _run_client(args: argparse.Namespace) -> int:
         if as_json:
             print_json({"utc": when.isoformat(), "raw": raw})
         else:
-            print(f"{when:%Y-%m-%d %H:%M:%S} UTC  (raw {raw} = 0x{raw:08x} "
-                  "seconds since 1900-01-01 00:00 UTC)", flush=True)
+            print_wrapped(f"{when:%Y-%m-%d %H:%M:%S} UTC  (raw {raw} = 0x{raw:08x} "
+                          "seconds since 1900-01-01 00:00 UTC)", hang=2)
         return 0
     if service in ("daytime", "qotd"):
         fetch = clients.daytime if service == "daytime" else clients.qotd

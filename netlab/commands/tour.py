@@ -5,6 +5,7 @@ import argparse
 import sys
 import time
 
+from netlab._i18n import _
 from netlab.errors import UsageError
 
 
@@ -16,11 +17,12 @@ def _step_number(text: str) -> int:
         value = int(text, 10)
     except ValueError:
         raise argparse.ArgumentTypeError(
-            f"invalid step {text!r}: give a step number (see 'netlab tour --list')") from None
+            _("invalid step {text!r}: give a step number (see 'netlab tour --list')")
+            .format(text=text)) from None
     if not 1 <= value <= len(tour.STEPS):
         raise argparse.ArgumentTypeError(
-            f"invalid step {value}: steps run from 1 to {len(tour.STEPS)} "
-            "(see 'netlab tour --list')")
+            _("invalid step {value}: steps run from 1 to {last} (see 'netlab tour --list')")
+            .format(value=value, last=len(tour.STEPS)))
     return value
 
 
@@ -50,7 +52,8 @@ def register(sub) -> None:
 def _pause_on_terminal(step) -> bool:
     """Wait for Enter before ``step``; False (end the tour) on q, Ctrl-D or Ctrl-C."""
     try:
-        answer = input(f"-- Enter: step {step.number}, {step.title}; q: quit -- ")
+        answer = input(_("-- Enter: step {number}, {title}; q: quit -- ").format(
+            number=step.number, title=_(step.title)))
     except (EOFError, KeyboardInterrupt):
         print()
         return False
@@ -73,9 +76,9 @@ def run(args: argparse.Namespace) -> int:
     failed = [r for r in results if r.status == "failed"]
     total = time.monotonic() - start
     took = f"{total:.1f}" if total >= 1 else f"{total:.2f}"
-    summary = (f"tour done: {len(results) - len(failed)} of {len(results)} "
-               f"step(s) ran in {took} s")
+    summary = _("tour done: {ran} of {total} step(s) ran in {seconds} s").format(
+        ran=len(results) - len(failed), total=len(results), seconds=took)
     if failed:
-        summary += f", {len(failed)} failed (see above)"
+        summary += _(", {failed} failed (see above)").format(failed=len(failed))
     print(summary, flush=True)
     return 1 if failed else 0

@@ -16,6 +16,7 @@ import os
 import shutil
 from typing import Dict, List, Optional
 
+from netlab._i18n import _
 from netlab.errors import NetlabError, UsageError
 from netlab.labs._grade import (RESULTS_FILE, grade, hint_levels, load_results, locate_lab_dir,
                                 save_result)
@@ -51,22 +52,32 @@ def get_lab(number: int) -> Lab:
         return LABS[int(number)]
     except (KeyError, ValueError, TypeError):
         valid = ", ".join(str(n) for n in sorted(LABS))
-        raise UsageError(f"there is no lab {number}: choose one of {valid} "
-                         f"(see 'netlab lab list')") from None
+        raise UsageError(_("there is no lab {number}: choose one of {valid} "
+                           "(see 'netlab lab list')").format(number=number, valid=valid)) from None
 
 
 def list_labs(cwd: Optional[str] = None) -> List[dict]:
-    """One dict per lab: number, slug, title, lessons, max_score and the last result if any."""
+    """One dict per lab: number, slug, title, lessons, max_score, folder and the last result.
+
+    ``folder`` is the folder ``netlab lab check N`` grades from ``cwd`` (None
+    when there is none yet); ``last_result["path"]`` the folder that was
+    checked last from ``cwd`` (it may be another one, given by --path).
+    """
     results = load_results(cwd)
     rows = []
     for number in sorted(LABS):
         lab = LABS[number]
+        try:
+            folder: Optional[str] = locate_lab_dir(lab, None, cwd)
+        except NetlabError:
+            folder = None
         rows.append({
             "number": number,
             "slug": lab.slug,
             "title": lab.title,
             "lessons": [f"docs/lessons/{page}" for page in lab.lessons],
             "max_score": lab.max_score,
+            "folder": folder,
             "last_result": results.get(str(number)),
         })
     return rows
@@ -142,7 +153,7 @@ def check_lab(number: int, path: Optional[str] = None, cwd: Optional[str] = None
     extra = load_hidden_checks(number, checks_dir) if checks_dir else []
     hidden = [checks_dir] if checks_dir else []
     result = batch.grade_many(lab, [labdir], extra=extra, isolated=isolated, hidden=hidden,
-                              hint_levels=hint_levels(number, cwd))[0]
+                              hint_levels=hint_levels(number, cwd, labdir))[0]
     result["isolated"] = isolated
     if remember:
         save_result(result, labdir, cwd)

@@ -6,6 +6,7 @@ import os
 import time
 from typing import Callable, Dict, Optional, Sequence
 
+from netlab._i18n import _
 from netlab.errors import NetlabError
 from netlab.labs._registry import Check, CheckFailed, Lab
 from netlab.labs._runner import ProbeFailed, explain, run_probe
@@ -107,13 +108,15 @@ def locate_lab_dir(lab: Lab, path: Optional[str], cwd: Optional[str] = None) -> 
     student runs the check inside the lab folder.
     """
     cwd = cwd or os.getcwd()
-    how = f"get the starter with 'netlab lab init {lab.number}' (copies it to ./{lab.slug})"
+    how = _("get the starter with 'netlab lab init {number}' (copies it to ./{slug})").format(
+        number=lab.number, slug=lab.slug)
     if path is not None:
         if os.path.isfile(path):
             raise NetlabError(f"{path} is a file: --path takes the lab folder that holds "
                               f"{', '.join(lab.files)}")
         if not os.path.isdir(path):
-            raise NetlabError(f"lab folder {path} does not exist: {how}, or pass --path DIR")
+            raise NetlabError(_("lab folder {path} does not exist: {how}, or pass --path DIR")
+                              .format(path=path, how=how))
         return os.path.abspath(path)
     candidates = [os.path.join(cwd, "exercises", lab.slug), os.path.join(cwd, lab.slug)]
     if os.path.basename(os.path.abspath(cwd)) == lab.slug:
@@ -121,7 +124,8 @@ def locate_lab_dir(lab: Lab, path: Optional[str], cwd: Optional[str] = None) -> 
     for cand in candidates:
         if os.path.isdir(cand):
             return os.path.abspath(cand)
-    raise NetlabError(f"lab folder {candidates[-1]} does not exist: {how}, or pass --path DIR")
+    raise NetlabError(_("lab folder {path} does not exist: {how}, or pass --path DIR")
+                      .format(path=candidates[-1], how=how))
 
 
 def load_results(cwd: Optional[str] = None) -> Dict[str, dict]:
@@ -135,9 +139,12 @@ def load_results(cwd: Optional[str] = None) -> Dict[str, dict]:
         return {}
 
 
-def hint_levels(number: int, cwd: Optional[str] = None) -> Dict[str, int]:
-    """Per check, how many times in a row it failed here before (which hint to show now)."""
-    failures = load_results(cwd).get(str(number), {}).get("failures", {})
+def hint_levels(number: int, cwd: Optional[str] = None,
+                labdir: Optional[str] = None) -> Dict[str, int]:
+    """Per check, how many times in a row it failed here before (which hint to show now):
+    in the folder ``labdir`` only, when given (another folder's failures are not its own)."""
+    last = load_results(cwd).get(str(number), {})
+    failures = last.get("failures", {}) if labdir in (None, last.get("path")) else {}
     return {str(k): int(v) for k, v in failures.items() if isinstance(v, int)} if isinstance(failures, dict) else {}
 
 
@@ -145,7 +152,8 @@ def save_result(result: dict, labdir: str, cwd: Optional[str] = None) -> bool:
     """Remember ``result`` for ``netlab lab list``; False when the folder is not writable."""
     cwd = cwd or os.getcwd()
     data = load_results(cwd)
-    before = data.get(str(result["lab"]), {}).get("failures", {})
+    last = data.get(str(result["lab"]), {})
+    before = last.get("failures", {}) if last.get("path") == labdir else {}
     data[str(result["lab"])] = {
         "score": result["score"],
         "max_score": result["max_score"],

@@ -40,7 +40,7 @@ __all__ = ["DEFAULT_NAME", "MAX_HOSTS", "PREFIX", "TEST_RANGE", "add_namespace",
 PREFIX = "netlab-"
 DEFAULT_NAME = "lab"
 MAX_HOSTS = 32
-#: RFC 2544's benchmarking range: private, reserved for test networks.
+#: RFC 2544's benchmarking range, private and reserved for test networks.
 TEST_RANGE = ipaddress.ip_network("198.18.0.0/15")
 _NAME = re.compile(r"[a-z][a-z0-9]{0,11}")
 _HUBS = ("switch", "router")

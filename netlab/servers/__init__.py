@@ -52,9 +52,9 @@ __all__ = [
 ]
 
 MODELS = ("iterative", "threaded", "selectors", "asyncio")
-#: The model that scales best: one thread, bounded memory per connection.
+#: The model that scales best, with one thread and bounded memory per connection.
 DEFAULT_MODEL = "selectors"
-#: 7000 + the well-known port: bindable without privilege, easy to remember
+#: 7000 + the well-known port, bindable without privilege and easy to remember
 #: (read from the service table, :data:`netlab.services.SERVICE_TABLE`).
 DEFAULT_PORTS: Dict[str, int] = services.DEFAULT_PORTS
 PROTOCOLS = ("tcp", "udp")

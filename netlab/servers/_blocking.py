@@ -139,8 +139,8 @@ class IterativeEngine(Engine):
             self._udp_service = services.udp_service(self.service)
         return self._udp_service
 
-    #: Connections taken per wake-up of the listener: the iterative server
-    #: serves one to its end before it looks again.
+    #: Connections taken per wake-up of the listener (the iterative server
+    #: serves one to its end before it looks again).
     accept_batch = 1
 
     def _accept(self, listener: socket.socket) -> None:

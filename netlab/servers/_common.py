@@ -58,9 +58,9 @@ class Limits:
     #: Bytes a connection may queue in the server before it stops reading
     #: (echo) or generating (chargen) until the client catches up.
     out_buffer: int = 65536
-    #: UDP replies per second to one source address (0: unlimited).
+    #: UDP replies per second to one source address (0 means unlimited).
     udp_rate: float = DEFAULT_UDP_RATE
-    #: Replies a source may get in one burst (default: min(rate, 1000)).
+    #: Replies a source may get in one burst (by default min(rate, 1000)).
     udp_burst: Optional[int] = None
 
     @classmethod

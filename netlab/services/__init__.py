@@ -60,7 +60,7 @@ MODULES = {
 
 #: Service name -> its RFC number.
 RFCS: Dict[str, int] = {row.name: row.rfc for row in SERVICE_TABLE}
-#: Service name -> its well-known port (below 1024: needs privilege to bind).
+#: Service name -> its well-known port (below 1024, so binding it needs privilege).
 WELL_KNOWN_PORTS: Dict[str, int] = {row.name: row.well_known_port for row in SERVICE_TABLE}
 #: Service name -> netlab's default port (7000 + the well-known port).
 DEFAULT_PORTS: Dict[str, int] = {row.name: row.default_port for row in SERVICE_TABLE}

@@ -27,7 +27,7 @@ __all__ = ["TcpSession", "UdpService"]
 class TcpSession:
     """One TCP connection of a service; subclasses override what differs."""
 
-    #: True for services that produce output on demand (chargen): call pull().
+    #: True for services that produce output on demand (chargen), read with pull().
     streaming = False
 
     def __init__(self) -> None:

@@ -49,7 +49,7 @@ def line(n: int) -> bytes:
     return doubled[start:start + LINE_WIDTH] + b"\r\n"
 
 
-#: One full period of the TCP stream: lines 0 to 94, 7030 bytes.
+#: One full period of the TCP stream, lines 0 to 94, 7030 bytes.
 CYCLE = b"".join(line(n) for n in range(len(RING)))
 # Twice the cycle so any slice of up to len(CYCLE) bytes is contiguous.
 _CYCLE2 = CYCLE + CYCLE

@@ -55,14 +55,14 @@ __all__ = [
     "UdpGuard",
 ]
 
-#: Source ports below this are privileged (root-only): never answered.
+#: Source ports below this are privileged (root-only), never answered.
 PRIVILEGED_PORTS = 1024
 #: Well-known ports of the six services (RFC 862-868) and netlab's 70xx defaults.
 GUARDED_PORTS: FrozenSet[int] = frozenset(
     {row.well_known_port for row in SERVICE_TABLE} | {row.default_port for row in SERVICE_TABLE}
 )
 
-#: Replies per second one source address may receive (0: no limit).
+#: Replies per second one source address may receive (0 means no limit).
 DEFAULT_UDP_RATE = 1000.0
 #: How many replies a source may get in a burst before the rate applies.
 DEFAULT_UDP_BURST = 1000

@@ -10,6 +10,7 @@ Exactly three random numbers are drawn per datagram, whatever the
 probabilities, from a generator seeded with ``seed``: the same datagrams in
 the same order meet the same fates on every run.
 
+>>> from netlab.services.lossy import LossyLink
 >>> link = LossyLink(loss=0.0, duplicate=1.0, reorder=0.0, seed="doc")
 >>> link.decide("a")
 (['a', 'a'], False)

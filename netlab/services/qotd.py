@@ -33,7 +33,8 @@ __all__ = [
 _FACTS = facts("qotd")
 RFC = _FACTS.rfc
 WELL_KNOWN_PORT = _FACTS.well_known_port
-#: RFC 865: "the quote ... should be less than 512 characters".
+#: The longest quote, in characters (RFC 865, "the quote ... should be less than
+#: 512 characters").
 MAX_QUOTE = 512
 
 QUOTES_FILE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),

@@ -19,7 +19,8 @@ import time
 from typing import Callable, Iterator, List, Optional, Sequence, TextIO
 
 from netlab import sysinfo
-from netlab._cliutil import terminal_width
+from netlab._cliutil import display_width, terminal_width
+from netlab._i18n import _
 from netlab.errors import NetlabError, UsageError
 from netlab.tour._step import HOST, SAMPLE_CAPTURE, Step, StepResult, TourContext
 
@@ -54,15 +55,17 @@ def get_step(number: int) -> Step:
     for step in STEPS:
         if step.number == number:
             return step
-    raise UsageError(f"no tour step {number}: choose 1-{len(STEPS)} "
-                     "(see 'netlab tour --list')")
+    raise UsageError(_("no tour step {number}: choose 1-{last} (see 'netlab tour --list')")
+                     .format(number=number, last=len(STEPS)))
 
 
 def _header(step: Step, ctx: TourContext) -> None:
-    print(f"== Step {step.number}/{len(STEPS)}: {step.title}", file=ctx.out)
-    ctx.say(f"shows:  {step.shows}", hang=8)
-    ctx.say(f"lesson: docs/{step.lesson}.rst")
-    ctx.say(f"lab: exercises/{step.lab}/ (netlab lab show {step.lab_number})")
+    print(_("== Step {number}/{total}: {title}").format(
+        number=step.number, total=len(STEPS), title=_(step.title)), file=ctx.out)
+    ctx.say(_("shows:  {shows}").format(shows=_(step.shows)), hang=8)
+    ctx.say(_("lesson: docs/{lesson}.rst").format(lesson=step.lesson))
+    ctx.say(_("lab: exercises/{lab}/ (netlab lab show {number})").format(
+        lab=step.lab, number=step.lab_number))
     print(file=ctx.out)
     ctx.out.flush()
 
@@ -78,13 +81,13 @@ def run_step(step: Step, out: TextIO = sys.stdout, seed: int = 1,
             facts = step.func(ctx) or {}
         result = StepResult(step.number, step.title, "ok", facts)
     except (NetlabError, OSError) as exc:
-        ctx.say(f"step failed: {exc}")
+        ctx.say(_("step failed: {message}").format(message=exc))
         result = StepResult(step.number, step.title, "failed", message=str(exc))
     except Exception as exc:  # noqa: BLE001 - one broken step must not end the tour
         if os.environ.get("NETLAB_DEBUG"):
             raise
         message = f"internal error: {type(exc).__name__}: {exc} (NETLAB_DEBUG=1 shows the traceback)"
-        ctx.say(f"step failed: {message}")
+        ctx.say(_("step failed: {message}").format(message=message))
         result = StepResult(step.number, step.title, "failed", message=message)
     result.seconds = round(time.monotonic() - start, 3)
     print(file=out)
@@ -116,9 +119,9 @@ def iter_list(width: Optional[int] = None) -> Iterator[str]:
     pipe) its lesson and lab go on an indented second line."""
     width = width or terminal_width()
     for step in STEPS:
-        head = f"{step.number}. {step.title}"
+        head = f"{step.number}. {_(step.title)}"
         where = f"(docs/{step.lesson}.rst, exercises/{step.lab}/)"
-        if width is None or len(head) + 2 + len(where) <= width:
+        if width is None or display_width(head) + 2 + len(where) <= width:
             yield f"{head}  {where}"
         else:
             yield head

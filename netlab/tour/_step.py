@@ -5,11 +5,10 @@ from __future__ import annotations
 import contextlib
 import io
 import os
-import textwrap
 from dataclasses import dataclass, field
 from typing import Callable, Dict, Sequence, TextIO
 
-from netlab._cliutil import print_table, terminal_width
+from netlab._cliutil import print_table, terminal_width, wrap
 
 HOST = "127.0.0.1"
 
@@ -53,7 +52,7 @@ class TourContext:
         self.out = out
         self.host = HOST
         self.seed = seed
-        #: False: decode the shipped sample capture even when a live capture is possible.
+        #: False to decode the shipped sample capture even when a live capture is possible.
         self.live = live
         self.stack = contextlib.ExitStack()
         #: Room for a line after the step's indent ($COLUMNS or the terminal's
@@ -64,8 +63,7 @@ class TourContext:
     def say(self, text: str = "", hang: int = 0) -> None:
         """Prose, wrapped to the terminal; ``hang`` indents continuation lines."""
         for line in (text.splitlines() or [""]):
-            pieces = [line] if self.width is None else textwrap.wrap(
-                line, self.width, subsequent_indent=" " * hang, break_on_hyphens=False) or [""]
+            pieces = [line] if self.width is None else wrap(line, self.width, hang)
             for piece in pieces:
                 print(f"{_INDENT}{piece}".rstrip(), file=self.out)
         self.out.flush()
