@@ -25,15 +25,15 @@ __all__ = ["CLI_ACTIVE", "OPT_OUT", "TWINS", "choose", "note_twin_fallback",
 #: Set to 1 to run on the pure-Python twins instead of the compiled cores.
 OPT_OUT = "NETLAB_PURE_PYTHON"
 
-#: Each pair: its name -> (compiled module, pure-Python module or None).
+#: Each pair by name, as (compiled module, pure-Python module or None).
 TWINS = {
     "packet": ("netlab.packet._core", "netlab.packet.pure"),
     "netio": ("netlab._netio", "netlab._pynetio"),
     "servers": ("netlab._fastserve", None),  # None: the caller runs its Python loop
 }
 
-#: Set by the command line (netlab.cli.main): only a running command speaks on
-#: stderr about a fallback; a library import stays quiet (the reason tells).
+#: Set by the command line (netlab.cli.main), so that only a running command speaks
+#: on stderr about a fallback; a library import stays quiet (the reason tells).
 CLI_ACTIVE = False
 _twin_noted = False
 

@@ -43,7 +43,11 @@ def _looked_up_in_code() -> set:
 def test_every_catalog_message_is_in_the_code_and_every_lookup_in_the_catalog():
     catalog = _i18n.read_po(_i18n.CATALOG)
     assert len(catalog) > 30
-    assert not set(catalog) - _strings_in_code(), "catalog messages no code says"
+    from netlab.tour import STEPS
+
+    # A step's title and description may be built from the service table at import.
+    said = _strings_in_code() | {text for step in STEPS for text in (step.title, step.shows)}
+    assert not set(catalog) - said, "catalog messages no code says"
     assert not _looked_up_in_code() - set(catalog), "messages looked up but not translated"
     for msgid, msgstr in catalog.items():
         # the fields a message fills in are the same in both languages

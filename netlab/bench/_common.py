@@ -49,7 +49,7 @@ __all__ = [
 
 BACKENDS = ("cython", "python")
 MAX_SECONDS = 3600.0
-#: The port of the example in error messages: netlab echo's default.
+#: The port of the example in error messages, netlab echo's default.
 _ECHO_PORT = service_facts("echo").default_port
 
 
