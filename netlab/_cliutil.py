@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import shutil
@@ -65,6 +64,8 @@ def add_json_flag(parser: argparse.ArgumentParser) -> None:
 
 
 def print_json(value: Any) -> None:
+    import json  # here, not at the top: most commands print no JSON, and start-up counts
+
     print(json.dumps(value, indent=2, sort_keys=False, default=str), flush=True)
 
 
