@@ -395,6 +395,13 @@ def _wire_problem(sent: List[int], hops: int, probes: int) -> Optional[str]:
     return None
 
 
+def _check_wire(call: str, sent: List[int], hops: int, probes: int) -> None:
+    """Fail the check when the TTLs of the probes seen on h1's link are wrong."""
+    problem = _wire_problem(sent, hops, probes)
+    if problem:
+        raise CheckFailed(f"{call}: {problem}")
+
+
 def _addresses(hops: list) -> list:
     return [h.get("address") for h in hops]
 
@@ -414,9 +421,7 @@ def _path(labdir: str, chain) -> str:
     if bad:
         raise CheckFailed(f"{call}: RTTs {[h['rtts'] for h in hops]}; every router answered every probe "
                           f"in under {timeout:g} s")
-    problem = _wire_problem(sent, len(want), probes)
-    if problem:
-        raise CheckFailed(f"{call}: {problem}")
+    _check_wire(call, sent, len(want), probes)
     return f"{len(want)} hops {' '.join(want)}, probe TTLs {sent} on the wire"
 
 
@@ -437,9 +442,7 @@ def _silent(labdir: str, chain) -> str:
     if took < probes * timeout * 0.9:
         raise CheckFailed(f"{call} took {took:.2f} s: it cannot have waited {timeout:g} s for each of the "
                           f"{probes} unanswered probes")
-    problem = _wire_problem(sent, len(want), probes)
-    if problem:
-        raise CheckFailed(f"{call}: {problem}")
+    _check_wire(call, sent, len(want), probes)
     return f"hop 1 silent: * for each probe after {timeout:g} s, then {' '.join(want[1:])}"
 
 
@@ -456,9 +459,7 @@ def _max_hops(labdir: str, chain) -> str:
     if got != want:
         raise CheckFailed(f"{call}: hops {got}; the destination stays silent, so the trace is {want}, "
                           f"{max_hops} hops and no more")
-    problem = _wire_problem(sent, max_hops, probes)
-    if problem:
-        raise CheckFailed(f"{call}: {problem}")
+    _check_wire(call, sent, max_hops, probes)
     return f"a silent destination: {max_hops} hops, the last {max_hops - len(chain.path) + 1} of them *"
 
 
