@@ -29,7 +29,7 @@ from typing import Dict, List, Optional
 
 from netlab import packet
 from netlab._cliutil import checked_number, print_table, print_wrapped
-from netlab.bench.parse import DEFAULT_PACKETS, check_capture_arg, packet_count, stderr_progress
+from netlab.bench.parse import DEFAULT_PACKETS, packet_count, run_on_capture
 from netlab.errors import NetlabError
 from netlab.packet import fields as F
 from netlab.packet.pcap import PcapWriter, open_capture
@@ -189,13 +189,7 @@ def register(bench_sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    check_capture_arg(args.file)
-    progress = stderr_progress(args.json)
-    try:
-        result = dissect_bench(args.file, args.packets, args.repeats, not args.no_tshark,
-                               args.pure, progress)
-    except packet.CaptureError as exc:
-        raise NetlabError(f"{args.file}: {exc} (is it a pcap or pcapng file?)") from None
+    result = run_on_capture(args, dissect_bench, not args.no_tshark, args.pure)
     if args.json:
         print(json.dumps(result, indent=2))
         return 0

@@ -392,6 +392,18 @@ def stderr_progress(quiet: bool):
     return None if quiet else (lambda text: print(f"  {text}", file=sys.stderr, flush=True))
 
 
+def run_on_capture(args: argparse.Namespace, bench, *options):
+    """Run ``bench(FILE, --packets, --repeats, *options, progress)`` for a capture bench's CLI.
+
+    FILE is checked first, and a damaged capture becomes one error line.
+    """
+    check_capture_arg(args.file)
+    try:
+        return bench(args.file, args.packets, args.repeats, *options, stderr_progress(args.json))
+    except packet.CaptureError as exc:
+        raise NetlabError(f"{args.file}: {exc} (is it a pcap or pcapng file?)") from None
+
+
 def _repeats(text: str) -> int:
     return checked_number(text, lambda t: int(t, 10), lambda v: 1 <= v <= 100,
                           "invalid repeat count {text!r}",
@@ -418,12 +430,7 @@ def register(bench_sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    check_capture_arg(args.file)
-    progress = stderr_progress(args.json)
-    try:
-        result = parse_bench(args.file, args.packets, args.repeats, not args.no_dpkt, progress)
-    except packet.CaptureError as exc:
-        raise NetlabError(f"{args.file}: {exc} (is it a pcap or pcapng file?)") from None
+    result = run_on_capture(args, parse_bench, not args.no_dpkt)
     if args.json:
         print(json.dumps(result, indent=2))
         return 0
