@@ -66,7 +66,17 @@ def add_json_flag(parser: argparse.ArgumentParser) -> None:
 def print_json(value: Any) -> None:
     import json  # here, not at the top: most commands print no JSON, and start-up counts
 
-    print(json.dumps(value, indent=2, sort_keys=False, default=str), flush=True)
+    print(json.dumps(value, indent=2, sort_keys=False, default=_json_default), flush=True)
+
+
+def _json_default(value: Any) -> Any:
+    """What JSON cannot print itself: a table of rows (the stats dict's ports and
+    flows, ``netlab.packet.stats.Rows``) as an array, anything else as its text."""
+    from collections.abc import Sequence
+
+    if isinstance(value, Sequence):
+        return list(value)
+    return str(value)
 
 
 def terminal_width() -> Optional[int]:

@@ -14,9 +14,12 @@ an mmap), ``dpkt`` (the classic pure-Python library, doing the same walk and
 the same counting with its objects) and ``c``: the very walk of the stats
 path (``src_c/walk.h``) alone, plain C from start to end, called in this same
 process on the same mapped file (``netlab.packet._core.walk_baseline``) - the
-ceiling the stats path is measured against, with every table it returns
-shaped in C too. The two take turns, so a busy machine slows both alike; the
-first call and the best call of each are reported. ``cython-batch`` is the
+ceiling the stats path is measured against. The stats path then shapes
+its tables in C too and leaves each port and flow row a C struct until it is
+read (``netlab.packet.stats.Rows``). The two take turns, who goes first
+changing every round, so a busy machine slows both alike; short calls take
+more turns (about a second's worth, up to four times ``repeats``). The first
+call and the best call of each are reported. ``cython-batch`` is the
 records path through ``iter_batches`` (a list of records per call).
 Figures are packets per CPU second of the timing thread (every backend runs
 in it, the C loops too), best of ``repeats`` runs: on a busy machine, time
@@ -36,6 +39,7 @@ import json
 import os
 import shutil
 import socket
+import statistics
 import struct
 import sys
 import tempfile
@@ -217,6 +221,7 @@ def c_baseline(path: str, repeats: int = 5) -> Optional[dict]:
     return dict(result, seconds=best)
 
 
+PAIR_SECONDS = 1.0  # the C walk and the stats path take turns for about this long
 MIN_TIMED_PACKETS = 50_000  # below this, per-call setup would dominate the figures
 
 
@@ -249,7 +254,7 @@ def _repeat_small_file(path: str, tmpdir: str) -> tuple:
     return count, repeat, out, error
 
 
-def parse_bench(path: Optional[str] = None, packets: int = DEFAULT_PACKETS, repeats: int = 3,
+def parse_bench(path: Optional[str] = None, packets: int = DEFAULT_PACKETS, repeats: int = 5,
                 dpkt: bool = True, progress: Optional[Callable[[str], None]] = None) -> dict:
     """Time every backend on one capture file; returns the dict ``--json`` prints.
 
@@ -280,6 +285,7 @@ def parse_bench(path: Optional[str] = None, packets: int = DEFAULT_PACKETS, repe
                     f"repeated {repeat} times in one temporary file ({file_packets * repeat} "
                     "packets), so that fixed per-call costs do not hide the per-packet speed")
         first: Dict[str, float] = {}
+        rounds, paired = 0, None  # turns the C walk and the stats path took, their median ratio
         with open_capture(path) as buf:
             packet.capture_info(buf)  # not a capture: CaptureError before any timing
             count = None
@@ -294,11 +300,25 @@ def parse_bench(path: Optional[str] = None, packets: int = DEFAULT_PACKETS, repe
                 times: Dict[str, list] = {"c": [], "cython": []}
                 calls = {"c": lambda: core.walk_baseline(buf)["packets"],
                          "cython": _stats_call(core, buf)}
-                for round_ in range(repeats):
-                    for name in ("c", "cython"):
-                        say(f"{name}: stats path (run {round_ + 1} of {repeats})")
+                # Who goes first changes every round, so neither always finds
+                # the caches warm. Short calls take more turns (up to 4x
+                # repeats, while the pair has run under PAIR_SECONDS): on a
+                # shared machine a few ms of noise is several per cent of a
+                # 20 ms call, and the best of more calls comes nearer the true cost.
+                say(f"c and cython: stats path, taking turns ({repeats} to {4 * repeats} rounds)")
+                spent, round_ = 0.0, 0
+                while round_ < repeats or (round_ < 4 * repeats and spent < PAIR_SECONDS):
+                    for name in (("c", "cython") if round_ % 2 == 0 else ("cython", "c")):
                         count, dt = _best(calls[name], 1)
                         times[name].append(dt)
+                        spent += dt
+                    round_ += 1
+                rounds = round_
+                # The headline ratio: the median over rounds of C time / stats
+                # time, each pair run back to back. A busy moment slows both
+                # calls of its round alike, where the best call of each side
+                # may come from different moments (reported too).
+                paired = statistics.median(c / s for c, s in zip(times["c"], times["cython"]) if s > 0)
                 for name, dts in times.items():
                     stats[name] = count / min(dts) if min(dts) > 0 else float("inf")
                     first[name] = dts[0]
@@ -341,12 +361,13 @@ def parse_bench(path: Optional[str] = None, packets: int = DEFAULT_PACKETS, repe
             "timed_packets": count,
             "bytes": os.path.getsize(file_path),
             "repeats": repeats,
+            "stats_rounds": rounds,
             "stats_pps": {k: round(v) for k, v in stats.items()},
             "records_pps": {k: round(v) for k, v in records.items()},
             "stats_first_call_s": {k: round(v, 6) for k, v in first.items()},
             "stats_best_call_s": {k: round(count / v, 6) for k, v in stats.items()
                                   if k in first and v},
-            "ratios": _ratios(stats, records, first),
+            "ratios": _ratios(stats, records, first, paired),
             "notes": notes,
         }
         return result
@@ -355,13 +376,15 @@ def parse_bench(path: Optional[str] = None, packets: int = DEFAULT_PACKETS, repe
             shutil.rmtree(tmpdir, ignore_errors=True)
 
 
-def _ratios(stats: dict, records: dict, first: dict) -> dict:
+def _ratios(stats: dict, records: dict, first: dict, paired: Optional[float] = None) -> dict:
     def ratio(a, b):
         return round(a / b, 2) if a and b else None
 
     return {
         "stats_cython_vs_dpkt": ratio(stats.get("cython"), stats.get("dpkt")),
-        "stats_cython_vs_c": ratio(stats.get("cython"), stats.get("c")),
+        # median over the rounds of (C time / stats path time), each round's pair back to back
+        "stats_cython_vs_c": round(paired, 2) if paired else None,
+        "stats_cython_vs_c_best_calls": ratio(stats.get("cython"), stats.get("c")),
         # first calls: time of C over time of cython (>1: the stats path was faster)
         "stats_cython_vs_c_first_call": ratio(first.get("c"), first.get("cython")),
         "records_batch_vs_records": ratio(records.get("cython-batch"), records.get("cython")),
@@ -422,8 +445,8 @@ def register(bench_sub) -> None:
     p.add_argument("file", nargs="?", metavar="FILE", help="a pcap or pcapng file")
     p.add_argument("--packets", type=packet_count, default=DEFAULT_PACKETS,
                    help=f"packets in the generated file (default {DEFAULT_PACKETS})")
-    p.add_argument("--repeats", type=_repeats, default=3,
-                   help="runs of the fast paths; the best counts (default 3)")
+    p.add_argument("--repeats", type=_repeats, default=5,
+                   help="runs of the fast paths; the best counts (default 5)")
     p.add_argument("--no-dpkt", action="store_true", help="skip the dpkt reference")
     p.add_argument("--json", action="store_true", help="print machine-readable JSON")
     p.set_defaults(func=run)
@@ -450,10 +473,11 @@ def run(args: argparse.Namespace) -> int:
     print_table(rows, ["backend", "stats pkt/s", "vs dpkt", "records pkt/s", "vs dpkt"])
     ratio = result["ratios"]["stats_cython_vs_c"]
     if ratio:
-        first = result["stats_first_call_s"]
+        first, best = result["stats_first_call_s"], result["stats_best_call_s"]
         print_wrapped(f"cython stats path at {ratio:.0%} of the plain C walk in this process "
-              f"(best calls; first calls {first['cython'] * 1e3:.1f} ms vs "
-              f"{first['c'] * 1e3:.1f} ms)")
+                      f"(median of {result['stats_rounds']} rounds side by side; best calls "
+                      f"{best['cython'] * 1e3:.1f} ms vs {best['c'] * 1e3:.1f} ms, first calls "
+                      f"{first['cython'] * 1e3:.1f} ms vs {first['c'] * 1e3:.1f} ms)")
     for note in result["notes"]:
         print_wrapped(f"note: {note}", hang=2)
     return 0

@@ -8,7 +8,10 @@ core's stats path counts in C and shapes its tables in C too; its
 * :func:`aggregate_records` - the counters of any iterable of records (a
   filtered ``iter_records``, ``sniff``'s live packets);
 * :func:`finish_stats` - raw counters into the dict ``--json`` prints;
-* :func:`proto_name`, :func:`tcp_state_name` - the words for the numbers.
+* :func:`proto_name`, :func:`tcp_state_name` - the words for the numbers;
+* :class:`Rows` - the ``ports`` and ``flows`` tables: read-only sequences of
+  row dicts, each row made when it is read (a capture with thousands of
+  flows pays for the rows a program looks at, not for all of them).
 
 Byte counts are wire lengths (``wirelen``), i.e. what was on the wire even
 when the capture kept less. A port counts every packet that has it at either
@@ -17,6 +20,7 @@ is the sender of its first packet (the client, when the capture saw the SYN).
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Iterable
 
 from netlab.packet import fields as F
@@ -27,7 +31,65 @@ from netlab.packet.fields import (CAPLEN, DPORT, DST, ETH_ARP, ETHERTYPE, FLAGS,
                                   TCP_FIN, TCP_RST, TCP_SYN, WIRELEN)
 from netlab.packet.pcap import CaptureError
 
-__all__ = ["aggregate_records", "finish_stats", "proto_name", "tcp_state_name"]
+__all__ = ["Rows", "aggregate_records", "finish_stats", "proto_name", "rows_equal",
+           "tcp_state_name"]
+
+
+class Rows(Sequence):
+    """A table of the stats dict (``ports``, ``flows``): a read-only sequence of row dicts.
+
+    It indexes, slices (a slice is a list), iterates and compares like a
+    list of dicts, and ``list(rows)`` is one. Every read makes a new dict, so
+    changing a row changes a copy. The compiled core's tables (in
+    ``netlab.packet._core``) keep their rows in C and make each dict only when
+    it is read; they behave the same and compare equal to these. JSON: netlab's
+    ``--json`` prints them as arrays; for ``json.dumps`` give ``default=list``.
+    """
+
+    __slots__ = ("_rows",)
+
+    def __init__(self, rows: Iterable[dict] = ()) -> None:
+        self._rows = list(rows)  # its dicts are the table's own: reads copy them
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            return [dict(r) for r in self._rows[index]]
+        return dict(self._rows[index])
+
+    def __iter__(self):
+        for r in self._rows:
+            yield dict(r)
+
+    def __eq__(self, other) -> bool:
+        return rows_equal(self, other)
+
+    def __ne__(self, other) -> bool:
+        same = rows_equal(self, other)
+        return same if same is NotImplemented else not same
+
+    __hash__ = None  # type: ignore[assignment]  # compared by value, like a list
+
+    def __repr__(self) -> str:
+        return repr(self._rows)
+
+    def __reduce__(self):
+        return Rows, (self._rows,)
+
+
+def rows_equal(rows, other):
+    """``rows == other`` of a :class:`Rows` table: the same dicts in the same order.
+
+    Any sequence of rows compares (a list, another core's table); a string
+    or a non-sequence is ``NotImplemented``.
+    """
+    if not isinstance(other, Sequence) or isinstance(other, (str, bytes, bytearray)):
+        return NotImplemented
+    if len(rows) != len(other):
+        return False
+    return all(a == b for a, b in zip(rows, other))
 
 
 def proto_name(proto: int) -> str:
@@ -197,7 +259,8 @@ def finish_stats(raw: dict) -> dict:
     out = {k: raw[k] for k in keys}
     out["checksums"] = {"checked": raw["checked"], "ip_bad": raw["ip_checksum_bad"],
                         "l4_bad": raw["l4_checksum_bad"]}
-    out.update(protocols=protocols, ports=ports, flows=flows, tcp=tcp, error=raw["error"])
+    out.update(protocols=protocols, ports=Rows(ports), flows=Rows(flows), tcp=tcp,
+               error=raw["error"])
     return out
 
 

@@ -40,7 +40,8 @@ def run(ctx: TourContext) -> Dict:
     # Same answers, not just different speeds: both backends count the sample capture.
     with pcap.open_capture(SAMPLE_CAPTURE) as buf:
         counts = {name: impl.aggregate(buf, False) for name, impl in packet.backends().items()}
-    same = len({repr(sorted(c.items())) for c in counts.values()}) == 1
+    first = next(iter(counts.values()))
+    same = all(c == first for c in counts.values())
     facts["same_results"] = same
     if "cython" in stats and "python" in stats and stats["python"]:
         factor = stats["cython"] / stats["python"]

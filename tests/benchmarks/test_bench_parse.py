@@ -80,7 +80,9 @@ def test_cli_json_keys(netlab_cli):
     assert data["stats_pps"]["c"] > 0 and data["records_pps"]["cython-batch"] > 0
     for key in ("stats_first_call_s", "stats_best_call_s"):
         assert set(data[key]) == {"c", "cython"} and all(v > 0 for v in data[key].values())
-    assert data["ratios"]["stats_cython_vs_c"] > 0
+    assert data["ratios"]["stats_cython_vs_c"] > 0 and data["ratios"]["stats_cython_vs_c_best_calls"] > 0
+    # --repeats 1 on 2,000 packets: the short pair takes more turns, up to 4x repeats
+    assert data["repeats"] == 1 and 1 <= data["stats_rounds"] <= 4
 
 
 def test_cli_bad_file(netlab_cli, tmp_path):
