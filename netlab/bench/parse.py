@@ -19,7 +19,8 @@ its tables in C too and leaves each port and flow row a C struct until it is
 read (``netlab.packet.stats.Rows``). The two take turns, who goes first
 changing every round, so a busy machine slows both alike; short calls take
 more turns (about a second's worth, up to four times ``repeats``). The first
-call and the best call of each are reported. ``cython-batch`` is the
+call and the best call of each are reported; their ratio is the median over
+the rounds of each round's pair. ``cython-batch`` is the
 records path through ``iter_batches`` (a list of records per call).
 Figures are packets per CPU second of the timing thread (every backend runs
 in it, the C loops too), best of ``repeats`` runs: on a busy machine, time
