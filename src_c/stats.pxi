@@ -199,7 +199,9 @@ cdef class FlowRows(_Rows):
                 "state": _state_word(fl.state) if fl.key.proto == 6 else None}
 
 
-_Sequence.register(_Rows)
+# isinstance(table, netlab.packet.stats.Rows) holds for both cores' tables
+# (Rows is a collections.abc.Sequence, so that holds too).
+_PyRows.register(_Rows)
 
 
 cdef PortRows _port_rows(nl_agg *g, FlowRows flows):

@@ -32,7 +32,7 @@ def stats(core):
 def test_a_table_reads_like_a_list_of_dicts(stats, table):
     rows = stats[table]
     as_list = list(rows)
-    assert isinstance(rows, Sequence) and not isinstance(rows, list)
+    assert isinstance(rows, Rows) and isinstance(rows, Sequence) and not isinstance(rows, list)
     assert len(rows) == len(as_list) > 1000 and bool(rows)
     assert all(type(r) is dict for r in as_list)
     assert rows[0] == as_list[0] and rows[-1] == as_list[-1] and rows[-len(rows)] == as_list[0]

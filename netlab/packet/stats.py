@@ -42,7 +42,8 @@ class Rows(Sequence):
     list of dicts, and ``list(rows)`` is one. Every read makes a new dict, so
     changing a row changes a copy. The compiled core's tables (in
     ``netlab.packet._core``) keep their rows in C and make each dict only when
-    it is read; they behave the same and compare equal to these. JSON: netlab's
+    it is read; they behave the same, compare equal to these and count as
+    ``Rows`` for ``isinstance``. JSON: netlab's
     ``--json`` prints them as arrays; for ``json.dumps`` give ``default=list``.
     """
 
