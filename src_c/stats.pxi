@@ -7,7 +7,6 @@
 
 from collections.abc import Sequence as _Sequence
 
-
 from netlab.packet.stats import Rows as _PyRows, rows_equal as _rows_equal
 
 
