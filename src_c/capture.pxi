@@ -8,7 +8,7 @@
 
 from libc.stdint cimport int64_t
 from libc.string cimport memcmp, memcpy
-import socket as _socket
+import _socket  # socket's C half: inet_ntop/inet_pton without importing socket.py
 
 # Shared with the pure twin through neutral modules, never imported from the twin:
 # the record layout and its numbers (fields.py), the capture buffer and its

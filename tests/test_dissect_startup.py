@@ -11,9 +11,13 @@ from tests.conftest import ROOT, netlab_env
 
 _PROBE = """
 import sys
+before = set(sys.modules)
 from netlab.cli import main
 code = main(sys.argv[1:])
 print(' '.join(sorted(m for m in sys.modules if m.startswith('netlab'))), file=sys.stderr)
+# standard modules netlab itself imported (not those the interpreter's start-up had)
+print(' '.join('std:' + m for m in sorted(set(sys.modules) - before)
+               if not m.startswith('netlab')), file=sys.stderr)
 """
 
 
@@ -31,6 +35,10 @@ def test_dissect_imports_no_server_client_or_other_command():
                      "netlab.commands.serve", "netlab.commands.bench", "netlab.commands.lab",
                      "netlab.tour", "netlab.netstat", "netlab.scan"):
         assert unwanted not in mods, unwanted
+    # socket.py (and its selectors) and json cost start-up time dissect does not need:
+    # the packet core uses socket's C half _socket; JSON is imported for --json only
+    for unwanted in ("socket", "selectors", "json"):
+        assert f"std:{unwanted}" not in mods, unwanted
 
 
 def test_help_lists_every_command_without_importing_them():

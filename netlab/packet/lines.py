@@ -16,10 +16,12 @@ undecodable bytes written as ``\\xNN``, for reading.
 """
 from __future__ import annotations
 
-import socket
 import struct
 import time
 from typing import Optional
+
+# socket's C half: the same calls, without importing socket.py (start-up counts)
+from _socket import AF_INET, AF_INET6, inet_ntop
 
 from netlab.packet import fields as F
 from netlab.packet.fields import (S_FRAG, S_IPCSUM_BAD, S_L4, S_L4CSUM_BAD, S_L4CSUM_OK,
@@ -175,11 +177,11 @@ def _unreachable_port(rec, frame: bytes) -> Optional[str]:
     if ":" in rec[F.SRC]:
         if len(quoted) < 40 or quoted[0] >> 4 != 6:
             return None
-        hl, proto, dst = 40, quoted[6], socket.inet_ntop(socket.AF_INET6, quoted[24:40])
+        hl, proto, dst = 40, quoted[6], inet_ntop(AF_INET6, quoted[24:40])
     else:
         if len(quoted) < 20 or quoted[0] >> 4 != 4 or quoted[0] & 15 < 5:
             return None
-        hl, proto, dst = (quoted[0] & 15) * 4, quoted[9], socket.inet_ntop(socket.AF_INET, quoted[16:20])
+        hl, proto, dst = (quoted[0] & 15) * 4, quoted[9], inet_ntop(AF_INET, quoted[16:20])
     if proto not in _WITH_PORTS or len(quoted) < hl + 4:
         return None
     port = quoted[hl + 2] << 8 | quoted[hl + 3]
