@@ -6,8 +6,6 @@ import math
 import os
 import shutil
 import sys
-import textwrap
-import unicodedata
 from typing import Any, Callable, Iterable, Optional, Sequence, TypeVar
 
 from netlab._i18n import _
@@ -101,8 +99,11 @@ def terminal_width() -> Optional[int]:
 
 def display_width(text: str) -> int:
     """Terminal columns ``text`` takes: a wide (Chinese) character takes two."""
-    return len(text) if text.isascii() else sum(
-        2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
+    if text.isascii():
+        return len(text)
+    import unicodedata  # here, not at the top: start-up counts, and most text is ASCII
+
+    return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
 
 
 def wrap(line: str, width: int, hang: int = 0) -> list:
@@ -110,6 +111,8 @@ def wrap(line: str, width: int, hang: int = 0) -> list:
     indented by ``hang``: at spaces, and between the characters of Chinese text,
     which has no spaces to break at."""
     if line.isascii():
+        import textwrap  # here, not at the top: most commands never wrap a line (start-up counts)
+
         return textwrap.wrap(line, width, subsequent_indent=" " * hang,
                              break_on_hyphens=False) or [""]
     pieces, current = [], ""

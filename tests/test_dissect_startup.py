@@ -35,9 +35,10 @@ def test_dissect_imports_no_server_client_or_other_command():
                      "netlab.commands.serve", "netlab.commands.bench", "netlab.commands.lab",
                      "netlab.tour", "netlab.netstat", "netlab.scan"):
         assert unwanted not in mods, unwanted
-    # socket.py (and its selectors) and json cost start-up time dissect does not need:
-    # the packet core uses socket's C half _socket; JSON is imported for --json only
-    for unwanted in ("socket", "selectors", "json"):
+    # socket.py (and its selectors), json, textwrap and unicodedata cost start-up time
+    # dissect does not need: the packet core uses socket's C half _socket; JSON is
+    # imported for --json only, the wrapping helpers when a line is wrapped
+    for unwanted in ("socket", "selectors", "json", "textwrap", "unicodedata"):
         assert f"std:{unwanted}" not in mods, unwanted
 
 
