@@ -138,21 +138,13 @@ cdef class _Rows:
         for i in range(self.n - 1, -1, -1):
             yield self._row(i)
 
-    def __contains__(self, item):
-        return any(row == item for row in self)
+    # a registered ABC lends no methods: these are Sequence's own, over __getitem__
+    __contains__ = _Sequence.__contains__
+    index = _Sequence.index
+    count = _Sequence.count
 
-    def index(self, item, start=0, stop=None):
-        return _Sequence.index(self, item, start, stop)
-
-    def count(self, item):
-        return _Sequence.count(self, item)
-
-    def __eq__(self, other):
+    def __eq__(self, other):  # != is its inverse, as for a Python class
         return _rows_equal(self, other)
-
-    def __ne__(self, other):
-        same = _rows_equal(self, other)
-        return same if same is NotImplemented else not same
 
     __hash__ = None
 

@@ -307,19 +307,19 @@ def parse_bench(path: Optional[str] = None, packets: int = DEFAULT_PACKETS, repe
                 # shared machine a few ms of noise is several per cent of a
                 # 20 ms call, and the best of more calls comes nearer the true cost.
                 say(f"c and cython: stats path, taking turns ({repeats} to {4 * repeats} rounds)")
-                spent, round_ = 0.0, 0
-                while round_ < repeats or (round_ < 4 * repeats and spent < PAIR_SECONDS):
-                    for name in (("c", "cython") if round_ % 2 == 0 else ("cython", "c")):
+                spent = 0.0
+                while rounds < repeats or (rounds < 4 * repeats and spent < PAIR_SECONDS):
+                    for name in (("c", "cython") if rounds % 2 == 0 else ("cython", "c")):
                         count, dt = _best(calls[name], 1)
                         times[name].append(dt)
                         spent += dt
-                    round_ += 1
-                rounds = round_
+                    rounds += 1
                 # The headline ratio: the median over rounds of C time / stats
                 # time, each pair run back to back. A busy moment slows both
                 # calls of its round alike, where the best call of each side
                 # may come from different moments (reported too).
-                paired = statistics.median(c / s for c, s in zip(times["c"], times["cython"]) if s > 0)
+                pairs = [c / s for c, s in zip(times["c"], times["cython"]) if s > 0]
+                paired = statistics.median(pairs) if pairs else None
                 for name, dts in times.items():
                     stats[name] = count / min(dts) if min(dts) > 0 else float("inf")
                     first[name] = dts[0]

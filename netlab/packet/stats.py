@@ -64,12 +64,8 @@ class Rows(Sequence):
         for r in self._rows:
             yield dict(r)
 
-    def __eq__(self, other) -> bool:
+    def __eq__(self, other) -> bool:  # != is its inverse (Python derives __ne__)
         return rows_equal(self, other)
-
-    def __ne__(self, other) -> bool:
-        same = rows_equal(self, other)
-        return same if same is NotImplemented else not same
 
     __hash__ = None  # type: ignore[assignment]  # compared by value, like a list
 
